@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make reproduce` and `make test`.
+# Both create .venv when it is missing and install the package once (the stamp
+# file is refreshed only when pyproject.toml or constraints.txt change).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.nanoutils-installed
+DEVICE ?= auto
+
+.PHONY: reproduce test smoke bench lab clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+reproduce: $(STAMP)  ## run the notebook series with the default profile
+	$(BIN)/python -m nanoutils run --profile default --device $(DEVICE)
+
+test: $(STAMP)  ## unit and physics tests, then a smoke run of every notebook
+	$(BIN)/python -m pytest
+
+smoke: $(STAMP)  ## the notebook series with the smoke profile (seconds per notebook)
+	$(BIN)/python -m nanoutils run --profile smoke --device $(DEVICE)
+
+bench: $(STAMP)  ## timings recorded in benchmarks/RESULTS.md
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+lab: $(STAMP)  ## open the notebooks in JupyterLab
+	$(BIN)/jupyter lab notebooks/
+
+clean:  ## remove executed notebooks, caches and checkpoints (not .venv)
+	rm -rf runs .pytest_cache
