@@ -1,18 +1,20 @@
 """nanoutils: DSPM-DE and physics-constrained neural ODEs for nanofiltration.
 
 Public modules: :mod:`nanoutils.ions` (ion table, validated feeds),
-:mod:`nanoutils.units` (conversions at the edges), :mod:`nanoutils.data`
+:mod:`nanoutils.units` (conversions at the edges), :mod:`nanoutils.dspmde` (the
+batched DSPM-DE solver and the paper's reference scheme), :mod:`nanoutils.activity`
+(ideal, Davies and Pitzer activity coefficients), :mod:`nanoutils.data`
 (measured rejection data: schema, loader, splits), :mod:`nanoutils.metrics` (the
 Table 1 test error), :mod:`nanoutils.profiles` (smoke/default/paper run profiles),
 :mod:`nanoutils.env` (device, seeds, versions).
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import data, env, ions, metrics, profiles, units
+from . import activity, data, dspmde, env, ions, metrics, profiles, units
 
 try:
     __version__ = version("nanoutils")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["data", "env", "ions", "metrics", "profiles", "units", "__version__"]
+__all__ = ["activity", "data", "dspmde", "env", "ions", "metrics", "profiles", "units", "__version__"]

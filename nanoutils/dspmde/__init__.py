@@ -1,0 +1,29 @@
+"""DSPM-DE: the Donnan–Steric Pore Model with Dielectric Exclusion (paper Appendix A.2).
+
+>>> from nanoutils import ions, dspmde
+>>> feed = ions.Feed.from_salts("NaCl 10 mM")
+>>> result = dspmde.solve([feed], [1e-6, 1e-5], membrane=dspmde.Membrane.nf270())
+>>> result.rejection.shape
+(1, 2, 2)
+"""
+from ._film import SHERWOOD as SHERWOOD
+from ._film import Film as Film
+from ._film import FilmError as FilmError
+from ._hindrance import HINDRANCE as HINDRANCE
+from ._hindrance import hindrance as hindrance
+from ._membrane import Membrane as Membrane
+from ._membrane import MembraneError as MembraneError
+from ._partition import ACTIVITY as ACTIVITY
+from ._partition import born_log_partition as born_log_partition
+from ._partition import donnan_potential as donnan_potential
+from ._partition import pore_ions as pore_ions
+from ._reference import solve_reference as solve_reference
+from ._result import Profiles as Profiles
+from ._result import Result as Result
+from ._setup import FluxError as FluxError
+from ._solver import ConvergenceWarning as ConvergenceWarning
+from ._solver import solve as solve
+
+__all__ = ["ACTIVITY", "HINDRANCE", "SHERWOOD", "ConvergenceWarning", "Film", "FilmError", "FluxError",
+           "Membrane", "MembraneError", "Profiles", "Result", "born_log_partition", "donnan_potential",
+           "hindrance", "pore_ions", "solve", "solve_reference"]
