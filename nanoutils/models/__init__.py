@@ -1,0 +1,70 @@
+"""Learned transport models: feed (mol/m³) and flux (m/s) → permeate (mol/m³).
+
+Every model here takes ``(feed, species_mask, flux, flux_mask)`` and returns the
+permeate (B, K, d), has a ``Config`` dataclass with ``for_profile(profile, **kw)``,
+keeps its configuration in ``.config``, and is registered by name in
+:data:`MODELS`; :func:`build` and :func:`from_spec` choose by that name. Adding a
+model is one import and one entry in :data:`MODELS`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from torch import nn
+
+from ..profiles import Profile
+from ._encoding import FLUX_SCALE_M_S as FLUX_SCALE_M_S
+from ._encoding import ModelInputError as ModelInputError
+from ._encoding import check_inputs as check_inputs
+from ._encoding import equivalent_scale as equivalent_scale
+from ._encoding import flux_encoding as flux_encoding
+from ._encoding import scale_feature as scale_feature
+from ._neural_ode import NeuralODE as NeuralODE
+from ._neural_ode import NeuralODEConfig as NeuralODEConfig
+from ._projection import charge_imbalance as charge_imbalance
+from ._projection import project_electroneutral as project_electroneutral
+
+#: Model classes by name.
+MODELS: dict[str, type[nn.Module]] = {
+    "neural_ode": NeuralODE,
+}
+
+
+def _model_class(name: str) -> type[nn.Module]:
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
+
+
+def build(name: str, profile: str | Profile = "default", **overrides: Any) -> nn.Module:
+    """A new model ``name`` sized for ``profile``, with config ``overrides`` (e.g. ``adjoint=True``)."""
+    cls = _model_class(name)
+    return cls(cls.Config.for_profile(profile, **overrides))
+
+
+def spec(model: nn.Module) -> dict[str, Any]:
+    """``{"name", "config"}`` from which :func:`from_spec` rebuilds the (untrained) model."""
+    names = [n for n, cls in MODELS.items() if type(model) is cls]
+    if not names:
+        raise ValueError(f"model type {type(model).__name__} is not registered in nanoutils.models.MODELS")
+    return {"name": names[0], "config": asdict(model.config)}
+
+
+def from_spec(model_spec: dict[str, Any]) -> nn.Module:
+    """Rebuild a model from :func:`spec` output (weights are loaded separately)."""
+    cls = _model_class(model_spec["name"])
+    return cls(cls.Config(**model_spec["config"]))
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = [
+    "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "build", "charge_imbalance",
+    "check_inputs", "equivalent_scale", "flux_encoding", "from_spec", "n_parameters", "project_electroneutral",
+    "scale_feature", "spec",
+]

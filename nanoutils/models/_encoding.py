@@ -1,0 +1,93 @@
+"""Model inputs: validation, per-sample scaling and flux encodings.
+
+Scaling (shared by every learned model):
+
+* concentrations are divided by the feed's total equivalent concentration
+  ``s = ½ Σ_j |z_j| c_f,j`` (mol/m³, one positive scalar per sample), so the
+  scaled feed satisfies ``Σ |z| u = 2`` whatever its salinity (0.1–1000 mol/m³ per
+  ion), and a linear constraint such as ``Σ z u = 0`` is untouched by the scaling;
+* the salinity itself, which DSPM-DE-like physics depends on (Donnan exclusion
+  weakens as s grows past the membrane charge), is passed as one extra feature
+  ``(log10 s − 1.5) / 2``, ≈ [−1.25, 1.2] over the sampled range;
+* the flux is non-dimensionalised as ``τ = Jv / FLUX_SCALE_M_S`` with
+  ``FLUX_SCALE_M_S = 3e-5`` m/s (108 LMH, the top of the NF270 range), so τ ∈ [0, 1]
+  on the training grid; its positional encoding is the shifted Legendre
+  polynomials ``P_k(2τ − 1)``, k = 1…degree (bounded by 1 on [0, 1]).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FLUX_SCALE_M_S = 3e-5  # m/s (= 108 LMH); τ = Jv / FLUX_SCALE_M_S
+_LOG_SCALE_CENTER, _LOG_SCALE_WIDTH = 1.5, 2.0
+
+
+class ModelInputError(ValueError):
+    """Inputs of a model or data set with the wrong shape or an invalid value; the message names it."""
+
+
+def equivalent_scale(feed: Tensor, z: Tensor, mask: Tensor) -> Tensor:
+    """Per-sample scale ``s = ½ Σ |z| c`` over present species (mol/m³), shape (B,)."""
+    return 0.5 * (feed * mask.to(feed.dtype) * z.to(feed.dtype).abs()).sum(-1)
+
+
+def scale_feature(s: Tensor) -> Tensor:
+    """Salinity feature ``(log10 s − 1.5) / 2`` for a scale s in mol/m³, shape (B, 1)."""
+    return ((torch.log10(s) - _LOG_SCALE_CENTER) / _LOG_SCALE_WIDTH).unsqueeze(-1)
+
+
+def flux_encoding(tau: Tensor, degree: int) -> Tensor:
+    """Shifted Legendre polynomials P_1…P_degree of ``2τ − 1`` for a dimensionless flux τ; shape (*tau.shape, degree)."""
+    x = 2.0 * tau - 1.0
+    p_prev, p = torch.ones_like(x), x
+    out = [p]
+    for n in range(1, degree):
+        p_prev, p = p, ((2 * n + 1) * x * p - n * p_prev) / (n + 1)
+        out.append(p)
+    return torch.stack(out[:degree], dim=-1)
+
+
+def check_inputs(
+    feed: Tensor | np.ndarray,
+    species_mask: Tensor | np.ndarray,
+    flux: Tensor | np.ndarray,
+    flux_mask: Tensor | np.ndarray | None,
+    species: Sequence[str],
+) -> None:
+    """Raise :class:`ModelInputError` naming the first bad value.
+
+    feed (N, d) mol/m³: finite, ≥ 0, zero where ``species_mask`` is false, some
+    charged species per sample; species_mask (N, d); flux (N, K) m/s: finite, ≥ 0
+    where ``flux_mask`` (N, K) is true.
+    """
+    feed, species_mask, flux = (torch.as_tensor(a) for a in (feed, species_mask, flux))
+    d = len(species)
+    if feed.ndim != 2 or feed.shape[1] != d:
+        raise ModelInputError(f"feed must have shape (N, {d}) (species {', '.join(species)}), got {tuple(feed.shape)}")
+    if species_mask.shape != feed.shape:
+        raise ModelInputError(f"species mask shape {tuple(species_mask.shape)} differs from feed shape {tuple(feed.shape)}")
+    if flux.ndim != 2 or flux.shape[0] != feed.shape[0]:
+        raise ModelInputError(f"flux must have shape (N, K) with N = {feed.shape[0]}, got {tuple(flux.shape)}")
+    fmask = torch.ones(flux.shape, dtype=torch.bool, device=flux.device) if flux_mask is None else torch.as_tensor(flux_mask).bool()
+    if fmask.shape != flux.shape:
+        raise ModelInputError(f"flux mask shape {tuple(fmask.shape)} differs from flux shape {tuple(flux.shape)}")
+    mask = species_mask.bool()
+    _first_bad(~torch.isfinite(feed), "feed concentration is not finite", feed, species)
+    _first_bad(feed < 0, "feed concentration is negative", feed, species, unit=" mol/m³")
+    _first_bad((feed != 0) & ~mask, "feed concentration of an absent (masked) species is not 0", feed, species)
+    _first_bad(~torch.isfinite(flux) & fmask, "flux is not finite", flux)
+    _first_bad((flux < 0) & fmask, "flux is negative", flux, unit=" m/s")
+    empty = ~((feed > 0) & mask).any(-1)
+    if bool(empty.any()):
+        raise ModelInputError(f"sample {int(empty.nonzero()[0, 0])} has no species present with a positive concentration")
+
+
+def _first_bad(bad: Tensor, what: str, values: Tensor, species: Sequence[str] | None = None, unit: str = "") -> None:
+    if bool(bad.any()):
+        i, j = (int(k) for k in bad.nonzero()[0])
+        where = f"species {species[j]}" if species is not None else f"flux point {j}"
+        raise ModelInputError(f"{what}: sample {i}, {where}: {float(values[i, j])!r}{unit}")

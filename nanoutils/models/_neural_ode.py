@@ -1,0 +1,164 @@
+"""The physics-constrained neural ODE (paper eqs. 1–2).
+
+State: the scaled permeate-side concentration u = c / s (s = ½ Σ |z| c_f, see
+``_encoding``), integrated in the dimensionless flux τ = Jv / FLUX_SCALE_M_S:
+
+    du/dτ = P_z,m( f_θ( [u ⊙ m, m, log-salinity, Legendre(τ)] ) ),   u(0) = c_f / s,
+
+f_θ = ``depth`` linear layers with tanh after each but the last; P_z,m is the
+electroneutral projection, so Σ z u(τ) = Σ z u(0) and absent species stay 0 (the
+solution is re-projected once, u0 + P(u − u0), so float32 round-off does not
+accumulate over the steps: charge imbalance ≈ 1e-7 in float32). The output is c(Jv) = s u(Jv / FLUX_SCALE_M_S) in mol/m³. A batch is integrated once
+(torchdiffeq, dopri5 by default) over the sorted union of its flux points, and
+each sample's points are read off that solution. Gradients go through the solver
+(direct backprop) or through the continuous adjoint (``adjoint=True``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor, nn
+from torchdiffeq import odeint, odeint_adjoint
+from torchdiffeq._impl.odeint import SOLVERS
+
+from .. import ions
+from ..profiles import Profile, get
+from ._encoding import FLUX_SCALE_M_S, check_inputs, equivalent_scale, flux_encoding, scale_feature
+from ._projection import project_electroneutral
+
+#: Hidden width per profile. paper: ≈1.05 M parameters (the paper's count), see ``n_parameters``.
+WIDTHS = {"smoke": 16, "default": 128, "paper": 584}
+
+
+@dataclass(frozen=True)
+class NeuralODEConfig:
+    """Architecture and solver settings.
+
+    width, depth: hidden width and number of linear layers (paper: 5);
+    flux_degree: Legendre encodings of τ; mask_features: also feed the species
+    mask to f_θ; project: hard electroneutral projection (False only for the
+    ablation); method: a torchdiffeq solver name; rtol, atol: its tolerances on
+    the scaled state; step_size: τ step of fixed-grid methods (rk4…; outputs off
+    the grid by cubic Hermite interpolation); adjoint: continuous adjoint instead
+    of direct backprop (the paper's choice; off by default in every profile
+    because on a CPU the paper-size adjoint costs ~30× direct backprop per batch,
+    see benchmarks/bench_neural_ode.py); adjoint_seminorm: the adjoint's step
+    control ignores parameter adjoints (Kidger et al. 2021); flux_scale: m/s.
+    """
+
+    width: int = WIDTHS["default"]
+    depth: int = 5
+    flux_degree: int = 4
+    mask_features: bool = True
+    project: bool = True
+    method: str = "dopri5"
+    rtol: float = 1e-4
+    atol: float = 1e-6
+    step_size: float | None = None
+    adjoint: bool = False
+    adjoint_seminorm: bool = True
+    flux_scale: float = FLUX_SCALE_M_S
+    species: tuple[str, ...] = field(default_factory=ions.species)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
+        if self.width < 1 or self.depth < 2 or self.flux_degree < 1:
+            raise ValueError(f"need width ≥ 1, depth ≥ 2, flux_degree ≥ 1; got {self.width}, {self.depth}, {self.flux_degree}")
+        if self.method not in SOLVERS:
+            raise ValueError(f"unknown ODE solver {self.method!r}; torchdiffeq knows {', '.join(SOLVERS)}")
+        if not self.flux_scale > 0 or not self.rtol > 0 or not self.atol > 0:
+            raise ValueError(f"flux_scale, rtol and atol must be > 0; got {self.flux_scale}, {self.rtol}, {self.atol}")
+        if self.step_size is not None and not self.step_size > 0:
+            raise ValueError(f"step_size must be > 0, got {self.step_size}")
+
+    @classmethod
+    def for_profile(cls, profile: str | Profile, **overrides) -> "NeuralODEConfig":
+        """The configuration of a run profile (smoke/default/paper), with ``overrides``."""
+        return replace(cls(width=WIDTHS[get(profile).name]), **overrides)
+
+
+class _Dynamics(nn.Module):
+    """f_θ followed by the projection, given the per-batch species mask and static features."""
+
+    def __init__(self, cfg: NeuralODEConfig, z: Tensor):
+        super().__init__()
+        d = len(cfg.species)
+        n_in = d + (d if cfg.mask_features else 0) + 1 + cfg.flux_degree
+        sizes = [n_in] + [cfg.width] * (cfg.depth - 1) + [d]
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(nn.Linear(a, b))
+            if i < cfg.depth - 1:
+                layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+        self.register_buffer("z", z)
+        self.cfg = cfg
+        self.nfe = 0
+
+    def forward(self, tau: Tensor, u: Tensor, mask: Tensor, static: Tensor) -> Tensor:
+        self.nfe += 1
+        enc = flux_encoding(tau.reshape(1).to(u.dtype), self.cfg.flux_degree).expand(u.shape[0], -1)
+        out = self.net(torch.cat([u * mask, static, enc], dim=-1))
+        return project_electroneutral(out, self.z, mask) if self.cfg.project else out * mask
+
+
+class _Bound(nn.Module):
+    """The dynamics bound to one batch's context, as the (t, y) callable torchdiffeq integrates;
+    the adjoint keeps it alive until its backward pass."""
+
+    def __init__(self, func: _Dynamics, mask: Tensor, static: Tensor):
+        super().__init__()
+        self.func, self.mask, self.static = func, mask, static
+
+    def forward(self, tau: Tensor, u: Tensor) -> Tensor:
+        return self.func(tau, u, self.mask, self.static)
+
+
+class NeuralODE(nn.Module):
+    """Physics-constrained neural ODE mapping (feed, flux) to permeate concentrations.
+
+    ``model(feed, species_mask, flux, flux_mask)``: feed (B, d) mol/m³ in the order
+    of ``config.species``, species_mask (B, d) bool, flux (B, K) m/s ≥ 0, flux_mask
+    (B, K) bool (padding) → permeate (B, K, d) mol/m³ (0 at padded points and
+    absent species).
+    """
+
+    Config = NeuralODEConfig
+
+    def __init__(self, config: NeuralODEConfig | None = None):
+        super().__init__()
+        self.config = config or NeuralODEConfig()
+        z = torch.tensor(ions.charges(self.config.species), dtype=torch.get_default_dtype())
+        self.func = _Dynamics(self.config, z)
+
+    def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
+        cfg = self.config
+        check_inputs(feed, species_mask, flux, flux_mask, cfg.species)
+        dtype = self.func.z.dtype
+        feed, flux = feed.to(dtype), flux.to(dtype)
+        mask = species_mask.to(dtype)
+        fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
+        s = equivalent_scale(feed, self.func.z, mask)
+        u0 = feed * mask / s[:, None]
+        static = torch.cat([mask, scale_feature(s)] if cfg.mask_features else [scale_feature(s)], dim=-1)
+        tau = torch.where(fmask, flux / cfg.flux_scale, torch.zeros_like(flux))
+        t = torch.unique(torch.cat([tau.new_zeros(1), tau.reshape(-1)]))  # sorted, starts at 0
+        sol = self._solve(_Bound(self.func, mask, static), u0, t)  # (T, B, d)
+        if cfg.project:  # exact in exact arithmetic; removes float round-off accumulated over the steps
+            sol = u0 + project_electroneutral(sol - u0, self.func.z, mask)
+        idx = torch.searchsorted(t, tau)
+        rows = torch.arange(feed.shape[0], device=feed.device)[:, None].expand_as(idx)
+        return sol[idx, rows] * s[:, None, None] * fmask[..., None].to(dtype)
+
+    def _solve(self, f: _Bound, u0: Tensor, t: Tensor) -> Tensor:
+        cfg = self.config
+        if t.numel() == 1:
+            return u0[None]
+        kw = dict(rtol=cfg.rtol, atol=cfg.atol, method=cfg.method)
+        if cfg.step_size is not None:
+            kw["options"] = {"step_size": cfg.step_size, "interp": "cubic"}  # cubic Hermite between grid points
+        if not cfg.adjoint:
+            return odeint(f, u0, t, **kw)
+        adj = {"adjoint_options": {"norm": "seminorm"}} if cfg.adjoint_seminorm else {}
+        return odeint_adjoint(f, u0, t, adjoint_params=tuple(self.func.parameters()), **kw, **adj)
