@@ -1,0 +1,118 @@
+"""One prediction API for every model: permeate concentrations and rejections.
+
+``predict(feeds, fluxes_m_s, model)`` accepts a trained torch model (e.g. the
+neural ODE, loaded with :func:`nanoutils.training.load_model`), a list of such
+models (an ensemble: the frame then carries the spread), or a
+:class:`nanoutils.dspmde.Membrane` (DSPM-DE with those parameters). It returns
+the same tidy frame as :meth:`nanoutils.dspmde.Result.to_frame`:
+feed_id, Jv_m_s, ion, c_feed, c_perm (mol/m³), R, converged.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import dspmde, ions
+
+Feeds = Sequence[Mapping[str, float]] | Mapping[str, float]
+
+
+def _as_feed_list(feeds: Feeds) -> list[ions.Feed]:
+    if isinstance(feeds, Mapping):
+        feeds = [feeds]
+    return [f if isinstance(f, ions.Feed) else ions.Feed(f) for f in feeds]
+
+
+def _fluxes(fluxes_m_s) -> np.ndarray:
+    j = np.atleast_1d(np.asarray(fluxes_m_s, dtype=float))
+    if j.ndim != 1 or j.size == 0:
+        raise ValueError(f"fluxes must be a non-empty 1-D list of m/s values, got shape {j.shape}")
+    bad = ~np.isfinite(j) | (j < 0)
+    if bad.any():
+        raise ValueError(f"fluxes must be finite and ≥ 0 m/s; got {float(j[bad][0])}")
+    return j
+
+
+def _torch_permeate(model, conc: np.ndarray, fluxes: np.ndarray, batch_size: int) -> np.ndarray:
+    import torch
+
+    param = next(model.parameters())
+    out = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(conc), batch_size):
+            c = torch.as_tensor(conc[start : start + batch_size], dtype=param.dtype, device=param.device)
+            j = torch.as_tensor(fluxes, dtype=param.dtype, device=param.device).expand(len(c), -1)
+            out.append(model(c, c > 0, j).cpu().double().numpy())
+    return np.concatenate(out)
+
+
+def predict(feeds: Feeds, fluxes_m_s, model, *, batch_size: int = 256) -> pd.DataFrame:
+    """Tidy predictions for N feeds × M fluxes (m/s) from ``model`` (see module docstring).
+
+    For an ensemble (a list of models) ``c_perm`` and ``R`` are ensemble means and the
+    columns ``c_perm_std`` and ``R_std`` give the spread across members.
+    """
+    feed_list = _as_feed_list(feeds)
+    fluxes = _fluxes(fluxes_m_s)
+    if isinstance(model, dspmde.Membrane):
+        return dspmde.solve(feed_list, fluxes, membrane=model).to_frame()
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not members or not all(hasattr(m, "parameters") for m in members):
+        raise TypeError(f"model must be a dspmde.Membrane, a torch model or a list of torch models, got {type(model).__name__}")
+    species = tuple(getattr(members[0], "config").species)
+    conc, _ = ions.stack(feed_list, species)
+    permeate = np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
+    mean = permeate.mean(axis=0)
+    result = dspmde.Result(
+        species=species,
+        feed=conc,
+        fluxes=fluxes,
+        permeate=mean,
+        membrane_surface=np.broadcast_to(conc[:, None, :], mean.shape),
+        converged=np.isfinite(mean).all(axis=-1),
+    )
+    frame = result.to_frame()
+    if len(members) > 1:
+        spread = pd.DataFrame(
+            {"c_perm_std": permeate.std(axis=0).ravel(), "present": np.broadcast_to(conc[:, None, :] > 0, mean.shape).ravel()}
+        )
+        frame["c_perm_std"] = spread.loc[spread.present, "c_perm_std"].to_numpy()
+        frame["R_std"] = frame["c_perm_std"] / frame["c_feed"]
+    return frame
+
+
+def read_feeds_csv(path) -> tuple[list[str], list[ions.Feed]]:
+    """Feeds from a CSV: one row per feed, a ``feed_id`` column (optional) and either a
+    ``salts`` column (``"NaCl 10 mM + MgSO4 5 mM"``) or one ``<ion>_mM`` column per ion.
+    Errors name the file, line and column."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    ids = list(frame.pop("feed_id")) if "feed_id" in frame else [str(i) for i in range(len(frame))]
+    if frame.empty:
+        raise ValueError(f"{path}: no feeds (rows) found")
+    ion_cols = [c for c in frame.columns if c != "salts"]
+    bad = [c for c in ion_cols if not c.endswith("_mM")]
+    if bad or ("salts" in frame and ion_cols):
+        raise ValueError(f"{path}: columns must be feed_id plus either 'salts' or '<ion>_mM' columns; cannot use {bad or ion_cols}")
+    feeds = []
+    for line, (_, row) in enumerate(frame.iterrows(), start=2):
+        try:
+            if "salts" in frame:
+                feeds.append(ions.Feed.from_salts(row["salts"]))
+            else:
+                feeds.append(ions.Feed({c[:-3]: float(row[c] or 0.0) for c in ion_cols}))
+        except ValueError as err:
+            raise type(err)(f"{path}, line {line}: {err}") from None
+    return ids, feeds
+
+
+def to_csv_frame(frame: pd.DataFrame, feed_ids: Sequence[str]) -> pd.DataFrame:
+    """A prediction frame in the units people read (mM, LMH), with the user's feed ids."""
+    from .units import m_s_to_lmh
+
+    out = frame.assign(feed_id=np.asarray(feed_ids, dtype=object)[frame["feed_id"]], Jv_LMH=m_s_to_lmh(frame["Jv_m_s"]))
+    out = out.rename(columns={"c_feed": "c_feed_mM", "c_perm": "c_perm_mM", "c_perm_std": "c_perm_std_mM"})
+    first = ["feed_id", "Jv_m_s", "Jv_LMH", "ion", "c_feed_mM", "c_perm_mM", "R"]
+    return out[first + [c for c in out.columns if c not in first]]
