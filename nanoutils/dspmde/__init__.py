@@ -6,24 +6,33 @@
 >>> result.rejection.shape
 (1, 2, 2)
 """
+from ._activity import ACTIVITY as ACTIVITY
 from ._film import SHERWOOD as SHERWOOD
 from ._film import Film as Film
 from ._film import FilmError as FilmError
 from ._hindrance import HINDRANCE as HINDRANCE
 from ._hindrance import hindrance as hindrance
+from ._image import image_log_partition as image_log_partition
+from ._isotherm import ISOTHERMS as ISOTHERMS
+from ._isotherm import ChargeIsotherm as ChargeIsotherm
+from ._isotherm import IsothermError as IsothermError
 from ._membrane import Membrane as Membrane
 from ._membrane import MembraneError as MembraneError
-from ._partition import ACTIVITY as ACTIVITY
 from ._partition import born_log_partition as born_log_partition
 from ._partition import donnan_potential as donnan_potential
 from ._partition import pore_ions as pore_ions
 from ._reference import solve_reference as solve_reference
 from ._result import Profiles as Profiles
 from ._result import Result as Result
+from ._setup import PORE_MODELS as PORE_MODELS
 from ._setup import FluxError as FluxError
 from ._solver import ConvergenceWarning as ConvergenceWarning
 from ._solver import solve as solve
+from ._temperature import TEMPERATURE_MODELS as TEMPERATURE_MODELS
+from ._temperature import TemperatureRangeError as TemperatureRangeError
+from ._temperature import water_viscosity as water_viscosity
 
-__all__ = ["ACTIVITY", "HINDRANCE", "SHERWOOD", "ConvergenceWarning", "Film", "FilmError", "FluxError",
-           "Membrane", "MembraneError", "Profiles", "Result", "born_log_partition", "donnan_potential",
-           "hindrance", "pore_ions", "solve", "solve_reference"]
+__all__ = ["ACTIVITY", "HINDRANCE", "ISOTHERMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ChargeIsotherm",
+           "ConvergenceWarning", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
+           "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
+           "image_log_partition", "pore_ions", "solve", "solve_reference", "water_viscosity"]

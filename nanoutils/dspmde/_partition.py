@@ -1,13 +1,14 @@
-"""Interface partitioning: steric, Born dielectric exclusion and Donnan equilibrium.
+"""Interface partitioning: steric, dielectric (Born and, optionally, image forces) and Donnan.
 
-At each pore end (eq. 8 of the paper, ideal solutions by default)
-    γ_pore c_pore = γ_out c_out · φ_S · φ_B · exp(−z Δψ_D),
-with φ_S = (1 − λ)², φ_B = exp(−ΔW_B / k_B T) and the Donnan potential Δψ_D
-(dimensionless, F ψ / RT) fixed by electroneutrality in the pore, Σ z c_pore + X_d = 0.
+At each pore end (eq. 8 of the paper, ideal solutions by default; see ``_activity``)
+    γ_pore c_pore = γ_out c_out · φ_S · φ_D · exp(−z Δψ_D),
+with φ_S = (1 − λ)², φ_D = exp(−(ΔW_B + ΔW_im) / k_B T) (ΔW_im = 0 unless image forces are
+switched on, see ``_image``) and the Donnan potential Δψ_D (dimensionless, F ψ / RT) fixed by
+electroneutrality in the pore, Σ z c_pore + X_d = 0.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,10 +16,9 @@ import numpy as np
 from .. import ions
 from ._constants import BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
 from ._hindrance import hindrance, steric_partition
+from ._image import image_log_partition
 from ._membrane import Membrane
-
-#: ln γ(c, z) for concentrations c (…, d) in mol/m³ and charges z (d,).
-ActivityModel = Callable[[np.ndarray, np.ndarray], np.ndarray]
+from ._temperature import scaling
 
 
 def born_log_partition(z: np.ndarray, radius: np.ndarray, eps_p: float, eps_b: float, temperature: float) -> np.ndarray:
@@ -51,16 +51,26 @@ class PoreIons:
         return np.isfinite(self.ln_phi)
 
 
-def pore_ions(species: Sequence[str], membrane: Membrane, temperature: float) -> PoreIons:
-    """Steric/Born partitioning and hindrance factors of ``species`` in ``membrane`` at ``temperature`` (K)."""
+def pore_ions(species: Sequence[str], membrane: Membrane, temperature: float, *, image_forces: bool = False,
+              temperature_model: str = "none") -> PoreIons:
+    """Steric/dielectric partitioning and hindrance factors of ``species`` in ``membrane`` at ``temperature`` (K).
+
+    ``image_forces``: add the cylindrical-pore image-force energy with ``membrane.eps_m`` to the
+    Born term. ``temperature_model`` (a key of ``TEMPERATURE_MODELS``) scales the 25 °C diffusivities
+    and ε_b to ``temperature``.
+    """
+    d_ratio, eps_ratio = scaling(temperature_model, temperature)
     table = [ions.get(s) for s in species]
     z = np.array([i.z for i in table], dtype=float)
     r_s = np.array([i.stokes_radius for i in table])
     lam = r_s / membrane.r_p
     k_c, k_d = hindrance(lam, membrane.hindrance)
+    eps_b = membrane.eps_b * eps_ratio
     with np.errstate(divide="ignore"):
-        ln_phi = np.log(steric_partition(lam)) + born_log_partition(z, r_s, membrane.eps_p, membrane.eps_b, temperature)
-    diff = np.array([i.diffusivity for i in table])
+        ln_phi = np.log(steric_partition(lam)) + born_log_partition(z, r_s, membrane.eps_p, eps_b, temperature)
+    if image_forces:
+        ln_phi = ln_phi + image_log_partition(z, membrane.r_p, membrane.eps_p, membrane.eps_m, temperature)
+    diff = np.array([i.diffusivity for i in table]) * d_ratio
     return PoreIons(tuple(i.name for i in table), z, diff, lam, k_c, k_d, ln_phi)
 
 
@@ -97,34 +107,3 @@ def donnan_potential(c_out: np.ndarray, z: np.ndarray, ln_phi: np.ndarray, X_d: 
     f = np.exp(expo) @ z + X
     scale = np.exp(expo) @ np.abs(z) + np.abs(X)
     return np.where(np.abs(f) <= 1e-9 * np.maximum(scale, 1e-300), psi, np.nan)
-
-
-def ideal(c: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Ideal solution: ln γ = 0."""
-    return np.zeros_like(c)
-
-
-def davies(c: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """Davies equation at 25 °C: ln γ = −ln(10)·0.509 z² (√I/(1 + √I) − 0.3 I), I in mol/L.
-
-    Reasonable up to I ≈ 0.5 mol/L; offered as an example of the non-ideal hook.
-    """
-    strength = 0.5 * (c * z**2).sum(axis=-1, keepdims=True) / 1000.0
-    root = np.sqrt(strength)
-    return -np.log(10.0) * 0.509 * z**2 * (root / (1 + root) - 0.3 * strength)
-
-
-#: Activity-coefficient models by name; any callable (c, z) → ln γ is accepted as well.
-ACTIVITY: dict[str, ActivityModel] = {"ideal": ideal, "davies": davies}
-
-
-def activity_model(model: str | ActivityModel | None) -> ActivityModel | None:
-    """The callable for ``model`` (a name in :data:`ACTIVITY` or a callable); ``None`` for ideal."""
-    if model is None or model == "ideal":
-        return None
-    if callable(model):
-        return model
-    try:
-        return ACTIVITY[model]
-    except KeyError:
-        raise ValueError(f"unknown activity model {model!r}; choose one of {', '.join(ACTIVITY)} or pass a callable") from None

@@ -43,7 +43,7 @@ def fixed_point(chain: Chain, *, eta_psi: float = ETA_PSI, eta_c: float = ETA_C,
     """Iterate eqs. 9–10 on a single-case chain from the J_v → 0 equilibrium start."""
     st = equilibrium_state(chain)
     zm = chain.z * chain.mask[0]
-    x = np.append(chain.X, 0.0)
+    x = np.append(chain.X[0], 0.0)
     c = np.exp(np.append(st.U[0], st.v, axis=0)) * chain.mask[0]
     psi = np.append(st.Psi[0], st.psi_p)
     for it in range(1, maxiter + 1):

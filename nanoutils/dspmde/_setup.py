@@ -12,7 +12,13 @@ from ._film import Film
 from ._membrane import Membrane, MembraneError
 from ._partition import PoreIons, donnan_potential
 
-
+#: Pore transport models by name: the extended Nernst–Planck equation integrated across the pore
+#: on ``n_cells`` exponentially fitted (Scharfetter–Gummel) cells, or one finite-difference element
+#: with arithmetic-mean concentrations as in WaterTAP's NanofiltrationDSPMDE0D.
+PORE_MODELS: dict[str, str] = {
+    "nernst_planck": "extended Nernst–Planck integrated on n_cells Scharfetter–Gummel cells",
+    "single_element": "one finite-difference element with mean concentrations (WaterTAP DSPMDE0D)",
+}
 
 
 class FluxError(ValueError):
@@ -81,13 +87,23 @@ def pore_mesh(dx_e: float, n_cells: int) -> np.ndarray:
     return np.linspace(0.0, dx_e, n_cells + 1)
 
 
-def build_chain(c_feed: np.ndarray, jv: np.ndarray, pore: PoreIons, membrane: Membrane,
-                film: Film | None, n_cells: int) -> Chain:
-    """The discretised film (if any) and pore for B = len(jv) cases with feeds ``c_feed`` (B, d)."""
-    if not isinstance(membrane, Membrane):
-        raise MembraneError(f"membrane must be a dspmde.Membrane, got {membrane!r}")
+def check_pore_model(pore_model: str, n_cells: int) -> int:
+    """The number of pore cells for ``pore_model`` (a key of :data:`PORE_MODELS`): ``n_cells`` or 1."""
+    if pore_model not in PORE_MODELS:
+        raise ValueError(f"unknown pore model {pore_model!r}; choose one of {', '.join(PORE_MODELS)}")
     if not isinstance(n_cells, int) or n_cells < 1:
         raise ValueError(f"n_cells must be an integer ≥ 1, got {n_cells!r}")
+    return 1 if pore_model == "single_element" else n_cells
+
+
+def build_chain(c_feed: np.ndarray, jv: np.ndarray, pore: PoreIons, membrane: Membrane,
+                film: Film | None, n_cells: int, *, X: np.ndarray | None = None,
+                pore_model: str = "nernst_planck") -> Chain:
+    """The discretised film (if any) and pore for B = len(jv) cases with feeds ``c_feed`` (B, d);
+    ``X`` (B,) membrane charge per case in mol/m³ (default ``membrane.X_d`` for all)."""
+    if not isinstance(membrane, Membrane):
+        raise MembraneError(f"membrane must be a dspmde.Membrane, got {membrane!r}")
+    n_cells = check_pore_model(pore_model, n_cells)
     d = len(pore.species)
     enters = pore.enters
     h = np.diff(pore_mesh(membrane.dx_e, n_cells))[:, None]
@@ -100,9 +116,12 @@ def build_chain(c_feed: np.ndarray, jv: np.ndarray, pore: PoreIons, membrane: Me
     mask = (c_feed > 0) & enters
     ln_cb = np.log(np.where(mask, c_feed, 1.0))
     ln_phi = np.repeat(np.where(mask, np.where(enters, pore.ln_phi, 0.0), 0.0)[:, None], 2, axis=1)
-    x = np.concatenate([np.zeros(n_film), np.full(n_cells + 1, membrane.X_d)])
+    b = len(c_feed)
+    x_case = np.full(b, float(membrane.X_d)) if X is None else np.broadcast_to(np.asarray(X, dtype=float), (b,))
+    x = np.concatenate([np.zeros((b, n_film)), np.repeat(x_case[:, None], n_cells + 1, axis=1)], axis=1)
+    central = (kind == CELL) & (np.arange(kind.size) > n_film) & (pore_model == "single_element")
     return Chain(kind=kind, s=s, K_c=k_c, ln_phi=ln_phi, X=x, mask=mask, ln_cb=ln_cb,
-                 Jv=np.asarray(jv, dtype=float), z=pore.z, n_film=n_film)
+                 Jv=np.asarray(jv, dtype=float), z=pore.z, n_film=n_film, central=central)
 
 
 def equilibrium_state(chain: Chain) -> State:
@@ -112,7 +131,7 @@ def equilibrium_state(chain: Chain) -> State:
     """
     b, d = chain.mask.shape
     ln_in = np.where(chain.mask, chain.ln_phi[:, 0], -np.inf)
-    psi_d = donnan_potential(np.where(chain.mask, np.exp(chain.ln_cb), 0.0), chain.z, ln_in, chain.X[-1])
+    psi_d = donnan_potential(np.where(chain.mask, np.exp(chain.ln_cb), 0.0), chain.z, ln_in, chain.X[:, -1])
     pore = np.where(chain.mask, chain.ln_cb + chain.ln_phi[:, 0] - chain.z * psi_d[:, None], 0.0)
     U = np.concatenate([np.repeat(chain.ln_cb[:, None], chain.n_film, axis=1),
                         np.repeat(pore[:, None], chain.n_nodes - chain.n_film, axis=1)], axis=1)

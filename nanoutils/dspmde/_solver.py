@@ -9,14 +9,16 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._activity import ActivityModel, activity_model
 from ._constants import thermal_voltage
-from ._discrete import Chain, State
+from ._discrete import Chain
 from ._film import Film
+from ._isotherm import ChargeIsotherm, IsothermError
 from ._membrane import Membrane
 from ._newton import continuation
-from ._partition import ActivityModel, activity_model, pore_ions
+from ._partition import pore_ions
 from ._result import Profiles, Result
-from ._setup import as_concentrations, as_fluxes, build_chain, check_temperature, equilibrium_state
+from ._setup import as_concentrations, as_fluxes, build_chain, check_pore_model, check_temperature, equilibrium_state
 
 DEFAULT_CELLS = 20
 CHUNK = 1024  # cases per Newton batch (bounds memory; O(CHUNK · n_cells · d²) floats)
@@ -25,26 +27,6 @@ WORKERS = min(4, os.cpu_count() or 1)  # threads over chunks
 
 class ConvergenceWarning(RuntimeWarning):
     """Some cases did not converge (their outputs are NaN and ``converged`` is False)."""
-
-
-def _picard_activity(chain: Chain, st: State, model: ActivityModel, *, tol: float, maxiter: int = 50):
-    """Lagged activity coefficients: ln φ_eff = ln φ + ln γ_out − ln γ_pore, re-solved until stable."""
-    base = chain.ln_phi.copy()
-    converged, iterations = np.ones(len(st.v), bool), np.zeros(len(st.v), int)
-    for _ in range(maxiter):
-        c = chain.mask[:, None] * np.exp(np.where(chain.mask[:, None], st.U, 0.0))
-        c_p = chain.mask * np.exp(np.where(chain.mask, st.v, 0.0))
-        c_out = c[:, chain.n_film - 1] if chain.n_film else np.where(chain.mask, np.exp(chain.ln_cb), 0.0)
-        ln_phi = base.copy()
-        ln_phi[:, 0] += model(c_out, chain.z) - model(c[:, chain.n_film], chain.z)
-        ln_phi[:, 1] += model(c_p, chain.z) - model(c[:, -1], chain.z)
-        change = np.abs(np.where(chain.mask[:, None], ln_phi - chain.ln_phi, 0.0)).max()
-        if change < tol:
-            return chain, st, converged, iterations
-        chain = replace(chain, ln_phi=ln_phi)
-        st, converged, its = continuation(chain, st, tol=tol)
-        iterations += its
-    return chain, st, np.zeros_like(converged), iterations
 
 
 def _solve_chain(chain: Chain, model: ActivityModel | None, tol: float):
@@ -60,11 +42,17 @@ def _solve_chain(chain: Chain, model: ActivityModel | None, tol: float):
     converged = ~both | (ok & (chain.Jv == 0))
     iterations, residual = np.zeros(len(ok), int), np.full(len(ok), np.nan)
     if run.size:
-        sub = chain.take(run)
-        s, conv, its = continuation(sub, sub.frozen_potential(st.take(run)), tol=tol)
+        sub, eq = chain.take(run), st.take(run)
+        if model is not None:  # first guess of ln φ_eff: γ at the equilibrium (J_v → 0) state
+            sub = replace(sub, activity=model, ln_phi0=sub.ln_phi)
+            sub = replace(sub, ln_phi=sub.activity_logs(eq))
+        start = sub.frozen_potential(eq)
+        bad = ~(np.isfinite(start.U).all(axis=(1, 2)) & np.isfinite(start.v).all(axis=1))
+        if bad.any():  # single-element cells can lack a positive frozen solution: start from equilibrium
+            start.put(np.flatnonzero(bad), eq.take(np.flatnonzero(bad)))
+        s, conv, its = continuation(sub, start, tol=tol)
         if model is not None:
-            sub, s, conv, more = _picard_activity(sub, s, model, tol=tol)
-            its = its + more
+            sub = replace(sub, ln_phi=sub.activity_logs(s))
         st.put(run, s)
         converged[run], iterations[run], residual[run] = conv, its, sub.residual_norm(s)
     return st, converged, iterations, residual
@@ -72,17 +60,33 @@ def _solve_chain(chain: Chain, model: ActivityModel | None, tol: float):
 
 def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None = None,
           temperature: float = 298.15, species: Sequence[str] | None = None, n_cells: int = DEFAULT_CELLS,
-          activity: str | ActivityModel | None = None, profiles: bool = False, tol: float = 1e-8) -> Result:
+          activity: str | ActivityModel | None = None, profiles: bool = False, tol: float = 1e-8,
+          isotherm: ChargeIsotherm | None = None, image_forces: bool = False, temperature_model: str = "none",
+          pore: str = "nernst_planck") -> Result:
     """Permeate concentrations of every feed at every flux (flux-specified DSPM-DE).
 
     ``feeds``: a :class:`~nanoutils.ions.Feed`, a list of feeds, or a dense (N, d) array in
     mol/m³ with ``species`` naming its columns (0 = ion absent from that feed).
     ``fluxes``: permeate flux J_v in m/s, scalar or (M,). ``membrane``: default
     :meth:`Membrane.nf270`. ``film``: :class:`Film` or ``None`` (membrane surface sees the feed).
-    ``temperature`` in K; ``n_cells`` finite volumes across the pore; ``activity``: ``None``/
-    ``"ideal"``, ``"davies"`` or a callable (c, z) → ln γ; ``profiles=True`` keeps pore profiles;
-    ``tol``: Newton step tolerance on ln c and Fψ/RT (the error left after the last, quadratically
-    convergent step is of order tol²; ``info["residual"]`` reports the discrete residual).
+    ``temperature`` in K; ``n_cells`` finite volumes across the pore; ``profiles=True`` keeps pore
+    profiles; ``tol``: Newton step tolerance on ln c and Fψ/RT (the error left after the last,
+    quadratically convergent step is of order tol²; ``info["residual"]`` reports the discrete residual).
+
+    Options (each default is the original model):
+
+    - ``activity``: ``None``/``"ideal"``, ``"davies"``, ``"pitzer"`` (Pitzer–Kim, :mod:`nanoutils.activity`)
+      or a callable (c mol/m³, z) → ln γ. Eq. 8 takes γ on both sides; inside the pore γ is
+      evaluated with the same model at the pore-side concentrations (see ``_activity`` for why).
+    - ``isotherm``: :class:`ChargeIsotherm` giving X_d per feed from its composition (``None``:
+      constant ``membrane.X_d``); the charge used is returned in ``info["X_d"]`` (N,), mol/m³.
+    - ``image_forces``: add the cylindrical-pore image-force exclusion with ``membrane.eps_m``
+      (Yaroshchuk 2000, unscreened) to the Born term.
+    - ``temperature_model``: ``"none"`` or ``"stokes_einstein"`` (D ∝ T/η(T), ε_b(T); 5–50 °C only).
+    - ``pore``: ``"nernst_planck"`` (``n_cells`` exponentially fitted cells) or ``"single_element"``
+      (one finite-difference element with mean concentrations, as WaterTAP's DSPMDE0D; ``n_cells``
+      is then ignored). Where the single element has no positive solution the case is reported
+      as not converged.
 
     Cases that do not converge have ``converged`` False and NaN outputs, and a
     :class:`ConvergenceWarning` reports their count.
@@ -91,10 +95,15 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
     c_feed, names = as_concentrations(feeds, species)
     jv = as_fluxes(fluxes)
     temperature = check_temperature(temperature)
-    model = activity_model(activity)
-    pore = pore_ions(names, membrane, temperature)
+    n_cells = check_pore_model(pore, n_cells)
+    model = activity_model(activity, names, temperature)
+    pore_props = pore_ions(names, membrane, temperature, image_forces=image_forces, temperature_model=temperature_model)
+    isotherm = ChargeIsotherm() if isotherm is None else isotherm
+    if not isinstance(isotherm, ChargeIsotherm):
+        raise IsothermError(f"isotherm must be a dspmde.ChargeIsotherm or None, got {isotherm!r}")
+    x_feed = isotherm.charge(membrane.X_d, c_feed, names)
     n, m, d = len(c_feed), len(jv), len(names)
-    cases_c, cases_j = np.repeat(c_feed, m, axis=0), np.tile(jv, n)
+    cases_c, cases_j, cases_x = np.repeat(c_feed, m, axis=0), np.tile(jv, n), np.repeat(x_feed, m)
     b = n * m
     n_nodes = (film.n_cells if film is not None else 0) + n_cells + 1
     permeate, surface = np.full((b, d), np.nan), np.full((b, d), np.nan)
@@ -102,7 +111,8 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
     pore_c, pore_psi, perm_psi = np.full((b, n_cells + 1, d), np.nan), np.full((b, n_cells + 1), np.nan), np.full(b, np.nan)
 
     def run_chunk(idx: np.ndarray) -> None:
-        chain = build_chain(cases_c[idx], cases_j[idx], pore, membrane, film, n_cells)
+        chain = build_chain(cases_c[idx], cases_j[idx], pore_props, membrane, film, n_cells, X=cases_x[idx],
+                            pore_model=pore)
         st, conv, its, res = _solve_chain(chain, model, tol)
         c_p = np.where(chain.mask, np.exp(st.v), 0.0)
         both = (chain.mask & (chain.z > 0)).any(1) & (chain.mask & (chain.z < 0)).any(1)
@@ -131,6 +141,9 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
     prof = Profiles(np.linspace(0.0, membrane.dx_e, n_cells + 1), pore_c.reshape(n, m, n_cells + 1, d),
                     volts * pore_psi.reshape(n, m, -1), volts * perm_psi.reshape(n, m)) if profiles else None
     info = {"iterations": iterations.reshape(n, m), "residual": residual.reshape(n, m), "n_failed": n_failed,
-            "n_cells": n_cells, "n_nodes": n_nodes, "hindrance": membrane.hindrance}
+            "n_cells": n_cells, "n_nodes": n_nodes, "hindrance": membrane.hindrance, "X_d": x_feed,
+            "options": {"activity": activity if isinstance(activity, str) or activity is None else "callable",
+                        "isotherm": isotherm.kind, "image_forces": bool(image_forces),
+                        "temperature_model": temperature_model, "pore": pore}}
     return Result(names, c_feed, jv, permeate.reshape(n, m, d), surface.reshape(n, m, d),
                   converged.reshape(n, m), info, prof)
