@@ -1,9 +1,11 @@
 """Neural ODE training cost: seconds per batch (32 feeds × 8 fluxes, forward + backward) on CPU.
 
-Sizes: the default and paper profiles. Variants: dopri5 with direct backprop,
+Sizes: the default and paper profiles, per-ion state (u = c / c_f, the default). Variants:
+dopri5 with direct backprop,
 dopri5 with the continuous adjoint (seminorm step control, and the plain norm),
 and fixed-step rk4 at the largest step whose error is no worse than dopri5's
-(both against a dopri5 rtol=1e-9 float64 reference), direct and adjoint. All
+(both against a dopri5 rtol=1e-9 float64 reference), direct and adjoint, and rk4 with
+step 0.1 in τ (the smoke/default profiles' training solver). All
 variants run in one process on the same batch, so their ratios are comparable.
 Projected wall time = s/batch × batches/epoch × the profile's epochs.
 
@@ -20,7 +22,7 @@ import time
 
 import torch
 
-from nanoutils import env, models, sampling, training
+from nanoutils import datasets, env, models, sampling, training
 
 STEPS = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 
@@ -33,8 +35,9 @@ def batch(n: int = 32, k: int = 8, dtype=torch.float32):
 
 
 def solve(model, feed, mask, flux):
+    """The model's scaled state u = c / a (a = c_f per ion for the default state)."""
     with torch.no_grad():
-        return model(feed, mask, flux) / models.equivalent_scale(feed, model.func.z, mask)[:, None, None]
+        return model(feed, mask, flux) / model.state_scale(feed, mask)[:, None, :]
 
 
 def matched_rk4_step(model) -> tuple[float, float, float]:
@@ -58,11 +61,11 @@ def _with(model, **changes):
     return clone.to(next(model.parameters()).dtype)
 
 
-def time_variant(model, reps: int) -> tuple[float, float, float]:
-    """(median s per forward+backward, forward NFE, total NFE) over ``reps`` after one warm-up."""
-    feed, mask, flux = batch()
+def time_variant(model, reps: int, n: int = 32, k: int = 8) -> tuple[float, float, float]:
+    """(median s per forward+backward of n feeds × k fluxes, forward NFE, total NFE) over ``reps`` after one warm-up."""
+    feed, mask, flux = batch(n, k)
     target = 0.5 * feed[:, None, :].expand(-1, flux.shape[1], -1)
-    scale = models.equivalent_scale(feed, model.func.z, mask)
+    scale = model.state_scale(feed, mask)
     tmask = mask[:, None, :].expand_as(target)
     times, nfe_fwd, nfe_all = [], [], []
     for i in range(reps + 1):
@@ -83,15 +86,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--train-compositions", type=int, nargs=2, default=(1024, 4096), metavar=("DEFAULT", "PAPER"),
+    ap.add_argument("--train-compositions", type=int, nargs=2, default=(3277, 26214), metavar=("DEFAULT", "PAPER"),
                     help="training compositions (×8 fluxes) assumed per epoch for the projection")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; batch 32 × 8 fluxes; float32\n")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32; batch = the profile's batch size "
+          "× its flux points (datasets.SIZES)\n")
     rows = []
     for profile, n_train in zip(("default", "paper"), args.train_compositions):
         env.seed_everything(0)
-        base = models.build("neural_ode", profile)
+        base = models.build("neural_ode", profile, method="dopri5", step_size=None)
         h, err_d, err_r = matched_rk4_step(base)
         print(f"{profile}: {models.n_parameters(base):,} parameters; rk4 step {h:g} in τ "
               f"(max error {err_r:.2g} vs dopri5 {err_d:.2g} on the scaled state)")
@@ -102,18 +106,19 @@ def main() -> None:
             f"rk4 h={h:g} direct": {"method": "rk4", "step_size": h},
             f"rk4 h={h:g} adjoint": {"method": "rk4", "step_size": h, "adjoint": True},
         }
-        epochs = training.EPOCHS[profile]
-        batches = -(-n_train // 32)
+        variants.setdefault("rk4 h=0.1 direct", {"method": "rk4", "step_size": 0.1})
+        epochs, batch_size = training.EPOCHS[profile], training.PROFILE_SETTINGS[profile]["batch_size"]
+        batches = -(-n_train // batch_size)
         for name, changes in variants.items():
-            sec, nfe_f, nfe_a = time_variant(_with(base, **changes), args.reps)
+            sec, nfe_f, nfe_a = time_variant(_with(base, **changes), args.reps, batch_size, datasets.SIZES[profile][1])
             hours = sec * batches * epochs / 3600
             rows.append((profile, name, sec, nfe_f, nfe_a, hours, epochs, batches))
             print(f"  {name:30s} {sec:7.3f} s/batch  NFE fwd {nfe_f:5.0f} total {nfe_a:5.0f}  "
                   f"→ {hours:6.2f} h for {epochs} epochs × {batches} batches", flush=True)
-    print("\n| profile | variant | s / batch | NFE fwd | NFE total | projected h (epochs × batches) |")
+    print("\n| profile (batch × fluxes) | variant | s / batch | NFE fwd | NFE total | projected h (epochs × batches) |")
     print("|---|---|---:|---:|---:|---:|")
     for profile, name, sec, nfe_f, nfe_a, hours, epochs, batches in rows:
-        print(f"| {profile} | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
+        print(f"| {profile} ({training.PROFILE_SETTINGS[profile]['batch_size']} × {datasets.SIZES[profile][1]}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
 
 
 if __name__ == "__main__":

@@ -8,12 +8,13 @@ batched DSPM-DE solver and the paper's reference scheme), :mod:`nanoutils.activi
 Table 1 test error), :mod:`nanoutils.profiles` (smoke/default/paper run profiles),
 :mod:`nanoutils.env` (device, seeds, versions), :mod:`nanoutils.models` (the
 physics-constrained neural ODE), :mod:`nanoutils.training` (the shared training
-loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training), and
+loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
+:mod:`nanoutils.datasets` (the cached, DSPM-DE-labelled pre-training set), and
 :func:`predict` (one prediction API for trained models and DSPM-DE).
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import activity, data, dspmde, env, ions, metrics, models, profiles, sampling, training, units
+from . import activity, data, datasets, dspmde, env, ions, metrics, models, profiles, sampling, training, units
 
 from .prediction import predict
 
@@ -22,4 +23,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["activity", "data", "dspmde", "env", "ions", "metrics", "models", "profiles", "sampling", "training", "units", "predict", "__version__"]
+__all__ = ["activity", "data", "datasets", "dspmde", "env", "ions", "metrics", "models", "profiles", "sampling", "training", "units", "predict", "__version__"]

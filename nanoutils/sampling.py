@@ -105,17 +105,20 @@ def flux_grid(n: int, j_max: float = J_MAX_M_S, *, include_zero: bool = False) -
     return np.linspace(0.0, j_max, n) if include_zero else np.linspace(j_max / n, j_max, n)
 
 
-def label_with_dspmde(compositions: Compositions, fluxes: np.ndarray, membrane=None) -> tuple[np.ndarray, np.ndarray]:
+def label_with_dspmde(compositions: Compositions, fluxes: np.ndarray, membrane=None,
+                      **solver_options) -> tuple[np.ndarray, np.ndarray]:
     """DSPM-DE permeate (N, M, d) mol/m³ and converged mask (N, M) for N compositions × M fluxes (m/s).
 
-    A thin call to :func:`nanoutils.dspmde.solve`; unconverged points are kept and
+    A thin call to :func:`nanoutils.dspmde.solve` (``solver_options`` such as
+    ``temperature`` in K or ``n_cells`` are passed on); unconverged points are kept and
     flagged here, and dropped (and counted) when the data set is assembled
-    (:meth:`nanoutils.training.TransportData.from_labels`).
+    (:meth:`nanoutils.transport_data.TransportData.from_labels`).
     """
     from . import dspmde
 
     fluxes = np.asarray(fluxes, dtype=float)
-    result = dspmde.solve(compositions.concentration, fluxes, species=compositions.species, membrane=membrane)
+    result = dspmde.solve(compositions.concentration, fluxes, species=compositions.species, membrane=membrane,
+                          **solver_options)
     permeate, converged = np.asarray(result.permeate, dtype=float), np.asarray(result.converged, dtype=bool)
     n, m, d = len(compositions), len(fluxes), len(compositions.species)
     if permeate.shape != (n, m, d) or converged.shape != (n, m):

@@ -75,10 +75,15 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert torch.equal(_weights(resumed.model), _weights(full.model))
     assert [h["val_loss"] for h in resumed.history] == [h["val_loss"] for h in full.history]
     assert [h["lr"] for h in full.history] == [5e-3, 2.5e-3, 1.25e-3, 6.25e-4]
-    with pytest.raises(ValueError, match="train config"):
+    with pytest.raises(training.CheckpointMismatchError, match="train config"):
         env.seed_everything(7)
         training.train(models.build("neural_ode", "smoke", width=8), data, val,
                        training.TrainConfig(epochs=5, batch_size=3), run_dir=tmp_path / "killed", resume=True, progress=False)
+    with pytest.raises(training.CheckpointMismatchError, match="other data"):
+        training.train(models.build("neural_ode", "smoke", width=8), noisy_data(10, seed=5), val, cfg,
+                       run_dir=tmp_path / "killed", resume=True, progress=False)
+    finished = run(tmp_path / "killed", resume=True, callback=lambda r: ran.append(r["epoch"]))
+    assert ran == [3, 4] and torch.equal(_weights(finished.model), _weights(full.model)), "a finished run only loads"
 
 
 def test_best_checkpoint_restores_the_model(tmp_path):

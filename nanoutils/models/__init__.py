@@ -19,8 +19,10 @@ from ._encoding import ModelInputError as ModelInputError
 from ._encoding import check_inputs as check_inputs
 from ._encoding import equivalent_scale as equivalent_scale
 from ._encoding import flux_encoding as flux_encoding
+from ._encoding import log_feed_feature as log_feed_feature
 from ._encoding import scale_feature as scale_feature
 from ._neural_ode import NeuralODE as NeuralODE
+from ._neural_ode import STATES as STATES
 from ._neural_ode import NeuralODEConfig as NeuralODEConfig
 from ._projection import charge_imbalance as charge_imbalance
 from ._projection import project_electroneutral as project_electroneutral
@@ -65,6 +67,6 @@ def n_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "build", "charge_imbalance",
-    "check_inputs", "equivalent_scale", "flux_encoding", "from_spec", "n_parameters", "project_electroneutral",
-    "scale_feature", "spec",
+    "check_inputs", "equivalent_scale", "flux_encoding", "from_spec", "log_feed_feature", "n_parameters",
+    "project_electroneutral", "scale_feature", "spec", "STATES",
 ]

@@ -9,6 +9,10 @@ Scaling (shared by every learned model):
 * the salinity itself, which DSPM-DE-like physics depends on (Donnan exclusion
   weakens as s grows past the membrane charge), is passed as one extra feature
   ``(log10 s − 1.5) / 2``, ≈ [−1.25, 1.2] over the sampled range;
+* each present ion's own feed concentration, as ``(log10 c_f,j − 1) / 2`` ∈ [−1, 1]
+  over 0.1–1000 mol/m³ (0 for absent species; the mask tells them apart), so a
+  model whose state is scaled per ion (u_j = c_j / c_f,j) still sees the
+  composition (:func:`log_feed_feature`);
 * the flux is non-dimensionalised as ``τ = Jv / FLUX_SCALE_M_S`` with
   ``FLUX_SCALE_M_S = 3e-5`` m/s (108 LMH, the top of the NF270 range), so τ ∈ [0, 1]
   on the training grid; its positional encoding is the shifted Legendre
@@ -24,6 +28,7 @@ from torch import Tensor
 
 FLUX_SCALE_M_S = 3e-5  # m/s (= 108 LMH); τ = Jv / FLUX_SCALE_M_S
 _LOG_SCALE_CENTER, _LOG_SCALE_WIDTH = 1.5, 2.0
+_LOG_FEED_CENTER, _LOG_FEED_WIDTH = 1.0, 2.0
 
 
 class ModelInputError(ValueError):
@@ -38,6 +43,13 @@ def equivalent_scale(feed: Tensor, z: Tensor, mask: Tensor) -> Tensor:
 def scale_feature(s: Tensor) -> Tensor:
     """Salinity feature ``(log10 s − 1.5) / 2`` for a scale s in mol/m³, shape (B, 1)."""
     return ((torch.log10(s) - _LOG_SCALE_CENTER) / _LOG_SCALE_WIDTH).unsqueeze(-1)
+
+
+def log_feed_feature(feed: Tensor, mask: Tensor) -> Tensor:
+    """Per-ion feed feature ``(log10 c_f − 1) / 2`` (c_f in mol/m³) on present species, exactly 0 elsewhere; (B, d)."""
+    present = mask.bool() & (feed > 0)
+    safe = torch.where(present, feed, torch.ones_like(feed))
+    return torch.where(present, (torch.log10(safe) - _LOG_FEED_CENTER) / _LOG_FEED_WIDTH, torch.zeros_like(feed))
 
 
 def flux_encoding(tau: Tensor, degree: int) -> Tensor:

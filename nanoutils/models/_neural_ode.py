@@ -1,17 +1,35 @@
 """The physics-constrained neural ODE (paper eqs. 1–2).
 
-State: the scaled permeate-side concentration u = c / s (s = ½ Σ |z| c_f, see
-``_encoding``), integrated in the dimensionless flux τ = Jv / FLUX_SCALE_M_S:
+The paper integrates the concentrations themselves, h = c. Here the state is
+scaled, u = c / a, with a per-ion scale a (``state``):
 
-    du/dτ = P_z,m( f_θ( [u ⊙ m, m, log-salinity, Legendre(τ)] ) ),   u(0) = c_f / s,
+* ``"per_ion"`` (default): a_j = c_f,j, the ion's own feed concentration, so
+  u(0) = 1 for every present species and 1 − u_j is ion j's rejection: an error
+  in u is an error in rejection, and a trace ion (0.1 mol/m³ next to 1000 mol/m³
+  of its counter-ion) counts as much as a major one;
+* ``"per_sample"`` (ablation): a_j = s = ½ Σ |z| c_f (one scalar per sample), so
+  trace ions are ~1e-4 of the state and barely move the loss; measured on
+  DSPM-DE data it leaves rejection errors of ~0.2 on trace ions.
 
-f_θ = ``depth`` linear layers with tanh after each but the last; P_z,m is the
-electroneutral projection, so Σ z u(τ) = Σ z u(0) and absent species stay 0 (the
-solution is re-projected once, u0 + P(u − u0), so float32 round-off does not
-accumulate over the steps: charge imbalance ≈ 1e-7 in float32). The output is c(Jv) = s u(Jv / FLUX_SCALE_M_S) in mol/m³. A batch is integrated once
-(torchdiffeq, dopri5 by default) over the sorted union of its flux points, and
-each sample's points are read off that solution. Gradients go through the solver
-(direct backprop) or through the continuous adjoint (``adjoint=True``).
+Both integrate in the dimensionless flux τ = Jv / FLUX_SCALE_M_S:
+
+    du/dτ = P_w,m( f_θ( [u ⊙ m, m, log c_f feature, log-salinity, Legendre(τ)] ) ),   u(0) = c_f / a,
+
+f_θ = ``depth`` linear layers with tanh after each but the last; P_w,m projects
+orthogonally to w = z ⊙ a on the present species m (``_projection``), so
+Σ z c(τ) = Σ w u(τ) = Σ w u(0) = 0 and absent species stay 0. This is a change
+of variables from the paper's dh/dJv = P_z(f): with h = a ⊙ u, P_w in u is the
+projection of dh onto the neutral subspace {Σ z dh = 0} orthogonal in the
+metric Σ (dh_j / a_j)² instead of the Euclidean one, so the constraint is the
+same, exact and linear; only the metric (which derivatives the network finds
+"close") changes. The solution is re-projected once, u0 + P(u − u0) in float64, so float32
+round-off does not accumulate over the steps: the feed's net charge is
+conserved, so a float64 feed gives a float32 model's output a relative charge
+imbalance ≈ 1e-7 even where the permeate is 1 % of the feed. The output is c(Jv) = a ⊙ u(Jv / FLUX_SCALE_M_S) in mol/m³. A batch is
+integrated once (torchdiffeq, dopri5 by default) over the sorted union of its
+flux points, and each sample's points are read off that solution. Gradients go
+through the solver (direct backprop) or through the continuous adjoint
+(``adjoint=True``).
 """
 from __future__ import annotations
 
@@ -24,18 +42,31 @@ from torchdiffeq._impl.odeint import SOLVERS
 
 from .. import ions
 from ..profiles import Profile, get
-from ._encoding import FLUX_SCALE_M_S, check_inputs, equivalent_scale, flux_encoding, scale_feature
+from ._encoding import FLUX_SCALE_M_S, check_inputs, equivalent_scale, flux_encoding, log_feed_feature, scale_feature
 from ._projection import project_electroneutral
 
 #: Hidden width per profile. paper: ≈1.05 M parameters (the paper's count), see ``n_parameters``.
 WIDTHS = {"smoke": 16, "default": 128, "paper": 584}
+#: Solver per profile. paper: dopri5 (the paper's). smoke/default: classical RK4 with 10 steps over
+#: τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite interpolation): on a 2-core CPU a
+#: trained model's dopri5 needs 2–3× the function evaluations (its steps shrink as the learned field
+#: sharpens), which does not fit the default time budget. The model is then a trained RK4 discretisation
+#: of the field: notebook 04 reports the held-out error of the same field integrated with dopri5 too.
+SOLVERS_BY_PROFILE: dict[str, dict] = {
+    "smoke": {"method": "rk4", "step_size": 0.1},
+    "default": {"method": "rk4", "step_size": 0.1},
+    "paper": {"method": "dopri5", "step_size": None},
+}
+#: State scalings (module docstring).
+STATES = ("per_ion", "per_sample")
 
 
 @dataclass(frozen=True)
 class NeuralODEConfig:
     """Architecture and solver settings.
 
-    width, depth: hidden width and number of linear layers (paper: 5);
+    state: "per_ion" (u = c / c_f, default) or "per_sample" (u = c / s), see
+    the module docstring; width, depth: hidden width and number of linear layers (paper: 5);
     flux_degree: Legendre encodings of τ; mask_features: also feed the species
     mask to f_θ; project: hard electroneutral projection (False only for the
     ablation); method: a torchdiffeq solver name; rtol, atol: its tolerances on
@@ -48,6 +79,7 @@ class NeuralODEConfig:
     """
 
     width: int = WIDTHS["default"]
+    state: str = "per_ion"
     depth: int = 5
     flux_degree: int = 4
     mask_features: bool = True
@@ -65,6 +97,8 @@ class NeuralODEConfig:
         object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
         if self.width < 1 or self.depth < 2 or self.flux_degree < 1:
             raise ValueError(f"need width ≥ 1, depth ≥ 2, flux_degree ≥ 1; got {self.width}, {self.depth}, {self.flux_degree}")
+        if self.state not in STATES:
+            raise ValueError(f"unknown state {self.state!r}; choose one of {', '.join(STATES)}")
         if self.method not in SOLVERS:
             raise ValueError(f"unknown ODE solver {self.method!r}; torchdiffeq knows {', '.join(SOLVERS)}")
         if not self.flux_scale > 0 or not self.rtol > 0 or not self.atol > 0:
@@ -75,16 +109,17 @@ class NeuralODEConfig:
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides) -> "NeuralODEConfig":
         """The configuration of a run profile (smoke/default/paper), with ``overrides``."""
-        return replace(cls(width=WIDTHS[get(profile).name]), **overrides)
+        name = get(profile).name
+        return replace(cls(width=WIDTHS[name], **SOLVERS_BY_PROFILE[name]), **overrides)
 
 
 class _Dynamics(nn.Module):
-    """f_θ followed by the projection, given the per-batch species mask and static features."""
+    """f_θ followed by the projection, given the per-batch species mask, charge weights w and static features."""
 
     def __init__(self, cfg: NeuralODEConfig, z: Tensor):
         super().__init__()
         d = len(cfg.species)
-        n_in = d + (d if cfg.mask_features else 0) + 1 + cfg.flux_degree
+        n_in = 2 * d + (d if cfg.mask_features else 0) + 1 + cfg.flux_degree
         sizes = [n_in] + [cfg.width] * (cfg.depth - 1) + [d]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -96,23 +131,23 @@ class _Dynamics(nn.Module):
         self.cfg = cfg
         self.nfe = 0
 
-    def forward(self, tau: Tensor, u: Tensor, mask: Tensor, static: Tensor) -> Tensor:
+    def forward(self, tau: Tensor, u: Tensor, mask: Tensor, static: Tensor, w: Tensor) -> Tensor:
         self.nfe += 1
         enc = flux_encoding(tau.reshape(1).to(u.dtype), self.cfg.flux_degree).expand(u.shape[0], -1)
         out = self.net(torch.cat([u * mask, static, enc], dim=-1))
-        return project_electroneutral(out, self.z, mask) if self.cfg.project else out * mask
+        return project_electroneutral(out, w, mask) if self.cfg.project else out * mask
 
 
 class _Bound(nn.Module):
     """The dynamics bound to one batch's context, as the (t, y) callable torchdiffeq integrates;
     the adjoint keeps it alive until its backward pass."""
 
-    def __init__(self, func: _Dynamics, mask: Tensor, static: Tensor):
+    def __init__(self, func: _Dynamics, mask: Tensor, static: Tensor, w: Tensor):
         super().__init__()
-        self.func, self.mask, self.static = func, mask, static
+        self.func, self.mask, self.static, self.w = func, mask, static, w
 
     def forward(self, tau: Tensor, u: Tensor) -> Tensor:
-        return self.func(tau, u, self.mask, self.static)
+        return self.func(tau, u, self.mask, self.static, self.w)
 
 
 class NeuralODE(nn.Module):
@@ -136,20 +171,40 @@ class NeuralODE(nn.Module):
         cfg = self.config
         check_inputs(feed, species_mask, flux, flux_mask, cfg.species)
         dtype = self.func.z.dtype
-        feed, flux = feed.to(dtype), flux.to(dtype)
+        feed_in, feed, flux = feed, feed.to(dtype), flux.to(dtype)
         mask = species_mask.to(dtype)
         fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
         s = equivalent_scale(feed, self.func.z, mask)
-        u0 = feed * mask / s[:, None]
-        static = torch.cat([mask, scale_feature(s)] if cfg.mask_features else [scale_feature(s)], dim=-1)
+        a = self.state_scale(feed, mask)
+        u0 = feed * mask / a
+        w = self.func.z * a * mask  # Σ w u = Σ z c
+        static = [log_feed_feature(feed, mask), scale_feature(s)]
+        static = torch.cat([mask] + static if cfg.mask_features else static, dim=-1)
         tau = torch.where(fmask, flux / cfg.flux_scale, torch.zeros_like(flux))
         t = torch.unique(torch.cat([tau.new_zeros(1), tau.reshape(-1)]))  # sorted, starts at 0
-        sol = self._solve(_Bound(self.func, mask, static), u0, t)  # (T, B, d)
-        if cfg.project:  # exact in exact arithmetic; removes float round-off accumulated over the steps
-            sol = u0 + project_electroneutral(sol - u0, self.func.z, mask)
+        sol = self._solve(_Bound(self.func, mask, static, w), u0, t)  # (T, B, d)
         idx = torch.searchsorted(t, tau)
         rows = torch.arange(feed.shape[0], device=feed.device)[:, None].expand_as(idx)
-        return sol[idx, rows] * s[:, None, None] * fmask[..., None].to(dtype)
+        u = sol[idx, rows]  # (B, K, d)
+        if not cfg.project:
+            return u * a[:, None, :] * fmask[..., None].to(dtype)
+        # Re-project once, u0 + P(u − u0), in float64 from the caller's feed: exact in exact arithmetic, it removes
+        # the round-off of the steps, and float64 avoids the float32 cancellation in u0 + Δu where the permeate
+        # is far more dilute than the feed. The feed's own net charge is conserved, so a float64 feed keeps a
+        # float32 model's output neutral to ~1e-7 relative.
+        f64, m64 = feed_in.double(), mask.double()
+        a64 = self.state_scale(f64, mask)
+        u0_64, w64 = (f64 * m64 / a64)[:, None], (self.func.z.double() * a64 * m64)[:, None]
+        u = u0_64 + project_electroneutral(u.double() - u0_64, w64, mask[:, None])
+        return (u * a64[:, None, :] * fmask[..., None].double()).to(dtype)
+
+    def state_scale(self, feed: Tensor, mask: Tensor) -> Tensor:
+        """Per-ion state scale a (B, d) in mol/m³, c = a ⊙ u: the feed itself (``per_ion``; 1 for absent
+        species) or ½ Σ |z| c_f repeated (``per_sample``)."""
+        m = mask.bool()
+        if self.config.state == "per_ion":
+            return torch.where(m, feed, torch.ones_like(feed))
+        return equivalent_scale(feed, self.func.z, mask)[:, None].expand_as(feed)
 
     def _solve(self, f: _Bound, u0: Tensor, t: Tensor) -> Tensor:
         cfg = self.config

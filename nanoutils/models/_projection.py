@@ -1,11 +1,16 @@
 """Hard electroneutrality (paper eq. 2, Section 2.1).
 
 A vector v (a derivative dh/dJv, or a prediction) is projected orthogonally to
-the valence vector z restricted to the species present:
+a charge vector w restricted to the species present:
 
-    z_m = z ⊙ m,    P(v) = v_m − (z_m · v_m / z_m · z_m) z_m,    v_m = v ⊙ m,
+    w_m = w ⊙ m,    P(v) = v_m − (w_m · v_m / w_m · w_m) w_m,    v_m = v ⊙ m,
 
-so that Σ_j z_j P(v)_j = 0 and P(v)_j = 0 exactly for every absent species j.
+so that Σ_j w_j P(v)_j = 0 and P(v)_j = 0 exactly for every absent species j.
+For a state in concentrations (the paper's h = c) w is the valence vector z; for
+a state scaled per ion, u_j = c_j / a_j, it is w = z ⊙ a (one row per sample),
+since Σ z_j c_j = Σ (z_j a_j) u_j. ``w`` is normalised by its largest entry first,
+which changes nothing in exact arithmetic and keeps float32 well scaled when a
+spans orders of magnitude.
 Applied to the right-hand side of the neural ODE it keeps Σ z h(Jv) equal to its
 value at the feed (0) and absent species at 0 along the whole trajectory; applied
 to a direct prediction (ResNet, U-Net, PINN) it makes that prediction neutral.
@@ -17,7 +22,8 @@ from torch import Tensor
 
 
 def project_electroneutral(v: Tensor, z: Tensor, mask: Tensor) -> Tensor:
-    """Project ``v`` (..., d) orthogonally to ``z`` (d,) on the species where ``mask`` (..., d) is true.
+    """Project ``v`` (..., d) orthogonally to ``z`` ((d,) valences, or (..., d) per-sample charge
+    weights z ⊙ a) on the species where ``mask`` (..., d) is true.
 
     Units are those of ``v``. Entries of absent species are exactly zero. Where no
     charged species is present the (masked) input is returned unchanged.
@@ -25,6 +31,8 @@ def project_electroneutral(v: Tensor, z: Tensor, mask: Tensor) -> Tensor:
     m = mask.to(v.dtype)
     v_m = v * m
     z_m = z.to(v.dtype) * m
+    big = z_m.abs().amax(-1, keepdim=True)
+    z_m = z_m / torch.where(big > 0, big, torch.ones_like(big))
     zz = (z_m * z_m).sum(-1, keepdim=True)
     coef = (z_m * v_m).sum(-1, keepdim=True) / torch.where(zz > 0, zz, torch.ones_like(zz))
     return v_m - coef * z_m

@@ -1,0 +1,64 @@
+"""nanoutils.datasets: the cached, DSPM-DE-labelled pre-training set and its splits."""
+import numpy as np
+import pytest
+
+from nanoutils import datasets, dspmde, ions, metrics, sampling
+
+SPEC = datasets.PretrainingSpec(n_compositions=12, n_flux=3, seed=4)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def test_labels_are_dspmde_and_metadata_round_trips(cache, capsys):
+    data = datasets.pretraining_set(SPEC, cache)
+    assert "cache miss" in capsys.readouterr().out
+    meta = data.metadata
+    assert meta["spec"]["n_compositions"] == 12 and meta["spec"]["seed"] == 4
+    assert meta["spec"]["membrane"]["X_d"] == dspmde.Membrane.nf270().X_d
+    assert meta["spec"]["j_max_lmh"] == pytest.approx(108.0) and meta["spec"]["film"] is None
+    assert meta["n_compositions_labelled"] == 12 and meta["n_points_labelled"] == 36
+    assert len(data) == 12 - meta["n_compositions_dropped"]
+    np.testing.assert_allclose(data.flux[0], sampling.flux_grid(3))
+    # the stored labels are the solver's answer for those feeds (not a stand-in)
+    direct = dspmde.solve(data.feed[:2], data.flux[0], species=data.species)
+    np.testing.assert_allclose(data.permeate[:2], np.nan_to_num(direct.permeate) * data.target_mask[:2], rtol=1e-9)
+    z = ions.charges(data.species)
+    assert np.abs(data.permeate @ z).max() <= 1e-6 * data.permeate.max()
+
+    again = datasets.pretraining_set(SPEC, cache)
+    assert "cache hit" in capsys.readouterr().out
+    assert again.metadata == meta
+    np.testing.assert_array_equal(again.permeate, data.permeate)
+
+
+def test_changed_specification_is_a_cache_miss(cache, capsys):
+    datasets.pretraining_set(SPEC, cache)
+    capsys.readouterr()
+    other = datasets.pretraining_set(datasets.PretrainingSpec(n_compositions=12, n_flux=3, seed=5), cache)
+    assert "specification differs" in capsys.readouterr().out
+    assert other.metadata["spec"]["seed"] == 5
+
+
+def test_split_is_by_composition_and_feeds_the_rejection_metric(cache):
+    data = datasets.pretraining_set(SPEC, cache, verbose=False)
+    parts = datasets.split(data)
+    assert sum(len(p) for p in parts.values()) == len(data)
+    rows = {k: {tuple(r) for r in p.feed} for k, p in parts.items()}
+    assert not (rows["train"] & rows["val"]) and not (rows["train"] & rows["test"]) and not (rows["val"] & rows["test"])
+    test = parts["test"]
+    frame = test.to_frame(test.permeate * 0.9)
+    assert len(frame) == test.target_mask.sum()
+    np.testing.assert_allclose(frame["R_pred"], 1 - 0.9 * (1 - frame["R_meas"]))
+    score = metrics.rejection_error(frame)
+    assert score.value == pytest.approx(100 * (0.1 * (1 - frame["R_meas"])).abs().mean())
+
+
+def test_bad_specifications_raise():
+    with pytest.raises(ValueError, match="compositions"):
+        datasets.PretrainingSpec(n_compositions=1)
+    with pytest.raises(ValueError, match="fraction"):
+        datasets.PretrainingSpec(val_fraction=0.6, test_fraction=0.5)
+    assert datasets.PretrainingSpec.for_profile("smoke").n_compositions == datasets.SIZES["smoke"][0]
