@@ -12,6 +12,7 @@ from ._film import Film as Film
 from ._film import FilmError as FilmError
 from ._hindrance import HINDRANCE as HINDRANCE
 from ._hindrance import hindrance as hindrance
+from ._hindrance import steric_partition as steric_partition
 from ._image import image_log_partition as image_log_partition
 from ._isotherm import ISOTHERMS as ISOTHERMS
 from ._isotherm import ChargeIsotherm as ChargeIsotherm
@@ -35,4 +36,4 @@ from ._temperature import water_viscosity as water_viscosity
 __all__ = ["ACTIVITY", "HINDRANCE", "ISOTHERMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ChargeIsotherm",
            "ConvergenceWarning", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
            "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
-           "image_log_partition", "pore_ions", "solve", "solve_reference", "water_viscosity"]
+           "image_log_partition", "pore_ions", "solve", "solve_reference", "steric_partition", "water_viscosity"]
