@@ -7,7 +7,8 @@ minimising the weighted, masked MSE of eq. 4 on scaled concentrations
 (c − ĉ) / a: by default a = c_f per ion (``loss_scale="feed"``), so the loss is
 the squared rejection error; ``"equivalent"`` uses a = ½ Σ |z| c_f. With ``target_sampler`` (eq. 5,
 fine-tuning) every step draws its targets from N(μ, σ²), reseeded from (seed,
-step) so a resumed run draws the same numbers. Checkpoints ``last.pt`` and
+step) so a resumed run draws the same numbers. Data with an observation matrix W (measured salts, see
+:class:`TransportData`) are compared as quantities W c, scaled by their feed values W c_f. Checkpoints ``last.pt`` and
 ``best.pt`` in ``run_dir`` hold everything needed to continue exactly.
 """
 from __future__ import annotations
@@ -186,6 +187,7 @@ def train(
         for start in range(0, n, cfg.batch_size):
             b = {k: v[order[start:start + cfg.batch_size].to(dev)] for k, v in train_t.items()}
             target = target_sampler(b["permeate"], b["sigma"], state["step"]) if target_sampler else b["permeate"]
+            target = torch.where(b["target_mask"], target, torch.zeros_like(target))
             loss = _loss(model, b, target)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {state['step']}")
@@ -237,7 +239,7 @@ def evaluate(model: nn.Module, data: TransportData, batch_size: int = 256, *, lo
     """Eq. 4 loss on the target means of ``data`` (no noise), with its masks and weights."""
     p = next(model.parameters())
     t = _tensors_cache or _tensors(data, p.device, p.dtype, loss_scale)
-    pred = predict_dataset(model, data, batch_size, _tensors_cache=t)
+    pred = _observe(predict_dataset(model, data, batch_size, _tensors_cache=t), t.get("observation"))
     return float(masked_mse(pred, t["permeate"], t["scale"], t["target_mask"], t["weight"]))
 
 
@@ -252,7 +254,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> nn.Module:
 
 def _loss(model: nn.Module, b: dict[str, Tensor], target: Tensor) -> Tensor:
     pred = model(b["feed"], b["species_mask"], b["flux"], b["flux_mask"])
-    loss = masked_mse(pred, target, b["scale"], b["target_mask"], b["weight"])
+    loss = masked_mse(_observe(pred, b.get("observation")), target, b["scale"], b["target_mask"], b["weight"])
     aux = getattr(model, "auxiliary_loss", None)  # e.g. a PINN residual or a soft charge penalty
     return loss + aux(b, pred) if aux is not None else loss
 
@@ -262,7 +264,17 @@ def _tensors(data: TransportData, device: torch.device, dtype: torch.dtype, loss
     t = {a: v.to(dtype) if v.is_floating_point() else v for a, v in t.items()}
     z = torch.as_tensor(ions.charges(data.species), dtype=dtype, device=device)
     t["scale"] = LOSS_SCALES[loss_scale](t["feed"], z, t["species_mask"])
+    if data.observation is not None:
+        t["observation"] = torch.as_tensor(data.observation, device=device, dtype=dtype)
+        if t["scale"].ndim == 2:  # per-ion scales are linear in the feed: a quantity's scale is its feed value W c_f
+            q_feed = _observe(t["feed"][:, None, :], t["observation"])[:, 0]
+            t["scale"] = torch.where(q_feed > 0, q_feed, torch.ones_like(q_feed))
     return t
+
+
+def _observe(pred: Tensor, observation: Tensor | None) -> Tensor:
+    """Quantities W c (B, K, Q) from permeates (B, K, d); unchanged without an observation matrix."""
+    return pred if observation is None else torch.einsum("bkd,bqd->bkq", pred, observation)
 
 
 def _save(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, state: dict, data_id: str) -> None:
@@ -277,6 +289,10 @@ def _save(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, state: dic
 
 def _restore(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, data_id: str) -> dict:
     ckpt = torch.load(path, map_location=next(model.parameters()).device, weights_only=False)
+    # Rebuilt through the current classes, so fields added since (with their defaults) do not count as changes.
+    ckpt["train_config"] = asdict(TrainConfig(**ckpt["train_config"]))
+    if ckpt["model_spec"] is not None and ckpt["model_spec"]["name"] in models.MODELS:
+        ckpt["model_spec"] = models.spec(models.from_spec(ckpt["model_spec"]))
     if ckpt["train_config"] != asdict(cfg):
         raise CheckpointMismatchError(f"cannot resume {path}: its train config {ckpt['train_config']} differs from {asdict(cfg)}")
     spec = models.spec(model) if type(model) in models.MODELS.values() else None
@@ -303,6 +319,8 @@ def _fingerprint(*parts: TransportData | None) -> str:
     for data in parts:
         for a in _ARRAYS if data is not None else ():
             h.update(np.ascontiguousarray(getattr(data, a)).tobytes())
+        if data is not None and data.observation is not None:
+            h.update(np.ascontiguousarray(data.observation).tobytes())
         h.update(b"|")
     return h.hexdigest()
 

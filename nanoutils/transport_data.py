@@ -34,6 +34,8 @@ class TransportData:
     (N, K, d) mol/m³ target standard deviations (0 for simulated data);
     target_mask (N, K, d) bool (default: species present at a real flux point);
     weight (N,) > 0 per-sample loss weight; metadata: JSON-serialisable dict.
+    observation (N, Q, d) or None: targets are the quantities W c (then permeate, sigma and target_mask are
+    (N, K, Q), and W must not weight absent species); None means W = identity (Q = d).
     """
 
     feed: np.ndarray
@@ -46,6 +48,7 @@ class TransportData:
     weight: np.ndarray | None = None
     species: tuple[str, ...] = field(default_factory=ions.species)
     metadata: dict[str, Any] = field(default_factory=dict)
+    observation: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.species = tuple(ions.canonical(s) for s in self.species)
@@ -53,8 +56,17 @@ class TransportData:
         self.species_mask = np.asarray(self.species_mask, dtype=bool)
         n, k, d = len(self.feed), self.flux.shape[-1], len(self.species)
         self.flux_mask = np.ones((n, k), bool) if self.flux_mask is None else np.asarray(self.flux_mask, dtype=bool)
+        observed = self.species_mask
+        if self.observation is not None:
+            self.observation = np.asarray(self.observation, dtype=float)
+            if self.observation.ndim != 3 or self.observation.shape[0] != n or self.observation.shape[2] != d:
+                raise ModelInputError(f"observation must have shape ({n}, Q, {d}), got {self.observation.shape}")
+            bad = (self.observation != 0) & ~self.species_mask[:, None, :] | ~np.isfinite(self.observation)
+            _no_bad(bad, "observation weights an absent species or is not finite", axes="(sample, quantity, species)")
+            observed = (self.observation != 0).any(-1)
+            d = self.observation.shape[1]
         self.sigma = np.zeros((n, k, d)) if self.sigma is None else np.asarray(self.sigma, dtype=float)
-        default_target = self.species_mask[:, None, :] & self.flux_mask[:, :, None]
+        default_target = observed[:, None, :] & self.flux_mask[:, :, None]
         self.target_mask = default_target if self.target_mask is None else np.asarray(self.target_mask, dtype=bool)
         self.weight = np.ones(n) if self.weight is None else np.asarray(self.weight, dtype=float)
         check_inputs(self.feed, self.species_mask, self.flux, self.flux_mask, self.species)
@@ -63,7 +75,7 @@ class TransportData:
                 raise ModelInputError(f"{name} must have shape {(n, k, d)}, got {getattr(self, name).shape}")
         if self.weight.shape != (n,) or not np.all(np.isfinite(self.weight) & (self.weight > 0)):
             raise ModelInputError(f"weight must be {n} finite positive numbers, got shape {self.weight.shape}")
-        _no_bad(self.target_mask & ~default_target, "a target is marked for an absent species or a padded flux point")
+        _no_bad(self.target_mask & ~default_target, "a target is marked for an absent species or quantity or a padded flux point")
         _no_bad(self.target_mask & ~np.isfinite(self.permeate), "target permeate is not finite", self.permeate)
         _no_bad(self.target_mask & ~(self.sigma >= 0), "target σ is negative or NaN", self.sigma)
         self.permeate = np.where(self.target_mask, self.permeate, 0.0)
@@ -75,7 +87,26 @@ class TransportData:
     def subset(self, index: Sequence[int] | np.ndarray) -> "TransportData":
         """The samples at ``index`` (same species, flux padding and metadata)."""
         idx = np.asarray(index)
-        return TransportData(**{a: getattr(self, a)[idx] for a in ARRAYS}, species=self.species, metadata=self.metadata)
+        obs = None if self.observation is None else self.observation[idx]
+        return TransportData(**{a: getattr(self, a)[idx] for a in ARRAYS}, species=self.species, metadata=self.metadata,
+                             observation=obs)
+
+    @property
+    def n_targets(self) -> int:
+        """Q: quantities per flux point (d when there is no observation matrix)."""
+        return self.permeate.shape[-1]
+
+    def observe(self, c: np.ndarray) -> np.ndarray:
+        """Observed quantities (N, K, Q) from permeate concentrations c (N, K, d) in mol/m³."""
+        c = np.asarray(c, dtype=float)
+        return c if self.observation is None else np.einsum("nkd,nqd->nkq", c, self.observation)
+
+    def quantity_names(self) -> tuple[str, ...]:
+        """Names of the Q target quantities: the species, or ``metadata["quantities"]``."""
+        if self.observation is None:
+            return self.species
+        names = tuple(self.metadata.get("quantities", ()))
+        return names if len(names) == self.n_targets else tuple(f"q{i}" for i in range(self.n_targets))
 
     @classmethod
     def concat(cls, parts: Sequence["TransportData"], metadata: dict[str, Any] | None = None) -> "TransportData":
@@ -83,10 +114,27 @@ class TransportData:
         if len({p.species for p in parts}) != 1:
             raise ModelInputError("data sets to concatenate have different species orders")
         k = max(p.flux.shape[1] for p in parts)
+        obs = None
+        if any(p.observation is not None for p in parts):  # identity for parts without one, Q padded with zeros
+            parts = [p if p.observation is not None else p._with_identity() for p in parts]
+            q = max(p.n_targets for p in parts)
+            obs = np.concatenate([_pad_axis(p.observation, q, 1) for p in parts])
+            parts = [p._padded_targets(q) for p in parts]
         arrays = {a: np.concatenate([_pad_k(getattr(p, a), k) if a not in ("feed", "species_mask", "weight")
                                      else getattr(p, a) for p in parts]) for a in ARRAYS}
         meta = metadata if metadata is not None else {"parts": [p.metadata for p in parts]}
-        return cls(**arrays, species=parts[0].species, metadata=meta)
+        return cls(**arrays, species=parts[0].species, metadata=meta, observation=obs)
+
+    def _with_identity(self) -> "TransportData":
+        eye = np.eye(len(self.species))[None] * self.species_mask[:, None, :]
+        return TransportData(**{a: getattr(self, a) for a in ARRAYS}, species=self.species, metadata=self.metadata,
+                             observation=eye)
+
+    def _padded_targets(self, q: int) -> "TransportData":
+        arrays = {a: _pad_axis(getattr(self, a), q, 2) if a in ("permeate", "sigma", "target_mask") else getattr(self, a)
+                  for a in ARRAYS}
+        return TransportData(**arrays, species=self.species, metadata=self.metadata,
+                             observation=_pad_axis(self.observation, q, 1))
 
     @classmethod
     def from_labels(cls, feed: np.ndarray, species_mask: np.ndarray, fluxes: np.ndarray, permeate: np.ndarray,
@@ -104,19 +152,22 @@ class TransportData:
                    flux_mask=converged[keep], permeate=perm[keep], species=tuple(species), metadata=meta)
 
     def to_frame(self, predicted: np.ndarray | None = None) -> pd.DataFrame:
-        """Tidy frame, one row per target (sample, flux point, ion): ``feed_id`` (sample index), ``Jv_m_s``,
-        ``ion``, ``c_feed``, ``c_meas`` (mol/m³), ``R_meas``; with ``predicted`` permeate (N, K, d) mol/m³
-        also ``c_pred`` and ``R_pred`` (the columns :func:`nanoutils.metrics.rejection_error` reads)."""
+        """Tidy frame, one row per target (sample, flux point, ion or quantity): ``feed_id`` (sample index),
+        ``Jv_m_s``, ``ion`` (the quantity's name), ``c_feed``, ``c_meas`` (mol/m³), ``R_meas``; with ``predicted``
+        permeate (N, K, d) mol/m³ also ``c_pred`` and ``R_pred`` (the columns
+        :func:`nanoutils.metrics.rejection_error` reads)."""
         i, k, j = np.nonzero(self.target_mask)
-        c_feed = self.feed[i, j]
-        frame = pd.DataFrame({"feed_id": i, "Jv_m_s": self.flux[i, k], "ion": np.asarray(self.species)[j],
+        q_feed = self.feed if self.observation is None else np.einsum("nd,nqd->nq", self.feed, self.observation)
+        c_feed = q_feed[i, j]
+        frame = pd.DataFrame({"feed_id": i, "Jv_m_s": self.flux[i, k], "ion": np.asarray(self.quantity_names())[j],
                               "c_feed": c_feed, "c_meas": self.permeate[i, k, j]})
         frame["R_meas"] = 1.0 - frame["c_meas"] / c_feed
         if predicted is not None:
             predicted = np.asarray(predicted, dtype=float)
-            if predicted.shape != self.permeate.shape:
-                raise ModelInputError(f"predicted permeate has shape {predicted.shape}, expected {self.permeate.shape}")
-            frame["c_pred"] = predicted[i, k, j]
+            expected = self.permeate.shape[:2] + (len(self.species),)
+            if predicted.shape != expected:
+                raise ModelInputError(f"predicted permeate has shape {predicted.shape}, expected {expected}")
+            frame["c_pred"] = self.observe(predicted)[i, k, j]
             frame["R_pred"] = 1.0 - frame["c_pred"] / c_feed
         return frame
 
@@ -129,7 +180,8 @@ class TransportData:
         except TypeError as err:
             raise ValueError(f"metadata is not JSON-serialisable: {err}") from None
         with open(path, "wb") as fh:
-            np.savez_compressed(fh, header=np.array(header), **{a: getattr(self, a) for a in ARRAYS})
+            extra = {} if self.observation is None else {"observation": self.observation}
+            np.savez_compressed(fh, header=np.array(header), **{a: getattr(self, a) for a in ARRAYS}, **extra)
         return path
 
     @classmethod
@@ -139,7 +191,9 @@ class TransportData:
             header = json.loads(str(f["header"]))
             if header.get("format") != FORMAT_VERSION:
                 raise ValueError(f"{path}: data format {header.get('format')!r}, expected {FORMAT_VERSION}")
-            return cls(**{a: f[a] for a in ARRAYS}, species=tuple(header["species"]), metadata=header["metadata"])
+            obs = f["observation"] if "observation" in f.files else None
+            return cls(**{a: f[a] for a in ARRAYS}, species=tuple(header["species"]), metadata=header["metadata"],
+                       observation=obs)
 
 
 def split_by_composition(data: TransportData, val_fraction: float = 0.2, seed: int = 0) -> tuple[TransportData, TransportData]:
@@ -159,9 +213,16 @@ def _pad_k(a: np.ndarray, k: int) -> np.ndarray:
     return np.pad(a, widths)
 
 
-def _no_bad(bad: np.ndarray, what: str, values: np.ndarray | None = None) -> None:
+def _pad_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (0, n - a.shape[axis])
+    return np.pad(a, widths)
+
+
+def _no_bad(bad: np.ndarray, what: str, values: np.ndarray | None = None,
+            axes: str = "(sample, flux point, species)") -> None:
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         shown = f" ({values[where]!r})" if values is not None else ""
-        raise ModelInputError(f"{what} at (sample, flux point, species) index {where}{shown}")
+        raise ModelInputError(f"{what} at {axes} index {where}{shown}")
 

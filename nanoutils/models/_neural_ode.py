@@ -69,7 +69,8 @@ class NeuralODEConfig:
     the module docstring; width, depth: hidden width and number of linear layers (paper: 5);
     flux_degree: Legendre encodings of τ; mask_features: also feed the species
     mask to f_θ; project: hard electroneutral projection (False only for the
-    ablation); method: a torchdiffeq solver name; rtol, atol: its tolerances on
+    ablation); charge_penalty: weight λ of the soft electroneutrality penalty added to the loss by
+    :meth:`NeuralODE.auxiliary_loss` (the "soft" ablation, used with ``project=False``; 0 = off); method: a torchdiffeq solver name; rtol, atol: its tolerances on
     the scaled state; step_size: τ step of fixed-grid methods (rk4…; outputs off
     the grid by cubic Hermite interpolation); adjoint: continuous adjoint instead
     of direct backprop (the paper's choice; off by default in every profile
@@ -84,6 +85,7 @@ class NeuralODEConfig:
     flux_degree: int = 4
     mask_features: bool = True
     project: bool = True
+    charge_penalty: float = 0.0
     method: str = "dopri5"
     rtol: float = 1e-4
     atol: float = 1e-6
@@ -103,6 +105,8 @@ class NeuralODEConfig:
             raise ValueError(f"unknown ODE solver {self.method!r}; torchdiffeq knows {', '.join(SOLVERS)}")
         if not self.flux_scale > 0 or not self.rtol > 0 or not self.atol > 0:
             raise ValueError(f"flux_scale, rtol and atol must be > 0; got {self.flux_scale}, {self.rtol}, {self.atol}")
+        if not (self.charge_penalty >= 0 and self.charge_penalty < float("inf")):
+            raise ValueError(f"charge_penalty must be finite and ≥ 0, got {self.charge_penalty}")
         if self.step_size is not None and not self.step_size > 0:
             raise ValueError(f"step_size must be > 0, got {self.step_size}")
 
@@ -197,6 +201,18 @@ class NeuralODE(nn.Module):
         u0_64, w64 = (f64 * m64 / a64)[:, None], (self.func.z.double() * a64 * m64)[:, None]
         u = u0_64 + project_electroneutral(u.double() - u0_64, w64, mask[:, None])
         return (u * a64[:, None, :] * fmask[..., None].double()).to(dtype)
+
+    def auxiliary_loss(self, batch: dict[str, Tensor], pred: Tensor) -> Tensor:
+        """Soft electroneutrality penalty λ · mean over real flux points of (Σ z c / Σ |z| c_f)² (dimensionless;
+        0 when ``charge_penalty`` is 0); the training loop adds it to the data loss."""
+        lam = self.config.charge_penalty
+        if lam == 0:
+            return pred.new_zeros(())
+        z = self.func.z.to(pred.dtype)
+        norm = (z.abs() * batch["feed"].to(pred.dtype)).sum(-1).clamp_min(torch.finfo(pred.dtype).tiny)
+        rel = (pred * z).sum(-1) / norm[:, None]
+        fmask = batch["flux_mask"].to(pred.dtype)
+        return lam * (rel ** 2 * fmask).sum() / fmask.sum().clamp_min(1.0)
 
     def state_scale(self, feed: Tensor, mask: Tensor) -> Tensor:
         """Per-ion state scale a (B, d) in mol/m³, c = a ⊙ u: the feed itself (``per_ion``; 1 for absent

@@ -1,0 +1,350 @@
+"""Fit the DSPM-DE membrane Z = {r_p, Δx_e, ε_p, X_d} to measured rejections (paper eq. 11, Table 2).
+
+    arg min_Z  Σ_i Σ_j [R_mod_ij(Z) − R_exp_ij]² / σ_ij²                        (eq. 11)
+
+over every measured quantity i (ion or salt) and flux point j, by simulated annealing
+(``scipy.optimize.dual_annealing``, no local search) followed by Nelder–Mead, both in a unit
+box mapped to physical bounds (log scale for r_p, Δx_e and ε_p; linear for the signed X_d).
+Residuals come from the data layer (:meth:`MeasuredArrays.normalized_residuals`); every
+objective call solves all feeds with the batched DSPM-DE (one call per group of feeds that share
+temperature and film). Intrinsic feeds are compared at the membrane surface (no film); observed
+feeds need the film's mass-transfer coefficient in the column ``x_k_film_m_s`` (m/s).
+
+>>> from nanoutils import data, fitting
+>>> result = fitting.fit(data.load_dataset("nf270_fdl2021"), anneal_maxiter=10, nm_maxiter=100)  # doctest: +SKIP
+>>> result.table()                                                                            # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import dual_annealing, minimize
+
+from . import dspmde
+from .data import Measurements
+
+PARAMETERS = ("r_p", "dx_e", "eps_p", "X_d")
+UNITS = {"r_p": ("nm", 1e9), "dx_e": ("µm", 1e6), "eps_p": ("–", 1.0), "X_d": ("mol/m³", 1.0)}
+#: Physical bounds (SI): pores wider than the largest hydrated ion of the table but still NF; a
+#: thickness from a thin active layer to a thick, tortuous one; ε_p between a strongly ordered
+#: pore fluid and bulk water; charge from strongly negative to moderately positive.
+BOUNDS: dict[str, tuple[float, float]] = {"r_p": (0.3e-9, 1.5e-9), "dx_e": (0.1e-6, 50e-6),
+                                          "eps_p": (15.0, 78.54), "X_d": (-400.0, 200.0)}
+LOG_SCALE = {"r_p": True, "dx_e": True, "eps_p": True, "X_d": False}
+#: Paper's Table 2 (NF270).
+PAPER_TABLE2 = {"r_p": 0.51e-9, "dx_e": 1.27e-6, "eps_p": 43.56, "X_d": -51.23}
+#: A measurement whose case does not converge counts as a rejection error of this size (the
+#: full span of physically seen rejections, −1 to 1), divided by its σ.
+PENALTY_R = 2.0
+FILM_COLUMN = "x_k_film_m_s"
+_OVERHEAD_CASES = 20  # one extra solve call costs about as much as this many cases
+
+
+class FitError(ValueError):
+    """Bad input to a fit (inverted bounds, empty data, missing film coefficient…); names the culprit."""
+
+
+def check_bounds(bounds: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
+    """Validated bounds for the four parameters (defaults from :data:`BOUNDS` where not given)."""
+    out = dict(BOUNDS)
+    for name, pair in (bounds or {}).items():
+        if name not in PARAMETERS:
+            raise FitError(f"unknown parameter {name!r} in bounds; parameters are {', '.join(PARAMETERS)}")
+        out[name] = tuple(float(v) for v in pair)
+    for name, (lo, hi) in out.items():
+        if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
+            raise FitError(f"bounds of {name} must be finite with lower < upper, got ({lo!r}, {hi!r})")
+        if LOG_SCALE[name] and lo <= 0:
+            raise FitError(f"bounds of {name} must be > 0 (log scale), got ({lo!r}, {hi!r})")
+    return out
+
+
+class Space:
+    """Map between physical parameters and the unit box [0, 1]⁴ the optimisers search."""
+
+    def __init__(self, bounds: Mapping[str, tuple[float, float]] | None = None):
+        self.bounds = check_bounds(bounds)
+        lo, hi = (np.array([self._t(n, self.bounds[n][k]) for n in PARAMETERS]) for k in (0, 1))
+        self.lo, self.span = lo, hi - lo
+
+    @staticmethod
+    def _t(name: str, value: float) -> float:
+        return float(np.log(value)) if LOG_SCALE[name] else float(value) / 100.0
+
+    def theta(self, params: Mapping[str, float]) -> np.ndarray:
+        """Transformed coordinates θ (ln of r_p, Δx_e, ε_p; X_d/100 mol m⁻³)."""
+        return np.array([self._t(n, params[n]) for n in PARAMETERS])
+
+    def params(self, theta: np.ndarray) -> dict[str, float]:
+        """Physical parameters (SI) from θ."""
+        return {n: float(np.exp(t)) if LOG_SCALE[n] else float(t) * 100.0 for n, t in zip(PARAMETERS, theta)}
+
+    def to_unit(self, params: Mapping[str, float]) -> np.ndarray:
+        u = (self.theta(params) - self.lo) / self.span
+        if np.any(u < 0) or np.any(u > 1):
+            raise FitError(f"start {dict(params)} lies outside the bounds {self.bounds}")
+        return u
+
+    def from_unit(self, u: np.ndarray) -> dict[str, float]:
+        return self.params(self.lo + np.clip(u, 0.0, 1.0) * self.span)
+
+
+def membrane(params: Mapping[str, float]) -> dspmde.Membrane:
+    """A :class:`dspmde.Membrane` from a mapping with r_p (m), dx_e (m), eps_p, X_d (mol/m³)."""
+    return dspmde.Membrane(**{n: float(params[n]) for n in PARAMETERS})
+
+
+@dataclass
+class Objective:
+    """Eq. 11 on a data set: ``chi2(membrane)``; keeps a trace of every evaluation.
+
+    ``activity`` and ``n_cells`` are passed to :func:`nanoutils.dspmde.solve`.
+    """
+
+    meas: Measurements
+    activity: str | None = None
+    n_cells: int = 20
+    trace: list[tuple[str, float, int]] = field(default_factory=list, repr=False)
+    phase: str = "start"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.meas, Measurements):
+            raise FitError(f"expected nanoutils.data.Measurements, got {type(self.meas).__name__}")
+        if len(self.meas) == 0:
+            raise FitError("no measurements to fit (empty data set)")
+        self.arrays = a = self.meas.arrays()
+        film = self._film_coefficients()
+        self.groups = []  # (feed indices, fluxes, index of each (feed, point) into the fluxes, T, film)
+        keys = sorted({(float(a.T[n]), film[n]) for n in range(len(a.feed_keys))}, key=str)
+        for T, k in keys:
+            idx = np.array([n for n in range(len(a.feed_keys)) if a.T[n] == T and film[n] == k])
+            union = np.unique(a.Jv[idx])
+            own = sum(len(np.unique(a.Jv[n])) for n in idx)
+            if len(idx) * len(union) <= own + _OVERHEAD_CASES * (len(idx) - 1):
+                self.groups.append((idx, union, np.searchsorted(union, a.Jv[idx]), T, k))
+            else:  # sparse union: one solve per feed on its own points
+                for n in idx:
+                    own_j = np.unique(a.Jv[n])
+                    self.groups.append((np.array([n]), own_j, np.searchsorted(own_j, a.Jv[[n]]), T, k))
+        self.n_points = int(a.mask.sum())
+
+    def _film_coefficients(self) -> list[float | None]:
+        a, t = self.arrays, self.meas.table
+        out: list[float | None] = []
+        for n, key in enumerate(a.feed_keys):
+            if a.intrinsic[n]:
+                out.append(None)
+                continue
+            rows = t[t["feed_key"] == key]
+            values = pd.to_numeric(rows[FILM_COLUMN], errors="coerce") if FILM_COLUMN in rows else pd.Series([np.nan])
+            if not (values.notna().all() and (values > 0).all() and values.nunique() == 1):
+                raise FitError(f"feed {key!r} has observed rejections but no single positive film mass-transfer "
+                               f"coefficient in column {FILM_COLUMN!r} (m/s); the model needs it to compare")
+            out.append(float(values.iloc[0]))
+        return out
+
+    def permeate(self, mem: dspmde.Membrane) -> tuple[np.ndarray, np.ndarray]:
+        """Model permeate (N, M, d) mol/m³ at every measured (feed, flux) and ``converged`` (N, M)."""
+        a = self.arrays
+        c_perm = np.full(a.Jv.shape + (len(a.species),), np.nan)
+        converged = np.zeros(a.Jv.shape, bool)
+        for idx, fluxes, where, T, k in self.groups:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dspmde.ConvergenceWarning)
+                res = dspmde.solve(a.c_feed[idx], fluxes, species=a.species, membrane=mem, temperature=T,
+                                   film=None if k is None else dspmde.Film(k=k), activity=self.activity,
+                                   n_cells=self.n_cells)
+            rows = np.arange(len(idx))[:, None]
+            c_perm[idx] = res.permeate[rows, where]
+            converged[idx] = res.converged[rows, where]
+        return c_perm, converged
+
+    def residuals(self, mem: dspmde.Membrane) -> tuple[np.ndarray, int]:
+        """Normalised residuals (R_mod − R)/σ at every measurement (unconverged: ±PENALTY_R/σ) and the
+        number of measurements whose case did not converge."""
+        a = self.arrays
+        c_perm, converged = self.permeate(mem)
+        r = a.normalized_residuals(a.model_rejection(c_perm))
+        bad = ~np.isfinite(r)
+        r[bad] = PENALTY_R / a.sigma_R[a.mask][bad]
+        return r, int(bad.sum())
+
+    def chi2(self, mem: dspmde.Membrane) -> float:
+        """The objective of eq. 11 for ``mem``; appended to :attr:`trace`."""
+        r, n_bad = self.residuals(mem)
+        value = float(r @ r)
+        self.trace.append((self.phase, value, n_bad))
+        return value
+
+    def trace_frame(self) -> pd.DataFrame:
+        """Every evaluation: index, phase, objective, running best, unconverged measurements."""
+        t = pd.DataFrame(self.trace, columns=["phase", "objective", "unconverged"])
+        t.insert(0, "evaluation", np.arange(1, len(t) + 1))
+        t["best"] = t["objective"].cummin()
+        return t
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """A fitted Z: ``params`` (SI), standard errors ``stderr`` (SI, from the Gauss–Newton Hessian
+    scaled by the reduced χ²), ``covariance`` of θ = (ln r_p, ln Δx_e, ln ε_p, X_d/100), ``chi2``
+    (eq. 11), ``n_points``, ``trace`` (every evaluation), ``n_unconverged`` at the optimum,
+    ``start`` and ``wall_s``."""
+
+    params: dict[str, float]
+    stderr: dict[str, float]
+    covariance: np.ndarray
+    chi2: float
+    n_points: int
+    n_unconverged: int
+    trace: pd.DataFrame
+    start: dict[str, float]
+    wall_s: float
+
+    @property
+    def membrane(self) -> dspmde.Membrane:
+        return membrane(self.params)
+
+    @property
+    def reduced_chi2(self) -> float:
+        return self.chi2 / max(self.n_points - len(PARAMETERS), 1)
+
+    @property
+    def correlation(self) -> np.ndarray:
+        s = np.sqrt(np.diag(self.covariance))
+        return self.covariance / np.outer(s, s)
+
+    def table(self) -> pd.DataFrame:
+        """Fitted values and standard errors in display units (nm, µm, –, mol/m³) beside Table 2."""
+        return pd.DataFrame([{"parameter": n, "unit": UNITS[n][0], "fitted": self.params[n] * UNITS[n][1],
+                              "stderr": self.stderr[n] * UNITS[n][1], "paper Table 2": PAPER_TABLE2[n] * UNITS[n][1]}
+                             for n in PARAMETERS]).set_index("parameter")
+
+
+def uncertainty(objective: Objective, params: Mapping[str, float], space: Space, step: float = 1e-3
+                ) -> tuple[np.ndarray, dict[str, float]]:
+    """Covariance of θ from central-difference residual Jacobians, cov = s² (JᵀJ)⁻¹ with
+    s² = max(1, χ²/(n − 4)) (inflated when the model does not fit to within σ), and standard errors
+    of the physical parameters by the delta method."""
+    theta = space.theta(params)
+    cols = []
+    for i in range(len(theta)):
+        plus, minus = theta.copy(), theta.copy()
+        plus[i] += step
+        minus[i] -= step
+        cols.append((objective.residuals(membrane(space.params(plus)))[0]
+                     - objective.residuals(membrane(space.params(minus)))[0]) / (2 * step))
+    jac = np.stack(cols, axis=1)
+    r = objective.residuals(membrane(params))[0]
+    s2 = max(1.0, float(r @ r) / max(len(r) - len(theta), 1))
+    cov = s2 * np.linalg.pinv(jac.T @ jac)
+    sd = np.sqrt(np.diag(cov))
+    stderr = {n: float(params[n] * s) if LOG_SCALE[n] else float(100.0 * s) for n, s in zip(PARAMETERS, sd)}
+    return cov, stderr
+
+
+def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None = None,
+        start: Mapping[str, float] | None = None, seed: int = 0, anneal_maxiter: int = 40,
+        nm_maxiter: int = 400, activity: str | None = None, n_cells: int = 20,
+        with_uncertainty: bool = True) -> FitResult:
+    """Fit Z to ``meas`` by eq. 11: dual annealing (``anneal_maxiter`` iterations of 8 evaluations,
+    seeded; 0 skips it) from ``start`` (default: a random point inside the bounds drawn with ``seed``),
+    then bounded Nelder–Mead (``nm_maxiter`` iterations) from the best point found."""
+    t0 = time.perf_counter()
+    space = Space(bounds)
+    obj = Objective(meas, activity=activity, n_cells=n_cells)
+    if int(anneal_maxiter) < 0 or int(nm_maxiter) < 0:
+        raise FitError(f"iteration budgets must be ≥ 0, got anneal_maxiter={anneal_maxiter}, nm_maxiter={nm_maxiter}")
+    u0 = space.to_unit(start) if start is not None else np.random.default_rng(seed).uniform(0.0, 1.0, 4)
+
+    def f(u: np.ndarray) -> float:
+        return obj.chi2(membrane(space.from_unit(u)))
+
+    obj.phase = "start"
+    best_u, best_f = u0, f(u0)
+    if anneal_maxiter:
+        obj.phase = "annealing"
+        da = dual_annealing(f, [(0.0, 1.0)] * 4, maxiter=int(anneal_maxiter), rng=seed, x0=u0, no_local_search=True)
+        if da.fun < best_f:
+            best_u, best_f = da.x, da.fun
+    if nm_maxiter:
+        obj.phase = "nelder-mead"
+        simplex = np.vstack([best_u] + [best_u + np.where(best_u[i] < 0.5, 0.05, -0.05) * np.eye(4)[i] for i in range(4)])
+        nm = minimize(f, best_u, method="Nelder-Mead", bounds=[(0.0, 1.0)] * 4,
+                      options={"maxiter": int(nm_maxiter), "initial_simplex": simplex, "xatol": 1e-6, "fatol": 1e-10})
+        if nm.fun <= best_f:
+            best_u, best_f = nm.x, nm.fun
+    params = space.from_unit(best_u)
+    obj.phase = "final"
+    _, n_bad = obj.residuals(membrane(params))
+    if with_uncertainty:
+        cov, stderr = uncertainty(obj, params, space)
+    else:
+        cov, stderr = np.full((4, 4), np.nan), {n: float("nan") for n in PARAMETERS}
+    return FitResult(params, stderr, cov, float(best_f), obj.n_points, n_bad, obj.trace_frame(),
+                     space.from_unit(u0), time.perf_counter() - t0)
+
+
+def predictions(meas: Measurements, mem: dspmde.Membrane, *, activity: str | None = None) -> pd.DataFrame:
+    """One row per measurement: feed_id (``study/feed``), study, ion (the measured quantity), Jv_um_s,
+    R_meas, sigma_R, R_pred (NaN if unconverged), residual (R_pred − R_meas)/σ, converged — the frame
+    :func:`nanoutils.metrics.rejection_error` scores."""
+    obj = Objective(meas, activity=activity)
+    a = obj.arrays
+    c_perm, converged = obj.permeate(mem)
+    R_pred = a.model_rejection(c_perm)
+    n, m, q = np.nonzero(a.mask)
+    frame = pd.DataFrame({"feed_id": np.asarray(a.feed_keys, dtype=object)[n],
+                          "ion": np.asarray(a.quantities, dtype=object)[q], "Jv_um_s": a.Jv[n, m] * 1e6,
+                          "R_meas": a.R[n, m, q], "sigma_R": a.sigma_R[n, m, q], "R_pred": R_pred[n, m, q],
+                          "converged": converged[n, m]})
+    frame.insert(1, "study", frame["feed_id"].str.split("/").str[0])
+    frame["residual"] = (frame["R_pred"] - frame["R_meas"]) / frame["sigma_R"]
+    return frame
+
+
+def performance(meas: Measurements, membranes: Mapping[str, dspmde.Membrane], *, activity: str | None = None
+                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Mean absolute rejection error (pp, :func:`nanoutils.metrics.rejection_error`) of each named
+    membrane on ``meas``: (per feed with an "all" row and its 95 % feed-bootstrap interval, per ion)."""
+    from .metrics import rejection_error
+
+    by_feed, by_ion = {}, {}
+    for label, mem in membranes.items():
+        frame = predictions(meas, mem, activity=activity)
+        if not frame["converged"].all():
+            raise FitError(f"{label}: {int((~frame['converged']).sum())} measurements did not converge; cannot score")
+        score = rejection_error(frame)
+        per_feed = (100 * (frame["R_pred"] - frame["R_meas"]).abs()).groupby(frame["feed_id"]).mean()
+        by_feed[label] = pd.concat([per_feed, pd.Series({"all": score.value,
+                                                         "all, 95% CI": f"[{score.ci[0]:.1f}, {score.ci[1]:.1f}]"})])
+        by_ion[label] = score.per_ion
+    return pd.DataFrame(by_feed), pd.DataFrame(by_ion)
+
+
+def table2(results: Mapping[str, FitResult]) -> pd.DataFrame:
+    """Table 2: the paper's values beside each fit's value ± standard error, in display units."""
+    rows = []
+    for n in PARAMETERS:
+        unit, scale = UNITS[n]
+        row = {"parameter": n, "unit": unit, "paper": PAPER_TABLE2[n] * scale}
+        for label, res in results.items():
+            row[label] = res.params[n] * scale
+            row[f"{label} ± σ"] = res.stderr[n] * scale
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def to_markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A GitHub-markdown table of ``frame`` (index included when named), numbers to ``digits`` significant digits."""
+    frame = frame.reset_index() if frame.index.name else frame
+    def cell(v: object) -> str:
+        return f"{v:.{digits}g}" if isinstance(v, (float, np.floating)) and np.isfinite(v) else str(v)
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines) + "\n"

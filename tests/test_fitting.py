@@ -1,0 +1,124 @@
+"""DSPM-DE parameter fitting (eq. 11): recovery of known Z, row-order invariance, penalties, bad inputs."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from nanoutils import data, dspmde, fitting, ions
+
+TRUE = {"r_p": 0.55e-9, "dx_e": 2.0e-6, "eps_p": 40.0, "X_d": -30.0}
+FEEDS = {"NaCl-1": "NaCl 1 mM", "NaCl-20": "NaCl 20 mM", "Na2SO4": "Na2SO4 10 mM", "MgCl2": "MgCl2 10 mM",
+         "mix": "NaCl 10 mM + MgSO4 5 mM"}
+FLUXES_UM_S = (2.0, 6.0, 15.0, 35.0)
+K_FILM = 4e-5  # m/s, for the one observed feed
+
+
+def synthetic_csv(path, params=TRUE, sigma=0.01):
+    """Noise-free rejections from DSPM-DE itself (one observed feed with a film), schema CSV."""
+    mem = fitting.membrane(params)
+    rows = []
+    for feed_id, recipe in FEEDS.items():
+        feed = ions.Feed.from_salts(recipe)
+        observed = feed_id == "mix"
+        res = dspmde.solve([feed], np.array(FLUXES_UM_S) * 1e-6, membrane=mem, temperature=293.15,
+                           film=dspmde.Film(k=K_FILM) if observed else None)
+        for m, jv in enumerate(FLUXES_UM_S):
+            for i, ion in enumerate(res.species):
+                rows.append({"study": "synth", "feed_id": feed_id, "membrane": "test", "T_C": 20,
+                             "feed_mol_m3": "; ".join(f"{k}={v:.17g}" for k, v in feed.items()),
+                             "rejection_type": "observed" if observed else "intrinsic", "quantity": ion,
+                             "Jv_um_s": jv, "R_frac": repr(float(res.rejection[0, m, i])), "sigma_R_frac": sigma,
+                             "source": "synthetic test data", "x_k_film_m_s": K_FILM if observed else ""})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return data.load_measurements(synthetic_csv(tmp_path_factory.mktemp("synth") / "synth.csv"))
+
+
+def test_objective_is_zero_at_the_generating_parameters_and_matches_predictions(synth):
+    obj = fitting.Objective(synth)
+    assert obj.n_points == len(synth)
+    assert obj.chi2(fitting.membrane(TRUE)) < 1e-10
+    other = fitting.membrane({**TRUE, "X_d": -60.0})
+    frame = fitting.predictions(synth, other)
+    assert obj.chi2(other) == pytest.approx(float((frame["residual"] ** 2).sum()), rel=1e-12)
+    assert obj.chi2(other) > 10.0
+
+
+def test_fit_recovers_known_parameters_from_a_random_start(synth):
+    result = fitting.fit(synth, seed=3, anneal_maxiter=25, nm_maxiter=1200)
+    start = result.start
+    assert all(abs(start[n] / TRUE[n] - 1) > 0.02 for n in fitting.PARAMETERS)  # a real start, not the answer
+    for name in fitting.PARAMETERS:
+        assert result.params[name] == pytest.approx(TRUE[name], rel=0.02), name
+    assert result.n_unconverged == 0
+    assert result.trace["best"].is_monotonic_decreasing
+    assert set(result.trace["phase"]) >= {"start", "annealing", "nelder-mead"}
+    assert all(np.isfinite(list(result.stderr.values())))
+
+
+def test_fit_is_invariant_to_row_order(tmp_path):
+    path = synthetic_csv(tmp_path / "a.csv", params={**TRUE, "X_d": -45.0})
+    table = pd.read_csv(path, keep_default_na=False, dtype=str)
+    shuffled = tmp_path / "b.csv"
+    table.sample(frac=1.0, random_state=1).to_csv(shuffled, index=False)
+    a = fitting.fit(data.load_measurements(path), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
+    b = fitting.fit(data.load_measurements(shuffled), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
+    assert a.params == b.params
+    assert a.chi2 == b.chi2
+    assert a.trace["objective"].tolist() == b.trace["objective"].tolist()
+
+
+def test_unconverged_cases_get_the_penalty_and_are_counted(synth, monkeypatch):
+    real_solve = dspmde.solve
+
+    def failing_solve(*args, **kwargs):
+        res = real_solve(*args, **kwargs)
+        res.converged[0, 0] = False
+        res.permeate[0, 0] = np.nan
+        return res
+
+    obj = fitting.Objective(synth)
+    monkeypatch.setattr(fitting.dspmde, "solve", failing_solve)
+    r, n_bad = obj.residuals(fitting.membrane(TRUE))
+    a = obj.arrays
+    # each solve group's first feed loses its first flux point: every quantity measured there is penalised
+    expected = sum(int(a.mask[g[0][0], np.flatnonzero(g[2][0] == 0)].sum()) for g in obj.groups)
+    assert n_bad == expected > 0
+    big = np.abs(r) > 1.0
+    assert big.sum() == n_bad
+    np.testing.assert_allclose(np.abs(r[big]), fitting.PENALTY_R / 0.01)
+
+
+def test_bad_inputs_raise_clear_errors(synth, tmp_path):
+    with pytest.raises(fitting.FitError, match="r_p.*lower < upper"):
+        fitting.fit(synth, bounds={"r_p": (1e-9, 0.5e-9)})
+    with pytest.raises(fitting.FitError, match="unknown parameter 'zeta'"):
+        fitting.fit(synth, bounds={"zeta": (0.0, 1.0)})
+    with pytest.raises(fitting.FitError, match="dx_e.*> 0"):
+        fitting.check_bounds({"dx_e": (0.0, 1e-6)})
+    with pytest.raises(fitting.FitError, match="empty"):
+        fitting.fit(synth.subset([]))
+    with pytest.raises(fitting.FitError, match="outside the bounds"):
+        fitting.fit(synth, start={**TRUE, "X_d": -1000.0})
+    with pytest.raises(fitting.FitError, match="≥ 0"):
+        fitting.fit(synth, anneal_maxiter=-1)
+    no_film = pd.read_csv(synthetic_csv(tmp_path / "f.csv"), keep_default_na=False, dtype=str).drop(columns="x_k_film_m_s")
+    no_film.to_csv(tmp_path / "g.csv", index=False)
+    with pytest.raises(fitting.FitError, match="synth/mix.*x_k_film_m_s"):
+        fitting.Objective(data.load_measurements(tmp_path / "g.csv"))
+
+
+def test_table2_and_performance_tables(synth):
+    res = fitting.fit(synth, start=TRUE, anneal_maxiter=0, nm_maxiter=0)
+    table = fitting.table2({"synthetic": res})
+    assert list(table["paper"]) == pytest.approx([0.51, 1.27, 43.56, -51.23])
+    assert table.loc[table.parameter == "r_p", "synthetic"].item() == pytest.approx(0.55)
+    by_feed, by_ion = fitting.performance(synth, {"true": res.membrane, "paper": dspmde.Membrane.nf270()})
+    assert by_feed.loc["all", "true"] == pytest.approx(0.0, abs=1e-6)
+    assert by_feed.loc["all", "paper"] > 1.0
+    assert set(by_ion.index) == set(synth.table["quantity"])
+    md = fitting.to_markdown(table)
+    assert md.startswith("| parameter | unit | paper |") and md.count("\n") == 6
