@@ -11,12 +11,13 @@ physics-constrained neural ODE), :mod:`nanoutils.training` (the shared training
 loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
 :mod:`nanoutils.datasets` (the cached, DSPM-DE-labelled pre-training set),
 :mod:`nanoutils.fitting` (eq. 11 fits of Z, Table 2), :mod:`nanoutils.virtual_lab` (the VIRTUAL
-NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations), and
+NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations),
+:mod:`nanoutils.friction` (the solution-friction baseline), and
 :func:`predict` (one prediction API for trained models and DSPM-DE).
 """
 from importlib.metadata import PackageNotFoundError, version
 
-from . import (activity, data, datasets, dspmde, env, finetuning, fitting, ions, metrics, models, profiles, sampling,
+from . import (activity, data, datasets, dspmde, env, finetuning, fitting, friction, ions, metrics, models, profiles, sampling,
                training, units, virtual_lab)
 from .prediction import predict
 
@@ -25,5 +26,5 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["activity", "data", "datasets", "dspmde", "env", "finetuning", "fitting", "ions", "metrics", "models", "profiles",
+__all__ = ["activity", "data", "datasets", "dspmde", "env", "finetuning", "fitting", "friction", "ions", "metrics", "models", "profiles",
            "sampling", "training", "units", "virtual_lab", "predict", "__version__"]

@@ -2,8 +2,10 @@
 
 ``predict(feeds, fluxes_m_s, model)`` accepts a trained torch model (e.g. the
 neural ODE, loaded with :func:`nanoutils.training.load_model`), a list of such
-models (an ensemble: the frame then carries the spread), or a
-:class:`nanoutils.dspmde.Membrane` (DSPM-DE with those parameters). It returns
+models (an ensemble: the frame then carries the spread), a
+:class:`nanoutils.dspmde.Membrane` (DSPM-DE with those parameters), or a mechanistic model
+with a ``solve(feeds, fluxes)`` method returning a :class:`nanoutils.dspmde.Result` (the
+solution-friction :class:`nanoutils.friction.SFModel`). It returns
 the same tidy frame as :meth:`nanoutils.dspmde.Result.to_frame`:
 feed_id, Jv_m_s, ion, c_feed, c_perm (mol/m³), R, converged.
 """
@@ -59,9 +61,12 @@ def predict(feeds: Feeds, fluxes_m_s, model, *, batch_size: int = 256) -> pd.Dat
     fluxes = _fluxes(fluxes_m_s)
     if isinstance(model, dspmde.Membrane):
         return dspmde.solve(feed_list, fluxes, membrane=model).to_frame()
+    if callable(getattr(model, "solve", None)) and not hasattr(model, "parameters"):
+        return model.solve(feed_list, fluxes).to_frame()
     members = list(model) if isinstance(model, (list, tuple)) else [model]
     if not members or not all(hasattr(m, "parameters") for m in members):
-        raise TypeError(f"model must be a dspmde.Membrane, a torch model or a list of torch models, got {type(model).__name__}")
+        raise TypeError(f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
+                        f"or a list of torch models, got {type(model).__name__}")
     species = tuple(getattr(members[0], "config").species)
     conc, _ = ions.stack(feed_list, species)
     permeate = np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -96,12 +97,20 @@ def check_pore_model(pore_model: str, n_cells: int) -> int:
     return 1 if pore_model == "single_element" else n_cells
 
 
-def build_chain(c_feed: np.ndarray, jv: np.ndarray, pore: PoreIons, membrane: Membrane,
+class Slab(NamedTuple):
+    """What a chain needs of a membrane besides the per-ion :class:`PoreIons`: the pore length
+    ``dx_e`` (m) and the default charge ``X_d`` (mol/m³); used by models other than DSPM-DE."""
+
+    dx_e: float
+    X_d: float = 0.0
+
+
+def build_chain(c_feed: np.ndarray, jv: np.ndarray, pore: PoreIons, membrane: Membrane | Slab,
                 film: Film | None, n_cells: int, *, X: np.ndarray | None = None,
                 pore_model: str = "nernst_planck") -> Chain:
     """The discretised film (if any) and pore for B = len(jv) cases with feeds ``c_feed`` (B, d);
     ``X`` (B,) membrane charge per case in mol/m³ (default ``membrane.X_d`` for all)."""
-    if not isinstance(membrane, Membrane):
+    if not isinstance(membrane, (Membrane, Slab)):
         raise MembraneError(f"membrane must be a dspmde.Membrane, got {membrane!r}")
     n_cells = check_pore_model(pore_model, n_cells)
     d = len(pore.species)

@@ -16,9 +16,10 @@ from ._film import Film
 from ._isotherm import ChargeIsotherm, IsothermError
 from ._membrane import Membrane
 from ._newton import continuation
-from ._partition import pore_ions
+from ._partition import PoreIons, pore_ions
 from ._result import Profiles, Result
-from ._setup import as_concentrations, as_fluxes, build_chain, check_pore_model, check_temperature, equilibrium_state
+from ._setup import (Slab, as_concentrations, as_fluxes, build_chain, check_pore_model, check_temperature,
+                     equilibrium_state)
 
 DEFAULT_CELLS = 20
 CHUNK = 1024  # cases per Newton batch (bounds memory; O(CHUNK · n_cells · d²) floats)
@@ -102,17 +103,35 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
     if not isinstance(isotherm, ChargeIsotherm):
         raise IsothermError(f"isotherm must be a dspmde.ChargeIsotherm or None, got {isotherm!r}")
     x_feed = isotherm.charge(membrane.X_d, c_feed, names)
-    n, m, d = len(c_feed), len(jv), len(names)
+    options = {"activity": activity if isinstance(activity, str) or activity is None else "callable",
+               "isotherm": isotherm.kind, "image_forces": bool(image_forces),
+               "temperature_model": temperature_model, "pore": pore}
+    return solve_cases(c_feed, jv, pore_props, membrane.dx_e, x_feed, film=film, n_cells=n_cells, model=model, tol=tol,
+                       pore_model=pore, profiles=profiles, temperature=temperature,
+                       info={"hindrance": membrane.hindrance, "X_d": x_feed, "options": options}, label="DSPM-DE")
+
+
+def solve_cases(c_feed: np.ndarray, jv: np.ndarray, pore_props: PoreIons, dx_e: float, x_feed: np.ndarray, *,
+                film: Film | None, n_cells: int, model: ActivityModel | None, tol: float, pore_model: str,
+                profiles: bool, temperature: float, info: dict, label: str) -> Result:
+    """Solve N validated feeds ``c_feed`` (N, d) mol/m³ × M fluxes ``jv`` (M,) m/s for given per-ion pore
+    coefficients ``pore_props`` (K_c, K_d·D, ln φ of :class:`PoreIons`), pore length ``dx_e`` (m) and
+    charge ``x_feed`` (N,) mol/m³ per feed — the part of :func:`solve` shared with other models of the
+    same extended Nernst–Planck form (the solution-friction model of :mod:`nanoutils.friction`).
+    ``info`` entries are added to the result's; ``label`` names the model in warnings."""
+    n, m, d = len(c_feed), len(jv), len(pore_props.species)
+    names = pore_props.species
     cases_c, cases_j, cases_x = np.repeat(c_feed, m, axis=0), np.tile(jv, n), np.repeat(x_feed, m)
     b = n * m
+    slab = Slab(dx_e)
     n_nodes = (film.n_cells if film is not None else 0) + n_cells + 1
     permeate, surface = np.full((b, d), np.nan), np.full((b, d), np.nan)
     converged, iterations, residual = np.zeros(b, bool), np.zeros(b, int), np.full(b, np.nan)
     pore_c, pore_psi, perm_psi = np.full((b, n_cells + 1, d), np.nan), np.full((b, n_cells + 1), np.nan), np.full(b, np.nan)
 
     def run_chunk(idx: np.ndarray) -> None:
-        chain = build_chain(cases_c[idx], cases_j[idx], pore_props, membrane, film, n_cells, X=cases_x[idx],
-                            pore_model=pore)
+        chain = build_chain(cases_c[idx], cases_j[idx], pore_props, slab, film, n_cells, X=cases_x[idx],
+                            pore_model=pore_model)
         st, conv, its, res = _solve_chain(chain, model, tol)
         c_p = np.where(chain.mask, np.exp(st.v), 0.0)
         both = (chain.mask & (chain.z > 0)).any(1) & (chain.mask & (chain.z < 0)).any(1)
@@ -135,15 +154,12 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
             list(pool.map(run_chunk, chunks))  # numpy releases the GIL inside its loops
     n_failed = int((~converged).sum())
     if n_failed:
-        warnings.warn(f"DSPM-DE: {n_failed} of {b} cases did not converge (NaN outputs, converged=False)",
-                      ConvergenceWarning, stacklevel=2)
+        warnings.warn(f"{label}: {n_failed} of {b} cases did not converge (NaN outputs, converged=False)",
+                      ConvergenceWarning, stacklevel=3)
     volts = thermal_voltage(temperature)
-    prof = Profiles(np.linspace(0.0, membrane.dx_e, n_cells + 1), pore_c.reshape(n, m, n_cells + 1, d),
+    prof = Profiles(np.linspace(0.0, dx_e, n_cells + 1), pore_c.reshape(n, m, n_cells + 1, d),
                     volts * pore_psi.reshape(n, m, -1), volts * perm_psi.reshape(n, m)) if profiles else None
     info = {"iterations": iterations.reshape(n, m), "residual": residual.reshape(n, m), "n_failed": n_failed,
-            "n_cells": n_cells, "n_nodes": n_nodes, "hindrance": membrane.hindrance, "X_d": x_feed,
-            "options": {"activity": activity if isinstance(activity, str) or activity is None else "callable",
-                        "isotherm": isotherm.kind, "image_forces": bool(image_forces),
-                        "temperature_model": temperature_model, "pore": pore}}
+            "n_cells": n_cells, "n_nodes": n_nodes, **info}
     return Result(names, c_feed, jv, permeate.reshape(n, m, d), surface.reshape(n, m, d),
                   converged.reshape(n, m), info, prof)
