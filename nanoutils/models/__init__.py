@@ -24,12 +24,22 @@ from ._encoding import scale_feature as scale_feature
 from ._neural_ode import NeuralODE as NeuralODE
 from ._neural_ode import STATES as STATES
 from ._neural_ode import NeuralODEConfig as NeuralODEConfig
+from ._pinn import PINN as PINN
+from ._pinn import PINNConfig as PINNConfig
+from ._pinn import rejection_residual as rejection_residual
 from ._projection import charge_imbalance as charge_imbalance
 from ._projection import project_electroneutral as project_electroneutral
+from ._resnet import ResNet as ResNet
+from ._resnet import ResNetConfig as ResNetConfig
+from ._unet import UNet as UNet
+from ._unet import UNetConfig as UNetConfig
 
 #: Model classes by name.
 MODELS: dict[str, type[nn.Module]] = {
     "neural_ode": NeuralODE,
+    "resnet": ResNet,
+    "unet": UNet,
+    "pinn": PINN,
 }
 
 
@@ -69,4 +79,5 @@ __all__ = [
     "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "build", "charge_imbalance",
     "check_inputs", "equivalent_scale", "flux_encoding", "from_spec", "log_feed_feature", "n_parameters",
     "project_electroneutral", "scale_feature", "spec", "STATES",
+    "PINN", "PINNConfig", "ResNet", "ResNetConfig", "UNet", "UNetConfig", "rejection_residual",
 ]

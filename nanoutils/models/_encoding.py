@@ -103,3 +103,10 @@ def _first_bad(bad: Tensor, what: str, values: Tensor, species: Sequence[str] | 
         i, j = (int(k) for k in bad.nonzero()[0])
         where = f"species {species[j]}" if species is not None else f"flux point {j}"
         raise ModelInputError(f"{what}: sample {i}, {where}: {float(values[i, j])!r}{unit}")
+
+
+def static_features(feed: Tensor, mask: Tensor, z: Tensor) -> Tensor:
+    """Per-sample inputs of a direct (non-ODE) model, (B, 2d + 1): the species mask, the per-ion
+    :func:`log_feed_feature` and the salinity :func:`scale_feature` of s = ½ Σ |z| c_f (feed in mol/m³)."""
+    m = mask.to(feed.dtype)
+    return torch.cat([m, log_feed_feature(feed, m), scale_feature(equivalent_scale(feed, z, m))], dim=-1)
