@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -148,17 +149,20 @@ class Objective:
             out.append(float(values.iloc[0]))
         return out
 
-    def permeate(self, mem: dspmde.Membrane) -> tuple[np.ndarray, np.ndarray]:
-        """Model permeate (N, M, d) mol/m³ at every measured (feed, flux) and ``converged`` (N, M)."""
+    def permeate(self, mem) -> tuple[np.ndarray, np.ndarray]:
+        """Model permeate (N, M, d) mol/m³ at every measured (feed, flux) and ``converged`` (N, M).
+
+        ``mem`` is a :class:`dspmde.Membrane` or any model with DSPM-DE's ``solve(feeds, fluxes, species=,
+        temperature=, film=, activity=, n_cells=)`` returning a :class:`dspmde.Result` (e.g. the SF model)."""
         a = self.arrays
+        solve = mem.solve if hasattr(mem, "solve") else partial(dspmde.solve, membrane=mem)
         c_perm = np.full(a.Jv.shape + (len(a.species),), np.nan)
         converged = np.zeros(a.Jv.shape, bool)
         for idx, fluxes, where, T, k in self.groups:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", dspmde.ConvergenceWarning)
-                res = dspmde.solve(a.c_feed[idx], fluxes, species=a.species, membrane=mem, temperature=T,
-                                   film=None if k is None else dspmde.Film(k=k), activity=self.activity,
-                                   n_cells=self.n_cells)
+                res = solve(a.c_feed[idx], fluxes, species=a.species, temperature=T,
+                            film=None if k is None else dspmde.Film(k=k), activity=self.activity, n_cells=self.n_cells)
             rows = np.arange(len(idx))[:, None]
             c_perm[idx] = res.permeate[rows, where]
             converged[idx] = res.converged[rows, where]
@@ -290,8 +294,8 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
                      space.from_unit(u0), time.perf_counter() - t0)
 
 
-def predictions(meas: Measurements, mem: dspmde.Membrane, *, activity: str | None = None) -> pd.DataFrame:
-    """One row per measurement: feed_id (``study/feed``), study, ion (the measured quantity), Jv_um_s,
+def predictions(meas: Measurements, mem, *, activity: str | None = None) -> pd.DataFrame:
+    """One row per measurement of ``mem`` (a Membrane or a model with ``solve``, see :meth:`Objective.permeate`): feed_id (``study/feed``), study, ion (the measured quantity), Jv_um_s,
     R_meas, sigma_R, R_pred (NaN if unconverged), residual (R_pred − R_meas)/σ, converged — the frame
     :func:`nanoutils.metrics.rejection_error` scores."""
     obj = Objective(meas, activity=activity)

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoutils import data, dspmde, friction, ions, predict
+from nanoutils import data, dspmde, fitting, friction, ions, predict
 from nanoutils.fitting import FitError
 from problems import uncharged_rejection
 
@@ -114,7 +114,7 @@ def test_rejections_depend_only_on_the_identifiable_combinations():
 
 
 def test_fit_recovers_known_parameters(synth):
-    assert friction.SFObjective(synth).chi2(TRUE) < 1e-12
+    assert fitting.Objective(synth).chi2(TRUE) < 1e-12
     result = friction.fit(synth, n_starts=1, max_nfev=40, partition=0.8)
     m = result.model
     assert result.n_params == m.n_params == len(synth.arrays().species) + 4 == 8
@@ -125,7 +125,7 @@ def test_fit_recovers_known_parameters(synth):
     assert (m.partition, m.water_fraction) == (0.8, 0.3)
     for ion, r in TRUE.friction_ratio.items():  # with Φ given, the ratios follow: 1 + r = Φ/(Φ K_f)
         assert 1 + m.friction_ratio[ion] == pytest.approx((1 + r) * 0.8 / TRUE.partition, rel=1e-4), ion
-    frame = friction.predictions(synth, m)
+    frame = fitting.predictions(synth, m)
     assert (frame["R_pred"] - frame["R_meas"]).abs().max() < 1e-5
     assert list(result.table().index[:4]) == [f"Φ·K_f[{s}]" for s in m.species]
 

@@ -1,7 +1,8 @@
 """Solution-friction (SF) baseline (Wang et al. 2021; Biesheuvel et al., arXiv 2110.07506), issue 8.
 
 Per-ion friction with water and membrane, Donnan + common partition factor at both faces, solved on the
-DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regressed by eq. 11 (``_fit``).
+DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regressed by eq. 11 (``_fit``, through :class:`nanoutils.fitting.Objective`, which — like
+:func:`nanoutils.fitting.predictions` — takes an SF model as it takes a DSPM-DE membrane).
 
 >>> from nanoutils import data, friction
 >>> train, test = data.split_by_feed(data.load_dataset("nf270_fdl2021"), seed=0)   # doctest: +SKIP
@@ -10,11 +11,9 @@ DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regr
 """
 from ._fit import BOUNDS as BOUNDS
 from ._fit import SFFit as SFFit
-from ._fit import SFObjective as SFObjective
 from ._fit import fit as fit
-from ._fit import predictions as predictions
 from ._model import MEMBRANE_PARAMETERS as MEMBRANE_PARAMETERS
 from ._model import SFError as SFError
 from ._model import SFModel as SFModel
 
-__all__ = ["BOUNDS", "MEMBRANE_PARAMETERS", "SFError", "SFFit", "SFModel", "SFObjective", "fit", "predictions"]
+__all__ = ["BOUNDS", "MEMBRANE_PARAMETERS", "SFError", "SFFit", "SFModel", "fit"]

@@ -20,14 +20,12 @@ is :class:`nanoutils.fitting.Objective`'s, with the DSPM-DE solve replaced by :m
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from .. import dspmde
 from ..data import Measurements
 from ..fitting import FitError, Objective
 from ._model import SFModel
@@ -39,26 +37,6 @@ BOUNDS: dict[str, tuple[float, float]] = {"P": (1e-5, 1.0), "ell": (1e-8, 1e-3),
 START: dict[str, float] = {"P": 0.5, "ell": 1e-5, "Y": -50.0}
 WATER_FRACTION = 0.3  # ε_w held fixed in the reported model (only L/ε_w is identifiable)
 PARTITION = 1.0  # Φ held fixed in the reported model (only Φ K_f,i and X/Φ are identifiable)
-
-
-class SFObjective(Objective):
-    """Eq. 11 for an :class:`SFModel`: ``residuals(model)`` and ``chi2(model)`` of :class:`Objective`."""
-
-    def permeate(self, model: SFModel) -> tuple[np.ndarray, np.ndarray]:
-        """Model permeate (N, M, d) mol/m³ at every measured (feed, flux) and ``converged`` (N, M)."""
-        a = self.arrays
-        c_perm = np.full(a.Jv.shape + (len(a.species),), np.nan)
-        converged = np.zeros(a.Jv.shape, bool)
-        for idx, fluxes, where, T, k in self.groups:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", dspmde.ConvergenceWarning)
-                res = model.solve(a.c_feed[idx], fluxes, species=a.species, temperature=T,
-                                  film=None if k is None else dspmde.Film(k=k), activity=self.activity,
-                                  n_cells=self.n_cells)
-            rows = np.arange(len(idx))[:, None]
-            c_perm[idx] = res.permeate[rows, where]
-            converged[idx] = res.converged[rows, where]
-        return c_perm, converged
 
 
 class Space:
@@ -143,7 +121,7 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
         raise FitError(f"n_starts must be an integer ≥ 1, got {n_starts!r}")
     if not isinstance(max_nfev, int) or max_nfev < 1:
         raise FitError(f"max_nfev must be an integer ≥ 1, got {max_nfev!r}")
-    obj = SFObjective(meas, activity=activity, n_cells=n_cells)
+    obj = Objective(meas, activity=activity, n_cells=n_cells)
     if start is not None:
         water_fraction, partition, born_eps_p = start.water_fraction, start.partition, start.born_eps_p
     space = Space(obj.arrays.species, water_fraction, partition, born_eps_p)
@@ -176,20 +154,3 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
     stderr = np.sqrt(np.abs(np.diag(s2 * np.linalg.pinv(best.jac.T @ best.jac))))
     return SFFit(model, chi2, obj.n_points, stderr, n_bad, results, len(obj.trace), obj.trace_frame(),
                  time.perf_counter() - t0)
-
-
-def predictions(meas: Measurements, model: SFModel, *, activity: str | None = None) -> pd.DataFrame:
-    """One row per measurement, as :func:`nanoutils.fitting.predictions` (feed_id, study, ion, Jv_um_s, R_meas,
-    sigma_R, R_pred, converged, residual): the frame :func:`nanoutils.metrics.rejection_error` scores."""
-    obj = SFObjective(meas, activity=activity)
-    a = obj.arrays
-    c_perm, converged = obj.permeate(model)
-    R_pred = a.model_rejection(c_perm)
-    n, m, q = np.nonzero(a.mask)
-    frame = pd.DataFrame({"feed_id": np.asarray(a.feed_keys, dtype=object)[n],
-                          "ion": np.asarray(a.quantities, dtype=object)[q], "Jv_um_s": a.Jv[n, m] * 1e6,
-                          "R_meas": a.R[n, m, q], "sigma_R": a.sigma_R[n, m, q], "R_pred": R_pred[n, m, q],
-                          "converged": converged[n, m]})
-    frame.insert(1, "study", frame["feed_id"].str.split("/").str[0])
-    frame["residual"] = (frame["R_pred"] - frame["R_meas"]) / frame["sigma_R"]
-    return frame
