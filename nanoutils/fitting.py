@@ -91,6 +91,9 @@ class Space:
             raise FitError(f"start {dict(params)} lies outside the bounds {self.bounds}")
         return u
 
+    def to_unit_clipped(self, params: Mapping[str, float]) -> np.ndarray:
+        return np.clip((self.theta(params) - self.lo) / self.span, 0.0, 1.0)
+
     def from_unit(self, u: np.ndarray) -> dict[str, float]:
         return self.params(self.lo + np.clip(u, 0.0, 1.0) * self.span)
 
@@ -209,6 +212,14 @@ class FitResult:
     trace: pd.DataFrame
     start: dict[str, float]
     wall_s: float
+    bounds: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(BOUNDS))
+
+    @property
+    def at_bounds(self) -> tuple[str, ...]:
+        """Parameters that ended within 0.1 % (of the transformed range) of a bound: their standard
+        errors are not meaningful and the data would pull them further out."""
+        u = Space(self.bounds).to_unit_clipped(self.params)
+        return tuple(n for n, v in zip(PARAMETERS, u) if v < 1e-3 or v > 1 - 1e-3)
 
     @property
     def membrane(self) -> dspmde.Membrane:
@@ -226,7 +237,8 @@ class FitResult:
     def table(self) -> pd.DataFrame:
         """Fitted values and standard errors in display units (nm, µm, –, mol/m³) beside Table 2."""
         return pd.DataFrame([{"parameter": n, "unit": UNITS[n][0], "fitted": self.params[n] * UNITS[n][1],
-                              "stderr": self.stderr[n] * UNITS[n][1], "paper Table 2": PAPER_TABLE2[n] * UNITS[n][1]}
+                              "stderr": self.stderr[n] * UNITS[n][1], "at bound": n in self.at_bounds,
+                              "paper Table 2": PAPER_TABLE2[n] * UNITS[n][1]}
                              for n in PARAMETERS]).set_index("parameter")
 
 
@@ -291,7 +303,7 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
     else:
         cov, stderr = np.full((4, 4), np.nan), {n: float("nan") for n in PARAMETERS}
     return FitResult(params, stderr, cov, float(best_f), obj.n_points, n_bad, obj.trace_frame(),
-                     space.from_unit(u0), time.perf_counter() - t0)
+                     space.from_unit(u0), time.perf_counter() - t0, space.bounds)
 
 
 def predictions(meas: Measurements, mem, *, activity: str | None = None) -> pd.DataFrame:
@@ -340,6 +352,8 @@ def table2(results: Mapping[str, FitResult]) -> pd.DataFrame:
         for label, res in results.items():
             row[label] = res.params[n] * scale
             row[f"{label} ± σ"] = res.stderr[n] * scale
+            if n in res.at_bounds:
+                row[f"{label} ± σ"] = f"at bound ({row[f'{label} ± σ']:.3g})"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -6,9 +6,12 @@ import pytest
 from nanoutils import data, dspmde, fitting, ions
 
 TRUE = {"r_p": 0.55e-9, "dx_e": 2.0e-6, "eps_p": 40.0, "X_d": -30.0}
-FEEDS = {"NaCl-1": "NaCl 1 mM", "NaCl-20": "NaCl 20 mM", "Na2SO4": "Na2SO4 10 mM", "MgCl2": "MgCl2 10 mM",
-         "mix": "NaCl 10 mM + MgSO4 5 mM"}
-FLUXES_UM_S = (2.0, 6.0, 15.0, 35.0)
+# A design that identifies all four parameters (Gauss-Newton σ/value at σ_R = 0.01: r_p 3 %, Δx_e 18 %,
+# ε_p 0.8 %, X_d 6 %): dilute and concentrated NaCl for the charge, divalent ions and a trace co-ion for
+# Born/steric exclusion, fluxes to 100 µm/s for the thickness. With it seeds 0-5 all recover Z to 1e-4.
+FEEDS = {"NaCl-1": "NaCl 1 mM", "NaCl-100": "NaCl 100 mM", "Na2SO4": "Na2SO4 10 mM", "MgCl2": "MgCl2 10 mM",
+         "mix": "NaCl 10 mM + MgSO4 5 mM", "trace": "Na2SO4 10 mM + NaCl 1 mM"}
+FLUXES_UM_S = (1.0, 5.0, 25.0, 100.0)
 K_FILM = 4e-5  # m/s, for the one observed feed
 
 
@@ -48,7 +51,7 @@ def test_objective_is_zero_at_the_generating_parameters_and_matches_predictions(
 
 
 def test_fit_recovers_known_parameters_from_a_random_start(synth):
-    result = fitting.fit(synth, seed=3, anneal_maxiter=25, nm_maxiter=1200)
+    result = fitting.fit(synth, seed=0, anneal_maxiter=20, nm_maxiter=300)
     start = result.start
     assert all(abs(start[n] / TRUE[n] - 1) > 0.02 for n in fitting.PARAMETERS)  # a real start, not the answer
     for name in fitting.PARAMETERS:
