@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import env, metrics, models
+from . import env, ions, metrics, models
 from .data import Measurements
 from .profiles import Profile, get
 from .training import TrainConfig, TrainResult, gaussian_targets, predict_dataset, train
@@ -150,7 +150,7 @@ def charge_balance(model: nn.Module, data: TransportData, pred: np.ndarray | Non
     """Relative net charge |Σ z c| / Σ |z| c (N, K) of the model's permeate at every flux point of ``data``
     (NaN at padded points)."""
     pred = predict_dataset(model, data).double().numpy() if pred is None else pred
-    z = torch.as_tensor([float(v) for v in model.func.z], dtype=torch.float64)
+    z = torch.as_tensor(ions.charges(model.config.species), dtype=torch.float64)
     imb = models.charge_imbalance(torch.as_tensor(pred), z).numpy()
     return np.where(data.flux_mask, imb, np.nan)
 

@@ -70,13 +70,24 @@ def from_spec(model_spec: dict[str, Any]) -> nn.Module:
     return cls(cls.Config(**model_spec["config"]))
 
 
+def clone(model: nn.Module, **overrides: Any) -> nn.Module:
+    """A copy of a registered ``model`` with its weights, dtype and device, and config ``overrides``
+    (e.g. a PINN's ``membrane``); ``model`` itself is left untouched."""
+    s = spec(model)
+    copy = from_spec({"name": s["name"], "config": {**s["config"], **overrides}})
+    p = next(model.parameters())
+    copy.to(dtype=p.dtype, device=p.device)
+    copy.load_state_dict(model.state_dict())
+    return copy
+
+
 def n_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 __all__ = [
-    "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "build", "charge_imbalance",
+    "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "build", "charge_imbalance", "clone",
     "check_inputs", "equivalent_scale", "flux_encoding", "from_spec", "log_feed_feature", "n_parameters",
     "project_electroneutral", "scale_feature", "spec", "STATES",
     "PINN", "PINNConfig", "ResNet", "ResNetConfig", "UNet", "UNetConfig", "rejection_residual",

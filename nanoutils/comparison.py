@@ -1,0 +1,233 @@
+"""Table 1 of the paper (Section 3): every model trained the same way and scored by one metric (issue 8).
+
+Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15 %), one procedure:
+
+1. **pre-training** on the simulated DSPM-DE set (``datasets.pretraining_set``, its composition split) with
+   the profile's shared :class:`~nanoutils.training.TrainConfig` (:func:`pretrain`);
+2. **fine-tuning** by :func:`nanoutils.finetuning.finetune` (eq. 5 noise, simulated feeds mixed in with weight
+   1, measured feeds weighted ``MEASURED_WEIGHT``, early stopping on validation feeds). The
+   **hyper-parameter search** is the same for every deep model: the fine-tuning learning rate over
+   :data:`SEARCH_LR` of the profile, chosen by the eq. 4 loss on the virtual validation feeds
+   (:func:`run_deep`);
+3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
+   test feeds, and leave-one-feed-out on the three real NF270 feeds (``data.group_folds``: train on two with
+   the chosen learning rate and the fixed epoch count, no validation feeds; test on the third).
+
+The PINN's physics term (:mod:`nanoutils.models._pinn`) uses DSPM-DE with Table 2's Z while pre-training
+(the labeller of the simulated set) and with the Z fitted on the same training feeds while fine-tuning.
+Mechanistic rows: DSPM-DE with Z fitted by eq. 11 (``fitting.fit``) and the solution-friction model
+(``friction.fit``), each fitted on the same training feeds (virtual: train + validation feeds; real: each
+fold's two feeds). SF has one friction factor per ion, so it cannot predict an ion absent from its
+training feeds: such test feeds are left out of its score and counted in the row's note.
+**Training time** is the sum over every run behind a row: pre-training, every fine-tuning run (search
+trials and real folds) as epoch seconds; the eq. 11 fits as wall seconds.
+"""
+from __future__ import annotations
+
+import glob
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from . import data, datasets, env, finetuning, fitting, friction, metrics, models, training
+from .data import Measurements
+from .profiles import Profile, get
+from .transport_data import TransportData
+
+#: Rows in the paper's order, and their labels.
+ROWS = ("neural_ode", "pinn", "resnet", "unet", "dspmde", "sf")
+LABELS = {"neural_ode": "Physics-constrained neural ODE", "pinn": "PINN", "resnet": "ResNet", "unet": "U-Net",
+          "dspmde": "DSPM-DE (fitted Z)", "sf": "SF (solution friction)"}
+DEEP = ROWS[:4]
+#: The paper's Table 1: (parameter count, test error in %).
+PAPER = {"neural_ode": ("1.05 M", 7.1), "pinn": ("1.12 M", 9.7), "resnet": ("1.23 M", 9.2),
+         "unet": ("1.01 M", 10.2), "dspmde": ("4", 17.8), "sf": ("d + 4", 24.8)}
+#: Fine-tuning learning rates tried for every deep model: the equal hyper-parameter budget per profile.
+SEARCH_LR = {"smoke": (1e-3,), "default": (1e-3, 3e-3), "paper": (3e-4, 1e-3, 3e-3)}
+#: eq. 11 fit budgets per profile: DSPM-DE (``fitting.fit``) and SF (``friction.fit``).
+DSPMDE_BUDGET = {"smoke": {"anneal_maxiter": 0, "nm_maxiter": 10}, "default": {"anneal_maxiter": 5, "nm_maxiter": 100},
+                 "paper": {"anneal_maxiter": 40, "nm_maxiter": 400}}
+SF_BUDGET = {"smoke": {"n_starts": 1, "max_nfev": 3}, "default": {"n_starts": 1, "max_nfev": 40},
+             "paper": {"n_starts": 3, "max_nfev": 60}}
+
+
+@dataclass
+class Splits:
+    """The data every row is trained and scored on: the virtual NF270 split (feeds; train, validation,
+    test, and train + validation for the fits), the real NF270 leave-one-feed-out folds (key, train, test)
+    and the simulated pre-training split (``{"train", "val", "test"}``)."""
+
+    virtual_train: Measurements
+    virtual_val: Measurements
+    virtual_test: Measurements
+    virtual_trainval: Measurements
+    real_folds: list[tuple[str, Measurements, Measurements]]
+    simulated: dict[str, TransportData]
+
+
+def splits(profile: str | Profile = "default", seed: int = 0, *, virtual: Measurements | None = None,
+           real: Measurements | None = None, simulated: dict[str, TransportData] | None = None) -> Splits:
+    """Chapter 05's splits: 25 % of the virtual feeds for test, 20 % of the rest for validation (seeded);
+    the real FdL 2021 feeds leave-one-out; the profile's cached pre-training set split by composition.
+    ``virtual``, ``real`` and ``simulated`` replace the defaults (tests use small ones)."""
+    if virtual is None:
+        virtual = data.load_measurements(sorted(glob.glob(str(data.MEASURED_DIR / "virtual_nf270_*.csv"))))
+    real = data.load_dataset("nf270_fdl2021") if real is None else real
+    simulated = datasets.split(datasets.pretraining_set(profile=profile)) if simulated is None else simulated
+    trainval, test = data.split_by_feed(virtual, 0.25, seed=seed)
+    train, val = data.split_by_feed(trainval, 0.2, seed=seed)
+    return Splits(train, val, test, trainval, data.group_folds(real), simulated)
+
+
+@dataclass
+class RowResult:
+    """One row before scoring: ``name`` (a key of :data:`LABELS`), ``parameters`` (count, as text), scored
+    frames (``metrics.rejection_error`` input; None = not run) on the virtual test and the pooled real
+    held-out feeds, training ``seconds``, ``info`` (chosen settings, fitted values) and a ``note``."""
+
+    name: str
+    parameters: str
+    virtual: pd.DataFrame | None
+    real: pd.DataFrame | None
+    seconds: float
+    info: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def not_run(name: str, reason: str) -> RowResult:
+    """A row marked "not run" with its reason."""
+    return RowResult(name, "", None, None, float("nan"), note=f"not run: {reason}")
+
+
+def pretrain(name: str, simulated: Mapping[str, TransportData], profile: str | Profile = "default", *,
+             seed: int = 0, run_dir=None, resume: bool = False, device: str = "auto",
+             **config: Any) -> training.TrainResult:
+    """Pre-train model ``name`` (sized for ``profile``, config ``overrides``) on ``simulated["train"]``, best
+    epoch on ``simulated["val"]``, with ``TrainConfig.for_profile(profile, seed=seed)`` — chapter 04's
+    procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run."""
+    env.seed_everything(seed)
+    model = models.build(name, profile, **config)
+    cfg = training.TrainConfig.for_profile(profile, seed=seed)
+    return training.train(model, simulated["train"], simulated["val"], cfg, run_dir=run_dir, resume=resume,
+                          device=device, progress=False)
+
+
+def _seconds(result: training.TrainResult) -> float:
+    return float(sum(h["seconds"] for h in result.history))
+
+
+def _fresh(model: nn.Module, physics: Mapping[str, float] | None) -> nn.Module:
+    """A trainable copy of ``model``; a PINN's physics term pointed at the membrane ``physics`` (Z in SI)."""
+    if isinstance(model, models.PINN) and physics is not None:
+        return models.clone(model, membrane={k: float(v) for k, v in physics.items()})
+    return models.clone(model)
+
+
+def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile: str | Profile = "default", *,
+             seed: int = 0, lrs: Sequence[float] | None = None, physics: Mapping[str, Mapping[str, float]] | None = None,
+             device: str = "auto") -> RowResult:
+    """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
+    (default :data:`SEARCH_LR`); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
+    PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified."""
+    P = get(profile)
+    lrs = tuple(SEARCH_LR[P.name] if lrs is None else lrs)
+    base = pretrained.model.cpu()
+    physics = physics or {}
+    runs: list[training.TrainResult] = []
+
+    def tune(train: Measurements, val: Measurements | None, lr: float, key: str) -> training.TrainResult:
+        res = finetuning.finetune(_fresh(base, physics.get(key)), train, val, profile=P, simulated=split.simulated["train"],
+                                  config=finetuning.finetune_config(P, seed=seed, lr=lr), device=device)
+        res.model.cpu()
+        runs.append(res)
+        return res
+
+    trials = {lr: tune(split.virtual_train, split.virtual_val, lr, "virtual") for lr in lrs}
+    best_lr = min(lrs, key=lambda lr: trials[lr].best_loss)
+    virtual = finetuning.score(trials[best_lr].model, split.virtual_test)[1]
+    real = [finetuning.score(tune(train, None, best_lr, key).model, test)[1] for key, train, test in split.real_folds]
+    info = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
+            "pre-training s": _seconds(pretrained), "fine-tuning s": sum(_seconds(r) for r in runs)}
+    return RowResult(name, f"{models.n_parameters(base):,}", virtual, pd.concat(real, ignore_index=True),
+                     info["pre-training s"] + info["fine-tuning s"], info)
+
+
+def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int = 0
+               ) -> tuple[RowResult, dict[str, dict[str, float]]]:
+    """DSPM-DE with Z fitted by eq. 11 (budget :data:`DSPMDE_BUDGET`, from Table 2) on the virtual train +
+    validation feeds and on each real fold's training feeds; the row and the fitted Z per training set."""
+    budget = DSPMDE_BUDGET[get(profile).name]
+    sets = {"virtual": split.virtual_trainval, **{key: train for key, train, _ in split.real_folds}}
+    fits = {key: fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, with_uncertainty=False, **budget)
+            for key, meas in sets.items()}
+    virtual = fitting.predictions(split.virtual_test, fits["virtual"].membrane)
+    real = pd.concat([fitting.predictions(test, fits[key].membrane) for key, _, test in split.real_folds],
+                     ignore_index=True)
+    params = {key: dict(f.params) for key, f in fits.items()}
+    return RowResult("dspmde", str(len(fitting.PARAMETERS)), virtual, real, sum(f.wall_s for f in fits.values()),
+                     {"Z": params}), params
+
+
+def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
+    """The solution-friction model fitted (budget :data:`SF_BUDGET`) on the same training feeds as
+    :func:`run_dspmde`; real folds whose test feed has an ion without a fitted friction factor are skipped."""
+    budget = SF_BUDGET[get(profile).name]
+    fit_v = friction.fit(split.virtual_trainval, seed=seed, **budget)
+    seconds, real, skipped = fit_v.wall_s, [], []
+    for key, train, test in split.real_folds:
+        fit_r = friction.fit(train, seed=seed, **budget)
+        seconds += fit_r.wall_s
+        unseen = sorted(set(test.arrays().species) - set(fit_r.model.species))
+        if unseen:
+            skipped.append(f"{key} (no friction factor for {', '.join(unseen)})")
+        else:
+            real.append(fitting.predictions(test, fit_r.model))
+    note = f"real folds not scorable: {'; '.join(skipped)}" if skipped else ""
+    return RowResult("sf", f"d + 4 = {fit_v.n_params}", fitting.predictions(split.virtual_test, fit_v.model),
+                     pd.concat(real, ignore_index=True) if real else None, seconds, {"virtual fit": fit_v}, note)
+
+
+def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics.Score | None, int]:
+    """The score of the converged rows and the number of unconverged rows left out."""
+    if frame is None:
+        return None, 0
+    ok = frame["converged"].to_numpy(bool) if "converged" in frame else np.ones(len(frame), bool)
+    return metrics.rejection_error(frame[ok], n_boot=n_boot, seed=seed), int((~ok).sum())
+
+
+def table1(rows: Sequence[RowResult], *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Table 1: one row per entry of :data:`ROWS` in the paper's order (missing ones "not run"); columns:
+    parameters, virtual and real test error (pp) with their 95 % feed-bootstrap CI (NaN from a single feed)
+    and point counts, the error per study (pp), training time (s), the paper's parameter count and test error
+    (%), and a note."""
+    by_name = {r.name: r for r in rows}
+    unknown = sorted(set(by_name) - set(ROWS))
+    if unknown:
+        raise ValueError(f"unknown Table 1 row(s) {unknown}; known: {', '.join(ROWS)}")
+    out = []
+    for name in ROWS:
+        r = by_name.get(name) or not_run(name, "no result given")
+        rec: dict[str, Any] = {"model": LABELS[name], "parameters": r.parameters}
+        notes = [r.note] if r.note else []
+        for split, frame in (("virtual", r.virtual), ("real", r.real)):
+            s, n_bad = _scored(frame, n_boot, seed)
+            rec[f"{split} test error (pp)"] = s.value if s else np.nan
+            ci = s.ci if s and s.n_feeds > 1 else (np.nan, np.nan)
+            rec[f"{split} CI low (pp)"], rec[f"{split} CI high (pp)"] = ci
+            rec[f"{split} points"] = s.n_points if s else 0
+            rec.update({f"error {study} (pp)": v for study, v in (s.per_study.items() if s else ())})
+            if n_bad:
+                notes.append(f"{n_bad} unconverged {split} points left out")
+        rec["training time (s)"] = r.seconds
+        rec["paper parameters"], rec["paper test error (%)"] = PAPER[name]
+        rec["note"] = "; ".join(notes)
+        out.append(rec)
+    frame = pd.DataFrame(out).set_index("model")
+    studies = sorted(c for c in frame.columns if c.startswith("error "))
+    first = [c for c in frame.columns if not c.startswith("error ") and c not in ("training time (s)", "paper parameters",
+                                                                                   "paper test error (%)", "note")]
+    return frame[first + studies + ["training time (s)", "paper parameters", "paper test error (%)", "note"]]

@@ -1,0 +1,86 @@
+"""nanoutils.comparison: Table 1 (issue 8)."""
+import glob
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nanoutils import comparison, data, fitting, models, sampling
+from nanoutils.transport_data import TransportData
+
+
+def _frame(errors, feeds, study="s", converged=None):
+    """A scored frame whose predictions miss R_meas = 0.5 by ``errors`` (fractions)."""
+    f = pd.DataFrame({"feed_id": feeds, "study": study, "ion": "Na+", "R_meas": 0.5, "R_pred": 0.5 + np.asarray(errors)})
+    if converged is not None:
+        f["converged"] = converged
+    return f
+
+
+def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_rows():
+    rows = [comparison.RowResult("resnet", "1,000", _frame([0.1, -0.3], ["a", "b"], "v1"), None, 2.0),
+            comparison.RowResult("dspmde", "4", _frame([0.02, 0.04, 9.0], ["a", "a", "b"], "v2", [True, True, False]),
+                                 _frame([-0.2], ["r"], "fdl"), 1.0),
+            comparison.not_run("sf", "friction model missing")]
+    t = comparison.table1(rows, n_boot=50)
+    assert list(t.index) == [comparison.LABELS[n] for n in comparison.ROWS]
+    resnet, dspm, sf, node = (t.loc[comparison.LABELS[n]] for n in ("resnet", "dspmde", "sf", "neural_ode"))
+    assert resnet["virtual test error (pp)"] == pytest.approx(20.0) and resnet["virtual points"] == 2
+    assert np.isnan(resnet["real test error (pp)"]) and resnet["error v1 (pp)"] == pytest.approx(20.0)
+    assert dspm["virtual test error (pp)"] == pytest.approx(3.0) and dspm["virtual points"] == 2
+    assert "1 unconverged virtual points left out" in dspm["note"]
+    assert dspm["real test error (pp)"] == pytest.approx(20.0) and dspm["error fdl (pp)"] == pytest.approx(20.0)
+    assert np.isnan(dspm["real CI low (pp)"]), "no interval from a single feed"
+    assert (resnet["virtual CI low (pp)"], resnet["virtual CI high (pp)"]) == pytest.approx((10.0, 30.0))  # feeds of 10 and 30 pp
+    assert sf["note"] == "not run: friction model missing" and np.isnan(sf["virtual test error (pp)"])
+    assert node["note"].startswith("not run") and node["paper test error (%)"] == 7.1
+    with pytest.raises(ValueError, match="unknown Table 1 row"):
+        comparison.table1([comparison.not_run("mlp", "x")])
+
+
+def _simulated(n=24, seed=0):
+    """Closed-form 'simulated' set: permeate c_f (1 − ½ τ), split by composition."""
+    comp = sampling.sobol_compositions(n, seed=seed)
+    flux = np.broadcast_to(np.array([5e-6, 1.5e-5, 3e-5]), (n, 3)).copy()
+    perm = comp.concentration[:, None, :] * (1 - 0.5 * flux / models.FLUX_SCALE_M_S)[..., None]
+    sim = TransportData(feed=comp.concentration, species_mask=comp.mask, flux=flux, permeate=perm)
+    return {"train": sim.subset(np.arange(16)), "val": sim.subset(np.arange(16, 20)), "test": sim.subset(np.arange(20, n))}
+
+
+@pytest.fixture(scope="module")
+def tiny_splits():
+    virtual = data.load_measurements(sorted(glob.glob(str(data.MEASURED_DIR / "virtual_nf270_*.csv"))))
+    virtual = virtual.subset(virtual.feed_keys[:10])
+    return comparison.splits("smoke", seed=0, virtual=virtual, simulated=_simulated())
+
+
+@pytest.mark.parametrize("name", ["resnet", "pinn"])
+def test_deep_rows_are_deterministic_for_a_seed_on_cpu(tiny_splits, name):
+    physics = {"virtual": fitting.PAPER_TABLE2}
+
+    def once():
+        pre = comparison.pretrain(name, tiny_splits.simulated, "smoke", seed=3, device="cpu",
+                                  **({"collocation": 2} if name == "pinn" else {}))
+        return comparison.run_deep(name, pre, tiny_splits, "smoke", seed=3, lrs=(1e-3, 3e-3), physics=physics, device="cpu")
+
+    a, b = once(), once()
+    assert a.info["lr"] in (1e-3, 3e-3) and a.info["validation loss per lr"] == b.info["validation loss per lr"]
+    assert len(a.real) == 75 and a.real.feed_id.nunique() == 3  # every real feed, each held out once
+    ta, tb = (comparison.table1([r], n_boot=100).drop(columns="training time (s)") for r in (a, b))
+    pd.testing.assert_frame_equal(ta, tb)
+    assert np.isfinite(ta.iloc[comparison.ROWS.index(name)][["virtual test error (pp)", "real test error (pp)"]].astype(float)).all()
+
+
+def test_pinn_fine_tuning_uses_the_fitted_membrane_without_touching_the_pretrained_model(tiny_splits):
+    pinn = models.build("pinn", "smoke")
+    fresh = comparison._fresh(pinn, {"r_p": 0.7e-9, "dx_e": 2e-6, "eps_p": 40.0, "X_d": -10.0})
+    assert fresh.config.membrane == {"r_p": 0.7e-9, "dx_e": 2e-6, "eps_p": 40.0, "X_d": -10.0}
+    assert pinn.config.membrane == {} and fresh is not pinn
+    assert all(np.array_equal(p.detach(), q.detach()) for p, q in zip(pinn.parameters(), fresh.parameters()))
+
+
+def test_sf_row_skips_real_folds_with_ions_it_has_no_friction_factor_for(tiny_splits):
+    row = comparison.run_sf(tiny_splits, "smoke")
+    assert "MgCl2" in row.note and "Mg2+" in row.note and "SO4-2" in row.note
+    assert set(row.real.feed_id) == {"fdl2021/NaCl-10mM"}
+    assert row.parameters.startswith("d + 4") and row.seconds > 0
