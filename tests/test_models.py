@@ -200,8 +200,9 @@ def test_registry_profiles_and_spec_round_trip():
     ("absent_nonzero", "absent"),
     ("empty", "no species present"),
 ])
-def test_bad_inputs_raise_clear_errors(case, match):
-    model = models.build("neural_ode", "smoke").double()
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_bad_inputs_raise_clear_errors(name, case, match):
+    model = models.build(name, "smoke").double()
     feed, mask = _batch(2)
     flux = torch.full((2, 2), 1e-5, dtype=torch.float64)
     if case == "wrong_dim":
