@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoutils import data, dspmde, fitting, ions
+from nanoutils import data, dspmde, fitting, ions, report
 
 TRUE = {"r_p": 0.55e-9, "dx_e": 2.0e-6, "eps_p": 40.0, "X_d": -30.0}
 # A design that identifies all four parameters (Gauss-Newton σ/value at σ_R = 0.01: r_p 3 %, Δx_e 18 %,
@@ -15,16 +15,16 @@ FLUXES_UM_S = (1.0, 5.0, 25.0, 100.0)
 K_FILM = 4e-5  # m/s, for the one observed feed
 
 
-def synthetic_csv(path, params=TRUE, sigma=0.01):
-    """Noise-free rejections from DSPM-DE itself (one observed feed with a film), schema CSV."""
-    mem = fitting.membrane(params)
+def synthetic_csv(path, params=TRUE, sigma=0.01, spec=fitting.Spec(), feeds=FEEDS, fluxes_um_s=FLUXES_UM_S):
+    """Noise-free rejections from DSPM-DE itself (variant ``spec``; the feed "mix" observed with a film), schema CSV."""
+    model = spec.model(params)
     rows = []
-    for feed_id, recipe in FEEDS.items():
+    for feed_id, recipe in feeds.items():
         feed = ions.Feed.from_salts(recipe)
         observed = feed_id == "mix"
-        res = dspmde.solve([feed], np.array(FLUXES_UM_S) * 1e-6, membrane=mem, temperature=293.15,
-                           film=dspmde.Film(k=K_FILM) if observed else None)
-        for m, jv in enumerate(FLUXES_UM_S):
+        res = model.solve([feed], np.array(fluxes_um_s) * 1e-6, temperature=293.15,
+                          film=dspmde.Film(k=K_FILM) if observed else None)
+        for m, jv in enumerate(fluxes_um_s):
             for i, ion in enumerate(res.species):
                 rows.append({"study": "synth", "feed_id": feed_id, "membrane": "test", "T_C": 20,
                              "feed_mol_m3": "; ".join(f"{k}={v:.17g}" for k, v in feed.items()),
@@ -123,5 +123,83 @@ def test_table2_and_performance_tables(synth):
     assert by_feed.loc["all", "true"] == pytest.approx(0.0, abs=1e-6)
     assert by_feed.loc["all", "paper"] > 1.0
     assert set(by_ion.index) == set(synth.table["quantity"])
-    md = fitting.to_markdown(table)
+    md = report.markdown(table)
     assert md.startswith("| parameter | unit | paper |") and md.count("\n") == 6
+
+
+# Charge isotherm. Mg²⁺ binds on Γ = 30 mol/m³ of sites with K = 0.1 m³/mol on a membrane of X_d = −30 mol/m³:
+# the charge is −20 mol/m³ in 2 mM MgCl2 and reverses to +10 in 20 mM, which no constant X_d can follow (the
+# NaCl-traced MgCl2 feeds mimic the real NF270 set). Data at 20 °C with the Stokes–Einstein temperature model.
+LANGMUIR = fitting.Spec("langmuir", ("Mg2+",), "stokes_einstein")
+TRUE_LANGMUIR = {**TRUE, "sites": 30.0, "K[Mg2+]": 0.1}
+FEEDS_MG = {"NaCl-1": "NaCl 1 mM", "NaCl-100": "NaCl 100 mM", "MgCl2-2": "MgCl2 2 mM + NaCl 1 mM",
+            "MgCl2-20": "MgCl2 20 mM + NaCl 1 mM", "trace": "Na2SO4 10 mM + NaCl 1 mM"}
+FLUXES_MG_UM_S = (2.0, 20.0, 100.0)
+
+
+@pytest.fixture(scope="module")
+def synth_mg(tmp_path_factory):
+    path = tmp_path_factory.mktemp("synth_mg") / "mg.csv"
+    return data.load_measurements(synthetic_csv(path, TRUE_LANGMUIR, spec=LANGMUIR, feeds=FEEDS_MG,
+                                                fluxes_um_s=FLUXES_MG_UM_S))
+
+
+def test_langmuir_fit_follows_the_charge_reversal_that_constant_charge_cannot(synth_mg):
+    obj = fitting.Objective(synth_mg)
+    a = obj.arrays
+    assert obj.chi2(LANGMUIR.model(TRUE_LANGMUIR)) < 1e-10
+    # the temperature model reaches dspmde.solve: the same model at 25 °C diffusivities misses the data
+    assert obj.chi2(fitting.Spec("langmuir", ("Mg2+",)).model(TRUE_LANGMUIR)) > 1.0
+    options = dict(anneal_maxiter=0, temperature_model="stokes_einstein")
+    constant = fitting.fit(synth_mg, start=TRUE, nm_maxiter=150, with_uncertainty=False, **options)
+    assert constant.chi2 / constant.n_points > 50.0
+    langmuir = fitting.fit(synth_mg, start=constant.params, nm_maxiter=250, isotherm="langmuir",
+                           binding_ions=("Mg",), **options)
+    assert langmuir.names == fitting.PARAMETERS + ("sites", "K[Mg2+]") == tuple(langmuir.params)
+    assert langmuir.chi2 < 0.5 * langmuir.n_points  # within σ on average, where constant charge is > 7σ off
+    assert langmuir.start["sites"] == pytest.approx(fitting.ISOTHERM_START["sites"])
+    x = dict(zip(a.feed_keys, langmuir.model.charge(a.c_feed, a.species)))
+    assert x["synth/MgCl2-20"] > 0.0 > x["synth/MgCl2-2"] > x["synth/NaCl-1"] == x["synth/trace"]
+    assert all(np.isfinite(list(langmuir.stderr.values()))) and langmuir.covariance.shape == (6, 6)
+    table = fitting.table2({"constant": constant, "Langmuir": langmuir}).set_index("parameter")
+    assert table.loc["K[Mg2+]", "unit"] == "m³/mol" and np.isnan(table.loc["sites", "constant"])
+    assert table.loc["sites", "Langmuir"] == pytest.approx(langmuir.params["sites"])
+    by_feed, _ = fitting.performance(synth_mg, {"constant": constant.model, "Langmuir": langmuir.model})
+    assert by_feed.loc["all", "Langmuir"] < 0.2 * by_feed.loc["all", "constant"]
+
+
+def test_isotherms_with_no_binding_or_exponent_reproduce_constant_charge(synth):
+    obj = fitting.Objective(synth)
+    other = {**TRUE, "X_d": -60.0}
+    constant = obj.chi2(fitting.membrane(other))
+    langmuir = fitting.Spec("langmuir", ("Mg2+", "Na+"))
+    assert obj.chi2(langmuir.model({**other, "sites": 0.0, "K[Mg2+]": 1.0, "K[Na+]": 1.0})) == constant
+    lowest = fitting.ISOTHERM_BOUNDS["sites"][0]  # Γ at its lower bound: ≤ 0.02 mol/m³ of charge
+    bound = langmuir.model({**other, "sites": lowest, "K[Mg2+]": 1.0, "K[Na+]": 1.0})
+    assert obj.chi2(bound) == pytest.approx(constant, rel=1e-3)
+    assert obj.chi2(fitting.Spec("freundlich").model({**other, "n": 0.0})) == constant
+    freundlich = fitting.fit(synth, start=TRUE, anneal_maxiter=0, nm_maxiter=0, with_uncertainty=False,
+                             isotherm="freundlich")
+    assert freundlich.params["n"] == 0.0 and freundlich.chi2 < 1e-10  # a Z-only start takes n = 0
+    res = fitting.fit(synth, start={**other, "sites": lowest}, anneal_maxiter=0, nm_maxiter=0, with_uncertainty=False,
+                      isotherm="langmuir", binding_ions=("Mg2+",), bounds={"sites": (lowest, 10.0)})
+    assert res.chi2 == pytest.approx(constant, rel=1e-3) and "sites" in res.at_bounds
+
+
+def test_bad_isotherm_inputs_raise_errors_naming_the_value(synth):
+    with pytest.raises(fitting.FitError, match="unknown isotherm 'bet'"):
+        fitting.fit(synth, isotherm="bet")
+    with pytest.raises(fitting.FitError, match="Ca2\\+ occur in no feed"):
+        fitting.fit(synth, isotherm="langmuir", binding_ions=("Ca2+",))
+    with pytest.raises(fitting.FitError, match="binding_ions.*'Xx'"):
+        fitting.fit(synth, isotherm="langmuir", binding_ions=("Xx",))
+    with pytest.raises(fitting.FitError, match="'langmuir' needs at least one binding ion"):
+        fitting.fit(synth, isotherm="langmuir")
+    with pytest.raises(fitting.FitError, match="\\('Mg2\\+',\\) apply to isotherm 'langmuir' only, not 'freundlich'"):
+        fitting.fit(synth, isotherm="freundlich", binding_ions=("Mg2+",))
+    with pytest.raises(fitting.FitError, match="unknown temperature_model 'arrhenius'"):
+        fitting.fit(synth, temperature_model="arrhenius")
+    with pytest.raises(fitting.FitError, match="unknown parameter 'K\\[Ca2\\+\\]'"):
+        fitting.fit(synth, isotherm="langmuir", binding_ions=("Mg2+",), bounds={"K[Ca2+]": (1e-3, 1.0)})
+    with pytest.raises(fitting.FitError, match="bounds of n must be finite"):
+        fitting.fit(synth, isotherm="freundlich", bounds={"n": (1.0, -1.0)})
