@@ -25,7 +25,7 @@ from . import dspmde, sampling, units
 from .profiles import Profile, get
 from .transport_data import TransportData, split_by_composition
 
-#: (compositions, flux points) per profile; the flux grid runs from J_MAX/n to J_MAX = 3e-5 m/s (108 LMH).
+#: (compositions, flux points) per profile; the flux grid runs from J_MAX/n to J_MAX = 6e-5 m/s (216 LMH).
 SIZES = {"smoke": (48, 6), "default": (4096, 10), "paper": (32768, 16)}
 FILE_NAME = "pretraining.npz"
 

@@ -22,7 +22,8 @@ Every step is closed form (the levels by sorting a piecewise-linear function), s
 the result is deterministic for a seed, every ion stays in [c_min, c_max], and no
 rejection loop is involved.
 
-Flux grid: 0 < Jv ≤ J_MAX_M_S = 3e-5 m/s (108 LMH), the NF270 operating range.
+Flux grid: 0 < Jv ≤ J_MAX_M_S = 6e-5 m/s (216 LMH): the NF270 operating range with the highest fluxes
+of the measured sets inside it (FdL 2021 reach 5.6e-5 m/s), so a trained model never extrapolates in flux.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from scipy.stats import qmc
 from . import ions, units
 
 C_MIN_MOL_M3, C_MAX_MOL_M3 = 0.1, 1000.0
-J_MAX_M_S = 3e-5  # = 108 LMH
+J_MAX_M_S = 6e-5  # = 216 LMH; models.FLUX_SCALE_M_S is the same value
 _ABSENT = 1e300  # sorts after every concentration; its weight is 0
 
 
@@ -96,7 +97,7 @@ def sobol_compositions(
 
 
 def flux_grid(n: int, j_max: float = J_MAX_M_S, *, include_zero: bool = False) -> np.ndarray:
-    """``n`` evenly spaced fluxes in m/s up to ``j_max`` (default 3e-5 m/s = 108 LMH), from ``j_max/n``
+    """``n`` evenly spaced fluxes in m/s up to ``j_max`` (default 6e-5 m/s = 216 LMH), from ``j_max/n``
     (or 0 with ``include_zero``, where permeate = feed by construction)."""
     if n < 1 or not (np.isfinite(j_max) and j_max > 0):
         raise ValueError(f"need n ≥ 1 and 0 < j_max < ∞ m/s, got n={n}, j_max={j_max}")

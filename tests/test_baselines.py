@@ -109,7 +109,7 @@ def test_spec_round_trip_and_config_errors(name):
 def _closed_form_data(n=8, seed=0):
     """Permeate c_f (1 − ½ τ): neutral for a neutral feed, the same rejection ½ τ for every ion."""
     comp = sampling.sobol_compositions(n, seed=seed)
-    flux = np.broadcast_to(np.array([5e-6, 1.5e-5, 3e-5]), (n, 3)).copy()
+    flux = np.broadcast_to(np.array([1 / 6, 0.5, 1.0]) * models.FLUX_SCALE_M_S, (n, 3)).copy()
     perm = comp.concentration[:, None, :] * (1 - 0.5 * flux / models.FLUX_SCALE_M_S)[..., None]
     return TransportData(feed=comp.concentration, species_mask=comp.mask, flux=flux, permeate=perm)
 

@@ -18,7 +18,7 @@ def test_labels_are_dspmde_and_metadata_round_trips(cache, capsys):
     meta = data.metadata
     assert meta["spec"]["n_compositions"] == 12 and meta["spec"]["seed"] == 4
     assert meta["spec"]["membrane"]["X_d"] == dspmde.Membrane.nf270().X_d
-    assert meta["spec"]["j_max_lmh"] == pytest.approx(108.0) and meta["spec"]["film"] is None
+    assert meta["spec"]["j_max_lmh"] == pytest.approx(216.0) and meta["spec"]["film"] is None
     assert meta["n_compositions_labelled"] == 12 and meta["n_points_labelled"] == 36
     assert len(data) == 12 - meta["n_compositions_dropped"]
     np.testing.assert_allclose(data.flux[0], sampling.flux_grid(3))

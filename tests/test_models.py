@@ -75,7 +75,7 @@ def test_charge_balance_holds_in_float32_when_everything_is_rejected():
         model.func.net[-1].bias.fill_(-0.99)
     feed, mask = _batch(8, seed=4, dtype=torch.float64)
     with torch.no_grad():
-        c = model(feed, mask, torch.linspace(0, 3e-5, 33).expand(8, -1))
+        c = model(feed, mask, torch.linspace(0, models.FLUX_SCALE_M_S, 33).expand(8, -1))  # τ from 0 to 1
     assert c.dtype == torch.float32 and torch.all(c.permute(0, 2, 1)[~mask] == 0)
     torch.testing.assert_close(c[:, -1], 0.01 * feed.float(), rtol=1e-4, atol=1e-6)
     assert models.charge_imbalance(c, Z.float()).max() <= 1e-6

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import nanoutils
-from nanoutils import ions, sampling, training, units
+from nanoutils import ions, models, sampling, training, units
 
 N = 4000
 
@@ -80,8 +80,9 @@ def test_bad_sampling_arguments(kwargs, match):
 
 def test_flux_grid_units_and_errors():
     grid = sampling.flux_grid(8)
-    assert grid[0] == pytest.approx(3e-5 / 8) and grid[-1] == pytest.approx(3e-5)
-    assert units.m_s_to_lmh(grid[-1]) == pytest.approx(108.0)
+    assert grid[0] == pytest.approx(6e-5 / 8) and grid[-1] == pytest.approx(6e-5)
+    assert units.m_s_to_lmh(grid[-1]) == pytest.approx(216.0)
+    assert sampling.J_MAX_M_S == models.FLUX_SCALE_M_S  # the networks' τ = Jv / scale ends at 1 on the grid
     assert sampling.flux_grid(4, 2e-5, include_zero=True)[0] == 0.0
     with pytest.raises(ValueError, match="LMH"):
         sampling.flux_grid(8, 100.0)

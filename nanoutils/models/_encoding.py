@@ -14,8 +14,9 @@ Scaling (shared by every learned model):
   model whose state is scaled per ion (u_j = c_j / c_f,j) still sees the
   composition (:func:`log_feed_feature`);
 * the flux is non-dimensionalised as ``τ = Jv / FLUX_SCALE_M_S`` with
-  ``FLUX_SCALE_M_S = 3e-5`` m/s (108 LMH, the top of the NF270 range), so τ ∈ [0, 1]
-  on the training grid; its positional encoding is the shifted Legendre
+  ``FLUX_SCALE_M_S = 6e-5`` m/s (216 LMH, above every NF270 flux of the measured sets:
+  5.6e-5 m/s in FdL 2021), equal to the pre-training grid's top ``sampling.J_MAX_M_S``, so τ ∈ [0, 1]
+  on the training grid (a neural ODE integrated past τ = 1 is extrapolating); its positional encoding is the shifted Legendre
   polynomials ``P_k(2τ − 1)``, k = 1…degree (bounded by 1 on [0, 1]).
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-FLUX_SCALE_M_S = 3e-5  # m/s (= 108 LMH); τ = Jv / FLUX_SCALE_M_S
+FLUX_SCALE_M_S = 6e-5  # m/s (= 216 LMH) = sampling.J_MAX_M_S; τ = Jv / FLUX_SCALE_M_S
 _LOG_SCALE_CENTER, _LOG_SCALE_WIDTH = 1.5, 2.0
 _LOG_FEED_CENTER, _LOG_FEED_WIDTH = 1.0, 2.0
 
