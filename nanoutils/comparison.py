@@ -25,8 +25,12 @@ trials and real folds) as epoch seconds; the eq. 11 fits as wall seconds.
 from __future__ import annotations
 
 import glob
+import json
+import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -127,12 +131,22 @@ def _fresh(model: nn.Module, physics: Mapping[str, float] | None) -> nn.Module:
     return models.clone(model)
 
 
+def _kept_checkpoint(result: training.TrainResult, validated: bool) -> str | None:
+    """The checkpoint holding the weights a run returned: ``best.pt`` with validation feeds, else ``last.pt``."""
+    return None if result.run_dir is None else str(result.run_dir / ("best.pt" if validated else "last.pt"))
+
+
 def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile: str | Profile = "default", *,
              seed: int = 0, lrs: Sequence[float] | None = None, physics: Mapping[str, Mapping[str, float]] | None = None,
-             device: str = "auto") -> RowResult:
+             device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool = False) -> RowResult:
     """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
     (default :data:`SEARCH_LR`); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
-    PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified."""
+    PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified.
+
+    With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>/`` (``<set>``:
+    ``virtual`` or the real test feed), ``resume=True`` continues or loads them (a run made with other settings,
+    data or pre-trained weights is redone, with a warning), and ``info["checkpoints"]``
+    maps ``"virtual"`` and each fold key to the run kept for scoring."""
     P = get(profile)
     lrs = tuple(SEARCH_LR[P.name] if lrs is None else lrs)
     base = pretrained.model.cpu()
@@ -140,8 +154,17 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     runs: list[training.TrainResult] = []
 
     def tune(train: Measurements, val: Measurements | None, lr: float, key: str) -> training.TrainResult:
-        res = finetuning.finetune(_fresh(base, physics.get(key)), train, val, profile=P, simulated=split.simulated["train"],
-                                  config=finetuning.finetune_config(P, seed=seed, lr=lr), device=device)
+        where = None if run_dir is None else Path(run_dir) / f"{key.split('/')[-1]}_lr{lr:g}"
+
+        def run(resume_now: bool) -> training.TrainResult:
+            return finetuning.finetune(_fresh(base, physics.get(key)), train, val, profile=P,
+                                       simulated=split.simulated["train"], device=device, run_dir=where,
+                                       config=finetuning.finetune_config(P, seed=seed, lr=lr), resume=resume_now)
+        try:
+            res = run(resume and where is not None)
+        except training.CheckpointMismatchError as err:  # a run of other settings, data or pre-training
+            warnings.warn(f"{err}\n→ fine-tuning from scratch in {where}", stacklevel=2)
+            res = run(False)
         res.model.cpu()
         runs.append(res)
         return res
@@ -149,9 +172,13 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     trials = {lr: tune(split.virtual_train, split.virtual_val, lr, "virtual") for lr in lrs}
     best_lr = min(lrs, key=lambda lr: trials[lr].best_loss)
     virtual = finetuning.score(trials[best_lr].model, split.virtual_test)[1]
-    real = [finetuning.score(tune(train, None, best_lr, key).model, test)[1] for key, train, test in split.real_folds]
+    folds = {key: tune(train, None, best_lr, key) for key, train, _ in split.real_folds}
+    real = [finetuning.score(folds[key].model, test)[1] for key, _, test in split.real_folds]
+    kept = {"virtual": trials[best_lr], **folds}
     info = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
-            "pre-training s": _seconds(pretrained), "fine-tuning s": sum(_seconds(r) for r in runs)}
+            "pre-training s": _seconds(pretrained), "fine-tuning s": sum(_seconds(r) for r in runs),
+            "history": {key: r.history for key, r in kept.items()}, "pre-training history": pretrained.history,
+            "checkpoints": {key: _kept_checkpoint(r, validated=key == "virtual") for key, r in kept.items()}}
     return RowResult(name, f"{models.n_parameters(base):,}", virtual, pd.concat(real, ignore_index=True),
                      info["pre-training s"] + info["fine-tuning s"], info)
 
@@ -231,3 +258,39 @@ def table1(rows: Sequence[RowResult], *, n_boot: int = 2000, seed: int = 0) -> p
     first = [c for c in frame.columns if not c.startswith("error ") and c not in ("training time (s)", "paper parameters",
                                                                                    "paper test error (%)", "note")]
     return frame[first + studies + ["training time (s)", "paper parameters", "paper test error (%)", "note"]]
+
+
+#: What :func:`save_results` keeps of each row's ``info`` (JSON-serialisable entries).
+SAVED_INFO = ("lr", "validation loss per lr", "checkpoints", "history", "pre-training history", "Z")
+PREDICTIONS_CSV, RUNS_JSON = "table1_predictions.csv", "table1_runs.json"
+
+
+def save_results(rows: Sequence[RowResult], directory: str | os.PathLike) -> list[Path]:
+    """Write what the figures chapter needs of the Table 1 runs to ``directory``: every scored point
+    (``table1_predictions.csv``: model, split = virtual | real, feed_id, study, ion, Jv_um_s, R_meas, R_pred)
+    and per row the chosen settings, checkpoints, training histories and fitted Z (``table1_runs.json``)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for r in rows:
+        for split, frame in (("virtual", r.virtual), ("real", r.real)):
+            if frame is None:
+                continue
+            f = frame.assign(Jv_um_s=frame["Jv_um_s"] if "Jv_um_s" in frame else frame["Jv_m_s"] * 1e6)
+            parts.append(f[["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred"]].assign(model=r.name, split=split))
+    predictions = pd.concat(parts, ignore_index=True)
+    predictions = predictions[["model", "split", *predictions.columns[:-2]]]
+    paths = [directory / PREDICTIONS_CSV, directory / RUNS_JSON]
+    predictions.to_csv(paths[0], index=False)
+    info = {r.name: {k: r.info[k] for k in SAVED_INFO if k in r.info} for r in rows}
+    paths[1].write_text(json.dumps(info, indent=1, default=float))
+    return paths
+
+
+def load_results(directory: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """What :func:`save_results` wrote: the scored points and the per-row run information."""
+    directory = Path(directory)
+    missing = [name for name in (PREDICTIONS_CSV, RUNS_JSON) if not (directory / name).exists()]
+    if missing:
+        raise FileNotFoundError(f"{', '.join(missing)} not in {directory}: run chapter 06 (Table 1) first")
+    return pd.read_csv(directory / PREDICTIONS_CSV), json.loads((directory / RUNS_JSON).read_text())

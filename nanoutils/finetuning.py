@@ -129,7 +129,7 @@ def finetune(model: nn.Module, train_meas: Measurements, val_meas: Measurements 
     val = from_measurements(val_meas, species) if val_meas is not None else None
     sampler = gaussian_targets(cfg.seed) if noise else None
     return train(model, data, val, cfg, run_dir=run_dir, resume=resume, target_sampler=sampler, device=device,
-                 progress=progress, callback=callback)
+                 progress=progress, callback=callback, check_start=True)
 
 
 def score(model: nn.Module, meas: Measurements, **kwargs: Any) -> tuple[metrics.Score, pd.DataFrame]:

@@ -1,11 +1,12 @@
 """One look for every figure of the series, and saving them as PNG and PDF."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
 from . import ions
@@ -49,3 +50,53 @@ def parity(ax: plt.Axes, measured: np.ndarray, predicted: np.ndarray, *, lim: tu
     ax.set_xlim(lim)
     ax.set_ylim(lim)
     ax.set_aspect("equal")
+
+
+#: Marker per ion (by position in the ion table), so ions stay distinguishable in print.
+MARKERS = "osD^vP*Xph<>"
+
+
+def ion_markers(names: Sequence[str]) -> dict[str, str]:
+    """A stable marker per ion, by its position in the ion table."""
+    return {n: MARKERS[ions.species().index(ions.canonical(n)) % len(MARKERS)] for n in names}
+
+
+def parity_by_ion(ax: plt.Axes, frame: pd.DataFrame, *, lim: tuple[float, float] | None = None) -> None:
+    """Predicted vs measured rejection (``frame``: ion, R_meas, R_pred, split) with a marker and colour per
+    ion; ``split == "real"`` points large with a black edge, ``"virtual"`` points small and open."""
+    ions_present = sorted(frame["ion"].unique(), key=lambda n: ions.species().index(ions.canonical(n))
+                          if n in ions.species() else len(ions.species()))
+    known = [n for n in ions_present if n in ions.species()]
+    colors, markers = ion_colors(known), ion_markers(known)
+    parity(ax, frame["R_meas"], frame["R_pred"], lim=lim, s=0)
+    for ion in ions_present:
+        color, marker = colors.get(ion, "0.3"), markers.get(ion, "o")
+        label = ion_label(ion) if ion in ions.species() else ion
+        for split, style in (("virtual", dict(s=16, facecolors="none", edgecolors=[color], linewidths=0.8, alpha=0.7)),
+                             ("real", dict(s=42, color=color, edgecolors="black", linewidths=0.8))):
+            sel = frame[(frame["ion"] == ion) & (frame["split"] == split)]
+            if len(sel):
+                ax.scatter(sel["R_meas"], sel["R_pred"], marker=marker, label=f"{label} ({split})", **style)
+    ax.set(xlabel="measured rejection", ylabel="predicted rejection")
+
+
+def rejection_curves(ax: plt.Axes, arrays, feed: int, grid_m_s: np.ndarray, curves: Mapping[str, np.ndarray],
+                     *, flux_scale_m_s: float = 1.0) -> None:
+    """Rejection of every measured quantity of feed ``feed`` of ``arrays`` (:class:`nanoutils.data.MeasuredArrays`)
+    vs flux / ``flux_scale_m_s``: each model's curve (``curves``: label → (N, G, Q) rejection on
+    ``grid_m_s``; solid for the first, dashed, dotted … after) and the measurements with their σ_R."""
+    styles = ("-", "--", ":", "-.")
+    x = np.asarray(grid_m_s) / flux_scale_m_s
+    for q, name in enumerate(arrays.quantities):
+        m = arrays.mask[feed, :, q]
+        if not m.any():
+            continue
+        color = f"C{q % 10}"
+        label = ion_label(name) if name in ions.species() else name
+        for i, (model, R) in enumerate(curves.items()):
+            ax.plot(x, R[feed, :, q], color=color, ls=styles[i % len(styles)], lw=1.4 if i == 0 else 1.1,
+                    label=label if i == 0 else None)
+        ax.errorbar(arrays.Jv[feed, m] / flux_scale_m_s, arrays.R[feed, m, q], arrays.sigma_R[feed, m, q],
+                    fmt="o", ms=3.5, color=color, capsize=2)
+    ax.axhline(0, color="0.3", lw=0.8)
+    ax.set(xlabel="flux (normalised)" if flux_scale_m_s != 1.0 else "flux (m/s)", ylabel="rejection")

@@ -121,3 +121,23 @@ def to_csv_frame(frame: pd.DataFrame, feed_ids: Sequence[str]) -> pd.DataFrame:
     out = out.rename(columns={"c_feed": "c_feed_mM", "c_perm": "c_perm_mM", "c_perm_std": "c_perm_std_mM"})
     first = ["feed_id", "Jv_m_s", "Jv_LMH", "ion", "c_feed_mM", "c_perm_mM", "R"]
     return out[first + [c for c in out.columns if c not in first]]
+
+
+def rejection_curves(meas, model, grid_m_s) -> np.ndarray:
+    """Rejection (N, G, Q) of every measured quantity of ``meas`` (:class:`nanoutils.data.Measurements`, N
+    feeds) on the flux grid ``grid_m_s`` (G,) m/s, for drawing model curves through measurements.
+
+    ``model``: a torch model (quantities from its permeate, laid out as ``meas.arrays(model species)``) or
+    a DSPM-DE membrane / mechanistic model with ``solve``, evaluated as in scoring — at each feed's
+    temperature and with its film layer when the rejections are observed ones (:mod:`nanoutils.fitting`).
+    """
+    from . import fitting
+
+    grid = _fluxes(grid_m_s)
+    if hasattr(model, "parameters"):
+        arrays = meas.arrays(tuple(model.config.species))
+        permeate = _torch_permeate(model, arrays.c_feed, grid, 256)
+    else:
+        objective = fitting.Objective(meas)
+        arrays, permeate = objective.arrays, objective.permeate(model, fluxes=grid)[0]
+    return arrays.model_rejection(permeate)

@@ -142,12 +142,15 @@ def train(
     device: str = "auto",
     progress: bool = True,
     callback: Callable[[dict[str, float]], None] | None = None,
+    check_start: bool = False,
 ) -> TrainResult:
     """Fit ``model`` to ``train_data``; the best epoch is chosen on ``val_data`` (else on the training loss).
 
     ``resume=True`` continues from ``run_dir/last.pt`` (same model spec, config and
     data required, else :class:`CheckpointMismatchError`) and reproduces an
-    uninterrupted run; a finished run is loaded without training. ``callback(record)`` runs after
+    uninterrupted run; a finished run is loaded without training. ``check_start=True`` also requires the
+    starting weights to be those of the checkpoint's run (fine-tuning: never resume a run that started from
+    another pre-trained model; the model's weights are fingerprinted before training). ``callback(record)`` runs after
     each epoch. Seed the model's initialisation yourself (``env.seed_everything``)
     before building it; the loop seeds shuffling and noise from ``config.seed``.
     """
@@ -163,7 +166,7 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_epochs, gamma=cfg.lr_gamma)
     run_dir = Path(run_dir) if run_dir is not None else None
-    data_id = _fingerprint(train_data, val_data)
+    data_id = _fingerprint(train_data, val_data, start=model if check_start else None)
     state = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0, "best_loss": float("inf"), "stopped": False}
     best_weights = None
     if resume:
@@ -299,8 +302,8 @@ def _restore(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, data_id
     if ckpt["model_spec"] != spec:
         raise CheckpointMismatchError(f"cannot resume {path}: its model {ckpt['model_spec']} differs from {spec}")
     if ckpt.get("data_id") != data_id:
-        raise CheckpointMismatchError(f"cannot resume {path}: it was trained on other data "
-                                      f"(fingerprint {ckpt.get('data_id')}, now {data_id})")
+        raise CheckpointMismatchError(f"cannot resume {path}: it was trained on other data or from other starting "
+                                      f"weights (fingerprint {ckpt.get('data_id')}, now {data_id})")
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
@@ -312,9 +315,10 @@ def _restore(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, data_id
     return ckpt["state"]
 
 
-def _fingerprint(*parts: TransportData | None) -> str:
-    """SHA-1 of the arrays of the training (and validation) data, stored in checkpoints so a run is
-    never resumed on different data."""
+def _fingerprint(*parts: TransportData | None, start: nn.Module | None = None) -> str:
+    """SHA-1 of the arrays of the training (and validation) data and of the ``start`` weights, stored in
+    checkpoints so a run is never resumed on different data or from a different starting point (e.g. a
+    fine-tuning run after its pre-trained model changed)."""
     h = hashlib.sha1()
     for data in parts:
         for a in _ARRAYS if data is not None else ():
@@ -322,6 +326,8 @@ def _fingerprint(*parts: TransportData | None) -> str:
         if data is not None and data.observation is not None:
             h.update(np.ascontiguousarray(data.observation).tobytes())
         h.update(b"|")
+    for tensor in (start.state_dict().values() if start is not None else ()):
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoutils import comparison, data, fitting, models, sampling
+from nanoutils import comparison, data, fitting, models, prediction, sampling, training
 from nanoutils.transport_data import TransportData
 
 
@@ -41,7 +41,7 @@ def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_r
 def _simulated(n=24, seed=0):
     """Closed-form 'simulated' set: permeate c_f (1 − ½ τ), split by composition."""
     comp = sampling.sobol_compositions(n, seed=seed)
-    flux = np.broadcast_to(np.array([5e-6, 1.5e-5, 3e-5]), (n, 3)).copy()
+    flux = np.broadcast_to(np.array([1 / 6, 0.5, 1.0]) * models.FLUX_SCALE_M_S, (n, 3)).copy()
     perm = comp.concentration[:, None, :] * (1 - 0.5 * flux / models.FLUX_SCALE_M_S)[..., None]
     sim = TransportData(feed=comp.concentration, species_mask=comp.mask, flux=flux, permeate=perm)
     return {"train": sim.subset(np.arange(16)), "val": sim.subset(np.arange(16, 20)), "test": sim.subset(np.arange(20, n))}
@@ -84,3 +84,37 @@ def test_sf_row_skips_real_folds_with_ions_it_has_no_friction_factor_for(tiny_sp
     assert "MgCl2" in row.note and "Mg2+" in row.note and "SO4-2" in row.note
     assert set(row.real.feed_id) == {"fdl2021/NaCl-10mM"}
     assert row.parameters.startswith("d + 4") and row.seconds > 0
+
+
+def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp_path):
+    pre = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=1, device="cpu")
+    kwargs = dict(seed=1, lrs=(1e-3,), device="cpu", run_dir=tmp_path / "finetune")
+    a = comparison.run_deep("resnet", pre, tiny_splits, "smoke", **kwargs)
+    b = comparison.run_deep("resnet", pre, tiny_splits, "smoke", resume=True, **kwargs)  # loads the finished runs
+    pd.testing.assert_frame_equal(a.virtual, b.virtual)
+    pd.testing.assert_frame_equal(a.real, b.real)
+    other = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=2, device="cpu")
+    with pytest.warns(UserWarning, match="starting weights"):  # stale runs of another pre-training are redone
+        c = comparison.run_deep("resnet", other, tiny_splits, "smoke", resume=True, **kwargs)
+    pd.testing.assert_frame_equal(c.virtual, comparison.run_deep("resnet", other, tiny_splits, "smoke", **kwargs).virtual)
+    a = comparison.run_deep("resnet", pre, tiny_splits, "smoke", **kwargs)  # back to the first run's checkpoints
+    ckpts = a.info["checkpoints"]
+    assert set(ckpts) == {"virtual", *(key for key, _, _ in tiny_splits.real_folds)}
+    # the saved model is the scored one: its curve through a test feed's fluxes gives the scored predictions
+    key = tiny_splits.virtual_test.feed_keys[0]
+    meas = tiny_splits.virtual_test.subset([key])
+    arrays = meas.arrays()
+    grid = np.unique(arrays.Jv[arrays.flux_mask])
+    R = prediction.rejection_curves(meas, training.load_model(ckpts["virtual"]), grid)
+    scored = a.virtual[a.virtual.feed_id == key]
+    expected = [R[0, np.searchsorted(grid, j), arrays.quantities.index(q)] for j, q in zip(scored.Jv_m_s, scored.ion)]
+    np.testing.assert_allclose(expected, scored.R_pred, rtol=1e-5, atol=1e-6)
+
+    comparison.save_results([a, comparison.not_run("sf", "x")], tmp_path / "results")
+    points, runs = comparison.load_results(tmp_path / "results")
+    assert len(points) == len(a.virtual) + len(a.real) and set(points.split) == {"virtual", "real"}
+    np.testing.assert_allclose(points[points.split == "real"].R_pred, a.real.R_pred)
+    assert runs["resnet"]["checkpoints"] == ckpts and runs["sf"] == {}
+    assert len(runs["resnet"]["history"]["virtual"]) == len(b.info["history"]["virtual"]) > 0
+    with pytest.raises(FileNotFoundError, match="chapter 06"):
+        comparison.load_results(tmp_path / "nothing")

@@ -112,6 +112,12 @@ def test_resume_after_interruption_matches(tmp_path):
         _run(train, val, run_dir=tmp_path / "cut", callback=stop)
     resumed = _run(train, val, run_dir=tmp_path / "cut", resume=True).model
     assert torch.equal(_w(resumed), _w(full))
+    other_start = tiny_model()
+    with torch.no_grad():
+        next(other_start.parameters()).add_(1e-3)  # e.g. the pre-trained model changed since the run was made
+    with pytest.raises(training.CheckpointMismatchError, match="starting weights"):
+        finetuning.finetune(other_start, train, val, profile="smoke", device="cpu", run_dir=tmp_path / "cut", resume=True,
+                            config=finetuning.finetune_config("smoke", epochs=3, batch_size=2))
 
 
 def test_predictions_are_electroneutral_and_scored(tmp_path):

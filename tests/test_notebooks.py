@@ -1,4 +1,6 @@
 """Notebook hygiene and the smoke run of the whole series through the runner."""
+import shutil
+
 import nbformat
 import pytest
 
@@ -77,7 +79,13 @@ def test_unknown_profile_and_device_are_refused():
 
 @pytest.mark.slow
 def test_smoke_run_of_the_whole_series():
-    runs = run_series("smoke", device="cpu", progress_bar=False)
+    smoke = profiles.get("smoke")
+    shutil.rmtree(smoke.run_dir / "figures", ignore_errors=True)  # only this run's figures count below
+    runs = run_series(smoke, device="cpu", progress_bar=False)
     assert [r.notebook for r in runs] == [p.name for p in NOTEBOOKS]
     assert all(r.status == "ok" and r.output.exists() for r in runs)
     print("\n" + summary_table(runs))
+    # every figure and table committed in figures/ (the default run's) is made by the smoke run too
+    committed = {p.name for p in profiles.FIGURES_DIR.iterdir() if p.is_file()}
+    made = {p.name for p in smoke.figures_dir.iterdir()}
+    assert committed <= made, f"not produced by the smoke run: {sorted(committed - made)}"

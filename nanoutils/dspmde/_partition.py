@@ -107,3 +107,30 @@ def donnan_potential(c_out: np.ndarray, z: np.ndarray, ln_phi: np.ndarray, X_d: 
     f = np.exp(expo) @ z + X
     scale = np.exp(expo) @ np.abs(z) + np.abs(X)
     return np.where(np.abs(f) <= 1e-9 * np.maximum(scale, 1e-300), psi, np.nan)
+
+
+MECHANISMS = ("steric", "dielectric", "image", "Donnan")
+
+
+def partition_terms(c_feed: np.ndarray, species: Sequence[str], membrane: Membrane, temperature: float = 298.15, *,
+                    image_forces: bool = False) -> dict[str, np.ndarray]:
+    """Each exclusion mechanism's share of the feed-side partition coefficient, as ln k (d,) per mechanism.
+
+    ln(c_pore/c_feed) = ln φ_S (steric) + ln φ_B (dielectric, Born) + ln φ_im (image forces; 0 unless
+    ``image_forces``) − z Δψ_D (Donnan, with X_d = ``membrane.X_d`` and the other terms in place), ideal
+    solution, at the membrane's feed side with concentrations ``c_feed`` (d,) mol/m³. Keys:
+    :data:`MECHANISMS` and ``"total"``; −inf for an ion that cannot enter (λ ≥ 1), NaN for Donnan when no
+    counter-ion can enter.
+    """
+    pore = pore_ions(species, membrane, temperature)
+    table = [ions.get(s) for s in species]
+    r_s = np.array([i.stokes_radius for i in table])
+    with np.errstate(divide="ignore"):
+        terms = {"steric": np.log(steric_partition(pore.lam)),
+                 "dielectric": born_log_partition(pore.z, r_s, membrane.eps_p, membrane.eps_b, temperature)}
+    terms["image"] = (image_log_partition(pore.z, membrane.r_p, membrane.eps_p, membrane.eps_m, temperature)
+                      if image_forces else np.zeros(len(species)))
+    ln_phi = terms["steric"] + terms["dielectric"] + terms["image"]
+    terms["Donnan"] = -pore.z * donnan_potential(np.asarray(c_feed, float), pore.z, ln_phi, membrane.X_d)
+    terms["total"] = ln_phi + terms["Donnan"]
+    return terms
