@@ -214,15 +214,13 @@ def test_bad_film_and_temperature():
 
 
 def test_partition_terms_add_up_and_keep_the_pore_electroneutral():
-    from dataclasses import replace
-
     from nanoutils.dspmde import partition_terms, steric_partition
 
     species = ("Na+", "Mg2+", "Cl-", "SO4-2")
     c = np.array([10.0, 5.0, 10.0, 5.0])
     z = np.array([ions.get(s).z for s in species])
     r_s = np.array([ions.get(s).stokes_radius for s in species])
-    for mem in (Membrane.nf270(), replace(Membrane.nf270(), X_d=80.0), replace(Membrane.nf270(), X_d=0.0)):
+    for mem in (Membrane.nf270(), Membrane.nf270(X_d=80.0), Membrane.nf270(X_d=0.0)):
         t = partition_terms(c, species, mem)
         np.testing.assert_allclose(t["steric"], np.log(steric_partition(r_s / mem.r_p)))
         np.testing.assert_allclose(t["total"], t["steric"] + t["dielectric"] + t["image"] + t["Donnan"])
@@ -230,6 +228,6 @@ def test_partition_terms_add_up_and_keep_the_pore_electroneutral():
         assert abs(z @ (c * np.exp(t["total"])) + mem.X_d) < 1e-9 * (np.abs(z) @ c)  # Σ z c_pore + X_d = 0
     # a negative membrane draws cations in (Donnan > 0) and pushes anions out, the reverse for a positive one
     assert np.all(np.sign(partition_terms(c, species, Membrane.nf270())["Donnan"]) == np.sign(z))
-    assert np.all(np.sign(partition_terms(c, species, replace(Membrane.nf270(), X_d=80.0))["Donnan"]) == -np.sign(z))
+    assert np.all(np.sign(partition_terms(c, species, Membrane.nf270(X_d=80.0))["Donnan"]) == -np.sign(z))
     with_image = partition_terms(c, species, Membrane.nf270(), image_forces=True)
     assert np.all(with_image["image"] < 0)  # ε_m < ε_p: every ion is pushed away from the pore wall
