@@ -6,14 +6,15 @@ import sys
 
 from . import ions
 from .env import DEVICES
-from .profiles import PROFILES
+from .profiles import PROFILES, get
 
 
 def _run(args: argparse.Namespace) -> int:
     from .runner import SeriesError, run_series, summary_table
 
     try:
-        runs = run_series(args.profile, only=args.only, device=args.device, progress_bar=not args.no_progress)
+        runs = run_series(args.profile, only=args.only, device=args.device, progress_bar=not args.no_progress,
+                          max_epochs=args.max_epochs)
     except SeriesError as err:
         print(summary_table(err.runs), file=sys.stderr)
         print(f"\nERROR: {err}", file=sys.stderr)
@@ -21,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
     print(summary_table(runs))
     out = runs[0].output.parent if runs else None
     print(f"\nexecuted notebooks: {out}")
-    print(f"figures and tables: {'runs/smoke/figures' if args.profile == 'smoke' else 'figures'}/")
+    print(f"figures and tables: {get(args.profile).figures_dir}/")
     return 0
 
 
@@ -55,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", nargs="+", metavar="NN", help="run only these notebook numbers, e.g. --only 00 01")
     run.add_argument("--device", choices=DEVICES, default="auto", help="torch device (auto picks CUDA when present)")
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    run.add_argument("--max-epochs", type=int, metavar="N", help="cap every training run at N epochs: a quick "
+                     "end-to-end check of a profile (e.g. paper on a CPU), not a result")
     run.set_defaults(func=_run)
     pred = sub.add_parser("predict", help="permeate concentrations and rejections for feeds and fluxes, as CSV")
     src = pred.add_mutually_exclusive_group(required=True)

@@ -58,8 +58,9 @@ class FinetuneError(ValueError):
 
 
 def finetune_config(profile: str | Profile, **overrides: Any) -> TrainConfig:
-    """The fine-tuning :class:`~nanoutils.training.TrainConfig` of a profile (:data:`FINETUNE_SETTINGS`)."""
-    return replace(TrainConfig(**FINETUNE_SETTINGS[get(profile).name]), **overrides)
+    """The fine-tuning :class:`~nanoutils.training.TrainConfig` of a profile (:data:`FINETUNE_SETTINGS`; epochs
+    capped as :meth:`TrainConfig.for_profile` says)."""
+    return TrainConfig.for_profile(profile, FINETUNE_SETTINGS, **overrides)
 
 
 def from_measurements(meas: Measurements, species: tuple[str, ...], weight: float = 1.0) -> TransportData:

@@ -16,6 +16,9 @@ T = TypeVar("T")
 PROFILES = ("smoke", "default", "paper")
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES_DIR = ROOT / "figures"
+#: Environment variable capping the epochs of every profile's training (``python -m nanoutils run
+#: --max-epochs N`` sets it): a quick end-to-end check of a profile, e.g. the paper's on a CPU — not a result.
+MAX_EPOCHS_ENV = "NANOUTILS_MAX_EPOCHS"
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,10 @@ class Profile:
 
     @property
     def figures_dir(self) -> Path:
-        """Where figures and tables go: ``figures/`` for the default and paper profiles,
-        ``runs/smoke/figures/`` for smoke runs so CI never overwrites the committed figures."""
-        path = self.subdir("figures") if self.name == "smoke" else self.root / "figures"
+        """Where figures and tables go: ``figures/`` for the default profile (the committed ones, shown in the
+        README), ``runs/<profile>/figures/`` for the smoke and paper profiles, so neither a CI run nor a paper
+        run overwrites them."""
+        path = self.root / "figures" if self.name == "default" else self.subdir("figures")
         path.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -7,13 +7,14 @@ the failing cell) and prints a summary table.
 """
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .env import DEVICES
-from .profiles import ROOT, get
+from .profiles import MAX_EPOCHS_ENV, ROOT, get
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 _NOTEBOOK_RE = re.compile(r"^(\d\d)_.+\.ipynb$")
@@ -55,12 +56,15 @@ def run_series(
     device: str = "auto",
     notebook_dir: Path = NOTEBOOK_DIR,
     progress_bar: bool = True,
+    max_epochs: int | None = None,
 ) -> list[NotebookRun]:
     """Execute the series with papermill; raise :class:`SeriesError` at the first failure.
 
     Every notebook gets the parameters ``profile`` and ``device``. Returns one
     :class:`NotebookRun` per notebook (the ones after a failure are ``not run``);
-    the runs are also attached to a raised :class:`SeriesError` as ``runs``.
+    the runs are also attached to a raised :class:`SeriesError` as ``runs``. ``max_epochs`` caps every
+    training run (``training.MAX_EPOCHS_ENV``, passed to the kernels): a check that a profile runs end to
+    end, not a result.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -68,6 +72,10 @@ def run_series(
     prof = get(profile)
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if max_epochs is not None:
+        if int(max_epochs) < 1:
+            raise ValueError(f"max_epochs must be ≥ 1, got {max_epochs}")
+        os.environ[MAX_EPOCHS_ENV] = str(int(max_epochs))  # the kernels inherit the environment
     notebooks = discover(notebook_dir, only)
     if not notebooks:
         raise ValueError(f"no notebooks NN_*.ipynb found in {notebook_dir}")

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from . import env, ions, models
 from .models import ModelInputError, equivalent_scale
-from .profiles import Profile, get
+from .profiles import MAX_EPOCHS_ENV, Profile, get
 from .transport_data import ARRAYS as _ARRAYS
 from .transport_data import FORMAT_VERSION
 from .transport_data import TransportData as TransportData
@@ -109,9 +109,17 @@ class TrainConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides: Any) -> "TrainConfig":
-        """The settings of a run profile (:data:`PROFILE_SETTINGS`), with ``overrides``."""
-        return replace(cls(**PROFILE_SETTINGS[get(profile).name]), **overrides)
+    def for_profile(cls, profile: str | Profile, settings: dict[str, dict[str, Any]] | None = None,
+                    **overrides: Any) -> "TrainConfig":
+        """The settings of a run profile (``settings``, default :data:`PROFILE_SETTINGS`), with ``overrides``;
+        the epochs capped by the environment variable :data:`MAX_EPOCHS_ENV` when it is set."""
+        config = replace(cls(**(settings or PROFILE_SETTINGS)[get(profile).name]), **overrides)
+        cap = os.environ.get(MAX_EPOCHS_ENV)
+        if cap is None:
+            return config
+        if not cap.isdigit() or int(cap) < 1:
+            raise ValueError(f"{MAX_EPOCHS_ENV} must be a whole number ≥ 1, got {cap!r}")
+        return replace(config, epochs=min(config.epochs, int(cap)))
 
     @property
     def step_epochs(self) -> int:

@@ -210,3 +210,24 @@ def test_feed_loss_scale_is_the_rejection_error():
     assert training.evaluate(model, data, loss_scale="feed") == pytest.approx(expected, rel=1e-10)
     with pytest.raises(ValueError, match="bogus"):
         training.TrainConfig(loss_scale="bogus")
+
+
+def test_max_epochs_caps_every_profile_config_and_refuses_nonsense(monkeypatch):
+    from nanoutils import finetuning, profiles
+
+    assert training.TrainConfig.for_profile("paper").epochs == 1000
+    monkeypatch.setenv(profiles.MAX_EPOCHS_ENV, "2")
+    paper = training.TrainConfig.for_profile("paper", lr=5e-4)
+    assert paper.epochs == 2 and paper.lr == 5e-4 and paper.batch_size == 32 and paper.step_epochs == 1
+    assert finetuning.finetune_config("paper").epochs == 2 and training.TrainConfig.for_profile("smoke").epochs == 2
+    monkeypatch.setenv(profiles.MAX_EPOCHS_ENV, "0")
+    with pytest.raises(ValueError, match="'0'"):
+        training.TrainConfig.for_profile("default")
+
+
+def test_only_the_default_profile_writes_the_committed_figures(tmp_path):
+    from nanoutils import profiles
+
+    assert profiles.Profile("default", root=tmp_path).figures_dir == tmp_path / "figures"
+    for name in ("smoke", "paper"):
+        assert profiles.Profile(name, root=tmp_path).figures_dir == tmp_path / "runs" / name / "figures"
