@@ -6,29 +6,17 @@ import torch
 from nanoutils import dspmde, env, ions, models, sampling, training
 from nanoutils.transport_data import TransportData
 
-Z = torch.tensor(ions.charges(ions.species()), dtype=torch.float64)
+from networks import Z, batch, lively
+
 BASELINES = ("resnet", "unet", "pinn")
-
-
-def _batch(n=6, seed=0, dtype=torch.float64):
-    comp = sampling.sobol_compositions(n, seed=seed)
-    return torch.tensor(comp.concentration, dtype=dtype), torch.tensor(comp.mask)
-
-
-def _lively(model, gain=3.0):
-    """Scale the weights up so an untrained model's output moves far from the feed."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.mul_(gain)
-    return model
 
 
 @pytest.mark.parametrize("name", BASELINES)
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
 def test_forward_keeps_charge_balance_masking_and_feed_at_zero_flux(name, dtype, tol):
     torch.manual_seed(0)
-    model = _lively(models.build(name, "smoke")).to(dtype)
-    feed, mask = _batch(8)  # float64 feed, as the neural ODE's tests
+    model = lively(models.build(name, "smoke")).to(dtype)
+    feed, mask = batch(8)  # float64 feed, as the neural ODE's tests
     flux = torch.cat([torch.zeros(8, 1), torch.linspace(1e-6, 3.5e-5, 20).expand(8, -1)], 1).to(dtype)
     with torch.no_grad():
         c = model(feed, mask, flux)
@@ -40,24 +28,10 @@ def test_forward_keeps_charge_balance_masking_and_feed_at_zero_flux(name, dtype,
     assert models.charge_imbalance(c.double(), Z).max() <= tol
 
 
-@pytest.mark.parametrize("name", BASELINES)
-def test_padded_flux_points_are_zero_and_independent(name):
-    torch.manual_seed(0)
-    model = models.build(name, "smoke").double()
-    feed, mask = _batch(3)
-    flux = torch.tensor([[1e-5, 2e-5], [1e-5, 9.0], [1e-5, float("nan")]], dtype=torch.float64)
-    fmask = torch.tensor([[True, True], [True, False], [True, False]])
-    with torch.no_grad():
-        c = model(feed, mask, flux, fmask)
-        alone = model(feed[:1], mask[:1], flux[:1, :1])
-    assert torch.all(c[1:, 1] == 0) and torch.isfinite(c).all()
-    torch.testing.assert_close(c[0, 0], alone[0, 0], rtol=1e-12, atol=1e-12)
-
-
 def test_unet_interpolates_its_grid_linearly():
     torch.manual_seed(0)
-    model = _lively(models.build("unet", "smoke")).double()
-    feed, mask = _batch(2)
+    model = lively(models.build("unet", "smoke")).double()
+    feed, mask = batch(2)
     cfg = model.config
     grid_flux = (model.grid * cfg.flux_scale).expand(2, -1)
     mid_flux = 0.5 * (grid_flux[:, 3:4] + grid_flux[:, 4:5])
@@ -90,7 +64,7 @@ def test_spec_round_trip_and_config_errors(name):
     clone = models.from_spec(spec)
     assert clone.config == model.config
     clone.load_state_dict(model.state_dict())
-    feed, mask = _batch(2, dtype=torch.float32)
+    feed, mask = batch(2, dtype=torch.float32)
     flux = torch.full((2, 1), 1e-5)
     with torch.no_grad():
         torch.testing.assert_close(clone(feed, mask, flux), model(feed, mask, flux))
@@ -129,7 +103,7 @@ def test_training_decreases_the_loss(name):
 
 
 def test_pinn_residual_is_zero_for_dspmde_and_positive_when_perturbed():
-    feed, mask = _batch(4, seed=3)
+    feed, mask = batch(4, seed=3)
     model = models.build("pinn", "smoke", collocation=3).double()
     fluxes = model.collocation_fluxes()
     exact = dspmde.solve(feed.numpy(), fluxes, membrane=dspmde.Membrane.nf270(), species=ions.species())
@@ -146,14 +120,14 @@ def test_pinn_residual_is_zero_for_dspmde_and_positive_when_perturbed():
 
 
 def test_pinn_auxiliary_loss_uses_the_configured_membrane_and_the_cache():
-    feed, mask = _batch(3, seed=1)
-    batch = {"feed": feed, "species_mask": mask}
+    feed, mask = batch(3, seed=1)
+    inputs = {"feed": feed, "species_mask": mask}
     env.seed_everything(0)
     model = models.build("pinn", "smoke", collocation=2).double()
-    loss = model.auxiliary_loss(batch, feed.new_zeros(()))
+    loss = model.auxiliary_loss(inputs, feed.new_zeros(()))
     assert loss > 0 and loss.requires_grad
     assert len(model._labels) == 3
-    model.auxiliary_loss(batch, feed.new_zeros(()))
+    model.auxiliary_loss(inputs, feed.new_zeros(()))
     assert len(model._labels) == 3  # cached, not solved again
     other = models.build("pinn", "smoke", collocation=2, membrane={"X_d": -5.0}).double()
     assert not np.allclose(other.physics_labels(feed), model.physics_labels(feed))

@@ -99,6 +99,15 @@ def check_inputs(
         raise ModelInputError(f"sample {int(empty.nonzero()[0, 0])} has no species present with a positive concentration")
 
 
+def checked_tau(feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None, species: Sequence[str],
+                flux_scale: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Check a model's inputs (:func:`check_inputs`) and return the dimensionless flux τ = Jv / ``flux_scale``
+    (B, K) in ``dtype`` (0 at padded points) and the flux mask (B, K) bool."""
+    check_inputs(feed, species_mask, flux, flux_mask, species)
+    fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
+    return torch.where(fmask, flux.to(dtype) / flux_scale, torch.zeros((), dtype=dtype, device=flux.device)), fmask
+
+
 def _first_bad(bad: Tensor, what: str, values: Tensor, species: Sequence[str] | None = None, unit: str = "") -> None:
     if bool(bad.any()):
         i, j = (int(k) for k in bad.nonzero()[0])

@@ -42,7 +42,7 @@ from torchdiffeq._impl.odeint import SOLVERS
 
 from .. import ions
 from ..profiles import Profile, get
-from ._encoding import FLUX_SCALE_M_S, check_inputs, equivalent_scale, flux_encoding, log_feed_feature, scale_feature
+from ._encoding import FLUX_SCALE_M_S, checked_tau, equivalent_scale, flux_encoding, log_feed_feature, scale_feature
 from ._projection import project_electroneutral
 
 #: Hidden width per profile. paper: ≈1.05 M parameters (the paper's count), see ``n_parameters``.
@@ -172,19 +172,16 @@ class NeuralODE(nn.Module):
         self.func = _Dynamics(self.config, z)
 
     def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
-        cfg = self.config
-        check_inputs(feed, species_mask, flux, flux_mask, cfg.species)
-        dtype = self.func.z.dtype
-        feed_in, feed, flux = feed, feed.to(dtype), flux.to(dtype)
+        cfg, dtype = self.config, self.func.z.dtype
+        tau, fmask = checked_tau(feed, species_mask, flux, flux_mask, cfg.species, cfg.flux_scale, dtype)
+        feed_in, feed = feed, feed.to(dtype)
         mask = species_mask.to(dtype)
-        fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
         s = equivalent_scale(feed, self.func.z, mask)
         a = self.state_scale(feed, mask)
         u0 = feed * mask / a
         w = self.func.z * a * mask  # Σ w u = Σ z c
         static = [log_feed_feature(feed, mask), scale_feature(s)]
         static = torch.cat([mask] + static if cfg.mask_features else static, dim=-1)
-        tau = torch.where(fmask, flux / cfg.flux_scale, torch.zeros_like(flux))
         t = torch.unique(torch.cat([tau.new_zeros(1), tau.reshape(-1)]))  # sorted, starts at 0
         sol = self._solve(_Bound(self.func, mask, static, w), u0, t)  # (T, B, d)
         idx = torch.searchsorted(t, tau)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .. import ions
 from ..profiles import Profile, get
-from ._encoding import FLUX_SCALE_M_S, check_inputs, flux_encoding, static_features
+from ._encoding import FLUX_SCALE_M_S, checked_tau, flux_encoding, static_features
 from ._projection import project_electroneutral
 
 #: Hidden width per profile, chosen so the parameter count is within ±15 % of the neural ODE's
@@ -91,11 +91,8 @@ class ResNet(nn.Module):
         self.out = nn.Linear(cfg.width, d)
 
     def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
-        cfg = self.config
-        check_inputs(feed, species_mask, flux, flux_mask, cfg.species)
-        dtype = self.z.dtype
-        fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
-        tau = torch.where(fmask, flux.to(dtype) / cfg.flux_scale, torch.zeros((), dtype=dtype))
+        cfg, dtype = self.config, self.z.dtype
+        tau, fmask = checked_tau(feed, species_mask, flux, flux_mask, cfg.species, cfg.flux_scale, dtype)
         static = static_features(feed.to(dtype), species_mask, self.z)  # (B, 2d + 1)
         x = torch.cat([static[:, None].expand(-1, tau.shape[1], -1), flux_encoding(tau, cfg.flux_degree)], -1)
         du = self.out(torch.tanh(self.blocks(self.inp(x))))  # (B, K, d)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .. import ions
 from ..profiles import Profile, get
-from ._encoding import FLUX_SCALE_M_S, check_inputs, flux_encoding, static_features
+from ._encoding import FLUX_SCALE_M_S, checked_tau, flux_encoding, static_features
 from ._resnet import anchored_permeate
 
 #: Base channel width per profile, within ±15 % of the neural ODE's parameter count (tests/test_baselines.py).
@@ -99,11 +99,8 @@ class UNet(nn.Module):
         return self.head(x)
 
     def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
-        cfg = self.config
-        check_inputs(feed, species_mask, flux, flux_mask, cfg.species)
-        dtype = self.z.dtype
-        fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
-        tau = torch.where(fmask, flux.to(dtype) / cfg.flux_scale, torch.zeros((), dtype=dtype))
+        cfg, dtype = self.config, self.z.dtype
+        tau, fmask = checked_tau(feed, species_mask, flux, flux_mask, cfg.species, cfg.flux_scale, dtype)
         g = self.grid_output(feed, species_mask)  # (B, d, G)
         pos = tau.clamp(0, cfg.grid_max) / cfg.grid_max * (cfg.grid_points - 1)  # fractional grid index (B, K)
         lo = pos.floor().long().clamp(max=cfg.grid_points - 2)
