@@ -4,7 +4,7 @@ import pytest
 import torch
 from numpy.polynomial import legendre
 
-from nanoutils import env, ions, models, sampling
+from nanoutils import env, ions, models
 
 from networks import Z, batch, lively
 
