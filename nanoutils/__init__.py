@@ -12,19 +12,32 @@ loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
 :mod:`nanoutils.datasets` (the cached, DSPM-DE-labelled pre-training set),
 :mod:`nanoutils.fitting` (eq. 11 fits of Z, Table 2), :mod:`nanoutils.virtual_lab` (the VIRTUAL
 NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations),
-:mod:`nanoutils.friction` (the solution-friction baseline), and
+:mod:`nanoutils.friction` (the solution-friction baseline), :mod:`nanoutils.comparison` (Table 1),
+:mod:`nanoutils.plotting` and :mod:`nanoutils.report` (figures, result tables, README blocks), and
 :func:`predict` (one prediction API for trained models and DSPM-DE).
-"""
-from importlib.metadata import PackageNotFoundError, version
 
-from . import (activity, data, datasets, dspmde, env, finetuning, fitting, friction, ions, metrics, models, profiles, sampling,
-               training, units, virtual_lab)
-from .prediction import predict
+Submodules are imported when first used (``nanoutils.fitting`` …), so ``import nanoutils`` is quick and
+``python -m nanoutils.virtual_lab`` runs its module once.
+"""
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("nanoutils")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-__all__ = ["activity", "data", "datasets", "dspmde", "env", "finetuning", "fitting", "friction", "ions", "metrics", "models", "profiles",
-           "sampling", "training", "units", "virtual_lab", "predict", "__version__"]
+_MODULES = ("activity", "comparison", "data", "datasets", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
+            "metrics", "models", "plotting", "prediction", "profiles", "report", "sampling", "training", "units",
+            "virtual_lab")
+__all__ = [*_MODULES, "predict", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a submodule (or :func:`predict`) on first access."""
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name == "predict":
+        return importlib.import_module(".prediction", __name__).predict
+    raise AttributeError(f"module 'nanoutils' has no attribute {name!r}")
