@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +65,8 @@ def run_series(
     Every notebook gets the parameters ``profile`` and ``device``. Returns one
     :class:`NotebookRun` per notebook (the ones after a failure are ``not run``);
     the runs are also attached to a raised :class:`SeriesError` as ``runs``. ``max_epochs`` caps every
-    training run (``training.MAX_EPOCHS_ENV``, passed to the kernels): a check that a profile runs end to
-    end, not a result.
+    training run (``profiles.MAX_EPOCHS_ENV``, set for the kernels while the series runs): a check that a
+    profile runs end to end, not a result.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -72,38 +74,52 @@ def run_series(
     prof = get(profile)
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if max_epochs is not None:
-        if int(max_epochs) < 1:
-            raise ValueError(f"max_epochs must be ≥ 1, got {max_epochs}")
-        os.environ[MAX_EPOCHS_ENV] = str(int(max_epochs))  # the kernels inherit the environment
+    if max_epochs is not None and int(max_epochs) < 1:
+        raise ValueError(f"max_epochs must be ≥ 1, got {max_epochs}")
     notebooks = discover(notebook_dir, only)
     if not notebooks:
         raise ValueError(f"no notebooks NN_*.ipynb found in {notebook_dir}")
     out_dir = prof.subdir("notebooks")
     runs = [NotebookRun(nb.name) for nb in notebooks]
-    for nb, run in zip(notebooks, runs):
-        run.output = out_dir / nb.name
-        start = time.perf_counter()
-        try:
-            papermill.execute_notebook(
-                str(nb),
-                str(run.output),
-                parameters={"profile": prof.name, "device": device},
-                kernel_name="python3",
-                progress_bar=progress_bar,
-                cwd=str(notebook_dir),
-            )
-        except PapermillExecutionError as err:
-            run.status, run.seconds = "FAILED", time.perf_counter() - start
-            # papermill's cell_index counts its injected-parameters cell; exec_count is what Jupyter shows.
-            error = SeriesError(
-                f"{nb.name} failed in cell [{err.exec_count}] (cell index {err.cell_index}): "
-                f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {run.output}"
-            )
-            error.runs = runs
-            raise error from None
-        run.status, run.seconds = "ok", time.perf_counter() - start
+    with _environ(MAX_EPOCHS_ENV, None if max_epochs is None else str(int(max_epochs))):  # the kernels inherit it
+        for nb, run in zip(notebooks, runs):
+            run.output = out_dir / nb.name
+            start = time.perf_counter()
+            try:
+                papermill.execute_notebook(
+                    str(nb),
+                    str(run.output),
+                    parameters={"profile": prof.name, "device": device},
+                    kernel_name="python3",
+                    progress_bar=progress_bar,
+                    cwd=str(notebook_dir),
+                )
+            except PapermillExecutionError as err:
+                run.status, run.seconds = "FAILED", time.perf_counter() - start
+                # papermill's cell_index counts its injected-parameters cell; exec_count is what Jupyter shows.
+                error = SeriesError(
+                    f"{nb.name} failed in cell [{err.exec_count}] (cell index {err.cell_index}): "
+                    f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {run.output}"
+                )
+                error.runs = runs
+                raise error from None
+            run.status, run.seconds = "ok", time.perf_counter() - start
     return runs
+
+
+@contextmanager
+def _environ(name: str, value: str | None) -> Iterator[None]:
+    """Set the environment variable ``name`` to ``value`` (unchanged when None) for the block, then restore it."""
+    previous = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 def summary_table(runs: list[NotebookRun]) -> str:

@@ -1,4 +1,5 @@
 """Notebook hygiene and the smoke run of the whole series through the runner."""
+import os
 import shutil
 
 import nbformat
@@ -89,3 +90,12 @@ def test_smoke_run_of_the_whole_series():
     committed = {p.name for p in profiles.FIGURES_DIR.iterdir() if p.is_file()}
     made = {p.name for p in smoke.figures_dir.iterdir()}
     assert committed <= made, f"not produced by the smoke run: {sorted(committed - made)}"
+
+
+def test_max_epochs_reaches_the_kernels_only_while_the_series_runs(tmp_path, monkeypatch):
+    monkeypatch.delenv(profiles.MAX_EPOCHS_ENV, raising=False)
+    _notebook(tmp_path / "00_capped.ipynb", f"import os\nassert os.environ[{profiles.MAX_EPOCHS_ENV!r}] == '3'")
+    run_series(profiles.Profile("smoke", root=tmp_path), notebook_dir=tmp_path, progress_bar=False, max_epochs=3)
+    assert profiles.MAX_EPOCHS_ENV not in os.environ  # the caller's process is left as it was
+    with pytest.raises(ValueError, match="max_epochs"):
+        run_series(profiles.Profile("smoke", root=tmp_path), notebook_dir=tmp_path, max_epochs=0)
