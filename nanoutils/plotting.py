@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import ions
+from . import ions, prediction
 
 
 def style() -> None:
@@ -80,20 +80,24 @@ def parity_by_ion(ax: plt.Axes, frame: pd.DataFrame, *, lim: tuple[float, float]
     ax.set(xlabel="measured rejection", ylabel="predicted rejection")
 
 
-def rejection_curves(ax: plt.Axes, arrays, feed: int, grid_m_s: np.ndarray, curves: Mapping[str, np.ndarray],
-                     *, flux_scale_m_s: float = 1.0) -> None:
-    """Rejection of every measured quantity of feed ``feed`` of ``arrays`` (:class:`nanoutils.data.MeasuredArrays`)
-    vs flux / ``flux_scale_m_s``: each model's curve (``curves``: label → (N, G, Q) rejection on
-    ``grid_m_s``; solid for the first, dashed, dotted … after) and the measurements with their σ_R."""
+def rejection_curves(ax: plt.Axes, meas, predictors: Mapping[str, object], *, feed: int = 0, n_points: int = 60,
+                     flux_scale_m_s: float = 1.0) -> None:
+    """Rejection of every measured quantity of feed ``feed`` of ``meas`` (:class:`nanoutils.data.Measurements`)
+    vs flux / ``flux_scale_m_s``: each model's curve (``predictors``: label → any model
+    :func:`nanoutils.prediction.rejection_curves` takes; solid for the first, dashed, dotted … after) on
+    ``n_points`` fluxes from 0 to 1.05 × the highest measured one, and the measurements with their σ_R."""
+    arrays = meas.arrays()
+    grid = np.linspace(0.0, 1.05 * arrays.Jv[arrays.flux_mask].max(), n_points)
+    curves = {label: prediction.rejection_curves(meas, model, grid) for label, model in predictors.items()}
     styles = ("-", "--", ":", "-.")
-    x = np.asarray(grid_m_s) / flux_scale_m_s
+    x = grid / flux_scale_m_s
     for q, name in enumerate(arrays.quantities):
         m = arrays.mask[feed, :, q]
         if not m.any():
             continue
         color = f"C{q % 10}"
         label = ion_label(name) if name in ions.species() else name
-        for i, (model, R) in enumerate(curves.items()):
+        for i, R in enumerate(curves.values()):
             ax.plot(x, R[feed, :, q], color=color, ls=styles[i % len(styles)], lw=1.4 if i == 0 else 1.1,
                     label=label if i == 0 else None)
         ax.errorbar(arrays.Jv[feed, m] / flux_scale_m_s, arrays.R[feed, m, q], arrays.sigma_R[feed, m, q],
