@@ -84,7 +84,7 @@ def test_unconverged_cases_get_the_penalty_and_are_counted(synth, monkeypatch):
         return res
 
     obj = fitting.Objective(synth)
-    monkeypatch.setattr(fitting.dspmde, "solve", failing_solve)
+    monkeypatch.setattr(dspmde, "solve", failing_solve)  # the module the objective calls through
     r, n_bad = obj.residuals(fitting.membrane(TRUE))
     a = obj.arrays
     # each solve group's first feed loses its first flux point: every quantity measured there is penalised

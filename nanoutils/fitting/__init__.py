@@ -22,7 +22,6 @@ site density Γ and a binding constant K_i per ion of ``binding_ions`` (both log
 >>> fitting.fit(data.load_dataset("nf270_fdl2021"), isotherm="langmuir", binding_ions=("Mg2+",),
 ...             temperature_model="stokes_einstein").model                                   # doctest: +SKIP
 """
-from .. import dspmde as dspmde
 from ._fit import FitResult as FitResult
 from ._fit import fit as fit
 from ._fit import table2 as table2
