@@ -45,3 +45,16 @@ def random_mixtures(n: int, seed: int, n_ions: tuple[int, int] = (3, 6),
         fix = picked[1] if net > 0 else picked[0]
         out[row, fix] += abs(net) / abs(z[fix])
     return out, names
+
+
+def sdem_trace_rejection(jv: np.ndarray, p_trace: float, z_trace: int, p_cation: float, p_anion: float,
+                         z_cation: int, z_anion: int) -> np.ndarray:
+    """SDEM rejection of a trace ion in the field of one dominant salt (closed form, trace limit):
+    c_p/c_f = 1 / [(1 − R_s)^k + J_v (1 − (1 − R_s)^{k+1}) / (R_s P_t (k + 1))], R_s = J_v/(J_v + P_s),
+    k = z_t P_s (1/P₊ − 1/P₋)/(z₊ − z₋), 1/P_s = (z₊/P₋ + |z₋|/P₊)/(z₊ + |z₋|)  (k ≠ −1)."""
+    jv = np.asarray(jv, dtype=float)
+    p_s = (z_cation - z_anion) / (z_cation / p_anion - z_anion / p_cation)
+    r_s = jv / (jv + p_s)
+    k = z_trace * p_s * (1 / p_cation - 1 / p_anion) / (z_cation - z_anion)
+    ratio = 1.0 / ((1 - r_s) ** k + jv * (1 - (1 - r_s) ** (k + 1)) / (r_s * p_trace * (k + 1)))
+    return 1.0 - ratio
