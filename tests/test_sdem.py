@@ -162,6 +162,9 @@ def test_fit_recovers_known_permeances_from_data_of_the_model(tmp_path):
     per = sdem.fit(meas, per_feed=True, shared=("Na+",), n_starts=1, n_cells=10)
     assert per.models["syn/A"].permeance["Na+"] == per.models["syn/B"].permeance["Na+"]
     assert per.models["syn/A"].permeance["NO3-"] == pytest.approx(TRUE["NO3-"], rel=1e-3)
+    assert "P[Cl-]@syn/A" in per.names and "P[Na+]" in per.names
+    pulled = sdem.fit(meas.subset(["syn/B"]), prior={"SO4-2": (5e-7, 1e-4)}, n_starts=1, n_cells=10)
+    assert pulled.model.permeance["SO4-2"] == pytest.approx(5e-7, rel=1e-3) and pulled.chi2 > 1.0  # tight prior wins
     with pytest.raises(fitting.FitError, match="per-feed"):
         per.model
 

@@ -163,13 +163,13 @@ def _check_prior(prior: Mapping[str, tuple[float, float]] | None) -> dict[str, t
 
 def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (),
         prior: Mapping[str, tuple[float, float]] | None = None, fit_exponent: bool = False, exponent: float = 0.0,
-        c_ref: float = C_REF, fallback: str | None = None, n_starts: int = 4, max_nfev: int = 100, seed: int = 0,
+        c_ref: float = C_REF, fallback: str | None = None, n_starts: int = 3, max_nfev: int = 100, seed: int = 0,
         n_cells: int = FIT_CELLS) -> SDEMFit:
     """Fit SDEM permeances to ``meas`` (a training split) by eq. 11 (module docstring for the method).
 
     ``per_feed``: one permeance per ion and feed (reproduces per-feed fits such as the source paper's),
     except the ions in ``shared``, which keep one value for all feeds; ``per_feed=False`` (default) fits
-    one set for all feeds, the form that transfers to a feed not measured. ``prior``: ion → (P m/s, σ of
+    one set for all feeds, the form that transfers to a feed not measured (``shared`` is then moot). ``prior``: ion → (P m/s, σ of
     ln P), a Gaussian prior added to eq. 11 for every permeance of that ion. ``fit_exponent``: also fit a
     of P_i ∝ (c_eq/``c_ref``)^a (otherwise a = ``exponent``). ``fallback`` is stored in the models."""
     t0 = time.perf_counter()
