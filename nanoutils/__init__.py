@@ -12,7 +12,8 @@ loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
 :mod:`nanoutils.datasets` (the cached, DSPM-DE-labelled pre-training set),
 :mod:`nanoutils.fitting` (eq. 11 fits of Z, Table 2), :mod:`nanoutils.virtual_lab` (the VIRTUAL
 NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations),
-:mod:`nanoutils.friction` (the solution-friction baseline), :mod:`nanoutils.comparison` (Table 1),
+:mod:`nanoutils.friction` (the solution-friction baseline), :mod:`nanoutils.sdem` (the
+solution–diffusion–electromigration model), :mod:`nanoutils.comparison` (Table 1),
 :mod:`nanoutils.plotting` and :mod:`nanoutils.report` (figures, result tables, README blocks), and
 :func:`predict` (one prediction API for trained models and DSPM-DE).
 
@@ -29,7 +30,7 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
 _MODULES = ("activity", "comparison", "data", "datasets", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
-            "metrics", "models", "plotting", "prediction", "profiles", "report", "sampling", "training", "units",
+            "metrics", "models", "plotting", "prediction", "profiles", "report", "sampling", "sdem", "training", "units",
             "virtual_lab")
 __all__ = [*_MODULES, "predict", "__version__"]
 
