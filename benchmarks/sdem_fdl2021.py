@@ -35,8 +35,9 @@ def scored(meas: data.Measurements, models: dict[str, sdem.SDEMModel]) -> pd.Dat
             warnings.simplefilter("ignore", sdem.MissingPermeanceWarning)
             R = a.model_rejection(obj.permeate(model)[0])
         rows = sub.table.iloc[a.row[a.mask]]
-        frames.append(pd.DataFrame({"feed_id": key, "ion": np.asarray(a.quantities, dtype=object)[np.nonzero(a.mask)[2]],
-                                    "Jv_um_s": 1e6 * a.Jv[np.nonzero(a.mask)[:2]], "R_meas": a.R[a.mask],
+        n, m, q = np.nonzero(a.mask)
+        frames.append(pd.DataFrame({"feed_id": key, "ion": np.asarray(a.quantities, dtype=object)[q],
+                                    "Jv_um_s": 1e6 * a.Jv[n, m], "R_meas": a.R[a.mask],
                                     "R_pred": R[a.mask],
                                     "R_authors": pd.to_numeric(rows["x_R_authors_SDEM_fit"]).to_numpy()}))
     return pd.concat(frames, ignore_index=True)
@@ -79,7 +80,8 @@ def main() -> None:
     s = scored(curves, on_curves.models)
     print(f"Fitted to the authors' curves ({on_curves.wall_s:.1f} s): mean abs(R - R_authors) pp per feed")
     for key, g in s.groupby("feed_id"):
-        print(f"| {key} | {pp(g):.2f} | per quantity: {(100 * (g.R_pred - g.R_meas).abs()).groupby(g.ion).mean().round(2).to_dict()} |")
+        per_q = (100 * (g.R_pred - g.R_meas).abs()).groupby(g.ion).mean().round(2).to_dict()
+        print(f"| {key} | {pp(g):.2f} | per quantity: {per_q} |")
     print("\n" + on_curves.table().to_string(float_format="%.4g") + f"\n\nat bounds: {on_curves.at_bounds}\n")
 
     shared = sdem.fit(meas, n_starts=args.starts, fit_exponent=args.fit_exponent)

@@ -60,7 +60,8 @@ def test_trace_counter_ion_is_enriched_when_the_dominant_counter_ion_is_slow():
 
 
 def test_permeate_and_every_layer_node_are_electroneutral_in_a_mixture():
-    feeds = [ions.Feed.from_salts("NaCl 10 mM + MgSO4 5 mM + KNO3 1 mM"), ions.Feed.from_salts("CaCl2 3 mM + NaF 2 mM")]
+    feeds = [ions.Feed.from_salts("NaCl 10 mM + MgSO4 5 mM + KNO3 1 mM"),
+             ions.Feed.from_salts("CaCl2 3 mM + NaF 2 mM")]
     model = sdem.SDEMModel({"Na+": 2e-6, "K+": 5e-6, "Mg2+": 3e-7, "Ca2+": 4e-7, "Cl-": 4e-6, "NO3-": 8e-6,
                             "SO4-2": 5e-8, "F-": 2e-6})
     res = model.solve(feeds, JV, profiles=True)
@@ -133,7 +134,8 @@ TRUE = {"Na+": 3e-6, "Cl-": 8e-6, "NO3-": 2e-5, "SO4-2": 2e-7}
 
 def _synthetic(tmp_path, model: sdem.SDEMModel) -> data.Measurements:
     """Noise-free measurements of ``model``: NaCl + trace NaNO3 and Na2SO4 + trace NaCl, 5 fluxes each."""
-    feeds = {"A": ("NaCl 10 mM + NaNO3 0.2 mM", ["NaCl", "NO3-"]), "B": ("Na2SO4 10 mM + NaCl 0.2 mM", ["Na2SO4", "Cl-"])}
+    feeds = {"A": ("NaCl 10 mM + NaNO3 0.2 mM", ["NaCl", "NO3-"]),
+             "B": ("Na2SO4 10 mM + NaCl 0.2 mM", ["Na2SO4", "Cl-"])}
     jv = np.array([3e-6, 8e-6, 1.5e-5, 3e-5, 5e-5])
     lines = ["study,feed_id,membrane,T_C,feed_mM,rejection_type,quantity,Jv_um_s,R_frac,source"]
     for fid, (salts, quantities) in feeds.items():
@@ -166,7 +168,7 @@ def test_fit_recovers_known_permeances_from_data_of_the_model(tmp_path):
     pulled = sdem.fit(meas.subset(["syn/B"]), prior={"SO4-2": (5e-7, 1e-4)}, n_starts=1, n_cells=10)
     assert pulled.model.permeance["SO4-2"] == pytest.approx(5e-7, rel=1e-3) and pulled.chi2 > 1.0  # tight prior wins
     with pytest.raises(fitting.FitError, match="per-feed"):
-        per.model
+        _ = per.model
 
 
 def test_predict_and_fitting_objective_accept_the_model(tmp_path):

@@ -1,6 +1,6 @@
-"""Regression of SDEM ion permeances on measured rejections (paper eq. 11), with σ and correlations.
+"""Regression of SDEM ion permeances on measured rejections (eq. 11), with σ and correlations.
 
-    arg min_θ  Σ_ij [R_mod_ij(θ) − R_exp_ij]² / σ_ij²  +  Σ_k (θ_k − ln P_k,prior)² / s_k²      (eq. 11 + prior)
+    arg min_θ  Σ_ij [R_mod_ij(θ) − R_exp_ij]² / σ_ij² + Σ_k (θ_k − ln P_k,prior)² / s_k²   (eq. 11 + prior)
 
 θ = ln P_i (m/s) of every ion that occurs in the training feeds (``per_feed=True``: one per feed for
 each ion not in ``shared``) and, with ``fit_exponent``, the exponent a of P_i ∝ c_eq^a. Residuals
@@ -89,7 +89,8 @@ class SDEMFit:
             else:
                 p = 1e6 * float(np.exp(t))
                 rows.append((name, "µm/s", p, p * s, name in self.at_bounds))
-        return pd.DataFrame(rows, columns=["parameter", "unit", "fitted", "stderr", "at bound"]).set_index("parameter")
+        columns = ["parameter", "unit", "fitted", "stderr", "at bound"]
+        return pd.DataFrame(rows, columns=columns).set_index("parameter")
 
 
 class _Space:
@@ -169,9 +170,10 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
 
     ``per_feed``: one permeance per ion and feed (reproduces per-feed fits such as the source paper's),
     except the ions in ``shared``, which keep one value for all feeds; ``per_feed=False`` (default) fits
-    one set for all feeds, the form that transfers to a feed not measured (``shared`` is then moot). ``prior``: ion → (P m/s, σ of
-    ln P), a Gaussian prior added to eq. 11 for every permeance of that ion. ``fit_exponent``: also fit a
-    of P_i ∝ (c_eq/``c_ref``)^a (otherwise a = ``exponent``). ``fallback`` is stored in the models."""
+    one set for all feeds, the form that transfers to a feed not measured (``shared`` is then moot).
+    ``prior``: ion → (P m/s, σ of ln P), a Gaussian prior added to eq. 11 for every permeance of that ion.
+    ``fit_exponent``: also fit a of P_i ∝ (c_eq/``c_ref``)^a (otherwise a = ``exponent``); ``fallback`` is
+    stored in the models."""
     t0 = time.perf_counter()
     if not isinstance(n_starts, int) or n_starts < 1:
         raise FitError(f"n_starts must be an integer ≥ 1, got {n_starts!r}")
@@ -182,10 +184,10 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
     priors = _check_prior(prior)
     shared = tuple(ions.canonical(s) for s in shared)
     keys = meas.feed_keys
-    options = dict(prior=prior, fit_exponent=fit_exponent, exponent=exponent, c_ref=c_ref, fallback=fallback,
-                   n_starts=n_starts, max_nfev=max_nfev, seed=seed, n_cells=n_cells)
     if per_feed and not shared and not fit_exponent and len(keys) > 1:  # independent problems: fit one by one
-        return _combine([fit(meas.subset([k]), per_feed=True, **options) for k in keys], t0)
+        return _combine([fit(meas.subset([k]), per_feed=True, prior=prior, exponent=exponent, c_ref=c_ref,
+                             fallback=fallback, n_starts=n_starts, max_nfev=max_nfev, seed=seed, n_cells=n_cells)
+                         for k in keys], t0)
     feeds = {k: tuple(s for s, c in meas.feeds[k].items() if c > 0) for k in keys}
     space = _Space(feeds, per_feed, shared, fit_exponent, exponent, c_ref, fallback)
     objectives = ({k: Objective(meas.subset([k]), n_cells=n_cells) for k in keys} if per_feed

@@ -106,7 +106,7 @@ class SDEMModel:
                 "c_ref_mol_m3": self.c_ref, "fallback": self.fallback}
 
     @classmethod
-    def from_dict(cls, data: Mapping) -> "SDEMModel":
+    def from_dict(cls, data: Mapping) -> SDEMModel:
         """The model stored by :meth:`to_dict`."""
         if not isinstance(data, Mapping) or data.get("model") != "sdem" or "permeance_m_s" not in data:
             raise SDEMError(f"not an SDEM model dictionary (needs model='sdem' and permeance_m_s): {data!r}")
