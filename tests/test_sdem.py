@@ -181,3 +181,14 @@ def test_predict_and_fitting_objective_accept_the_model(tmp_path):
     r, n_bad = fitting.Objective(meas, n_cells=10).residuals(model)
     assert n_bad == 0 and np.abs(r).max() < 1e-6
     assert np.isfinite(fitting.predictions(meas, model)["R_pred"]).all()
+
+
+def test_film_layer_lowers_observed_rejection_and_vanishes_for_fast_mass_transfer():
+    from nanoutils.dspmde import Film
+
+    feed = ions.Feed.from_salts("NaCl 10 mM")
+    model = sdem.SDEMModel({"Na+": 2e-6, "Cl-": 5e-6})
+    bare = model.solve([feed], JV).rejection
+    slow = model.solve([feed], JV, film=Film(k=2e-5)).rejection
+    fast = model.solve([feed], JV, film=Film(k=1.0)).rejection
+    assert np.all(slow < bare - 1e-3) and np.allclose(fast, bare, atol=1e-4)
