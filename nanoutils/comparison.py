@@ -7,7 +7,7 @@ Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15
 2. **fine-tuning** by :func:`nanoutils.finetuning.finetune` (eq. 5 noise, simulated feeds mixed in with weight
    1, measured feeds weighted ``MEASURED_WEIGHT``, early stopping on validation feeds). The
    **hyper-parameter search** is the same for every deep model: the fine-tuning learning rate over
-   :data:`SEARCH_LR` of the profile, chosen by the eq. 4 loss on the virtual validation feeds
+   the profile's knob ``search_lr`` (:data:`nanoutils.profiles.SETTINGS`), chosen by the eq. 4 loss on the virtual validation feeds
    (:func:`run_deep`);
 3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
    test feeds, and leave-one-feed-out on the three real NF270 feeds (``data.group_folds``: train on two with
@@ -50,13 +50,6 @@ DEEP = ROWS[:4]
 #: The paper's Table 1: (parameter count, test error in %).
 PAPER = {"neural_ode": ("1.05 M", 7.1), "pinn": ("1.12 M", 9.7), "resnet": ("1.23 M", 9.2),
          "unet": ("1.01 M", 10.2), "dspmde": ("4", 17.8), "sf": ("d + 4", 24.8)}
-#: Fine-tuning learning rates tried for every deep model: the equal hyper-parameter budget per profile.
-SEARCH_LR = {"smoke": (1e-3,), "default": (1e-3, 3e-3), "paper": (3e-4, 1e-3, 3e-3)}
-#: eq. 11 fit budgets per profile: DSPM-DE (``fitting.fit``) and SF (``friction.fit``).
-DSPMDE_BUDGET = {"smoke": {"anneal_maxiter": 0, "nm_maxiter": 10}, "default": {"anneal_maxiter": 5, "nm_maxiter": 100},
-                 "paper": {"anneal_maxiter": 40, "nm_maxiter": 400}}
-SF_BUDGET = {"smoke": {"n_starts": 1, "max_nfev": 3}, "default": {"n_starts": 1, "max_nfev": 40},
-             "paper": {"n_starts": 3, "max_nfev": 60}}
 
 
 @dataclass
@@ -140,7 +133,7 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
              seed: int = 0, lrs: Sequence[float] | None = None, physics: Mapping[str, Mapping[str, float]] | None = None,
              device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool = False) -> RowResult:
     """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
-    (default :data:`SEARCH_LR`); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
+    (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
     PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified.
 
     With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>/`` (``<set>``:
@@ -148,7 +141,7 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     data or pre-trained weights is redone, with a warning), and ``info["checkpoints"]``
     maps ``"virtual"`` and each fold key to the run kept for scoring."""
     P = get(profile)
-    lrs = tuple(SEARCH_LR[P.name] if lrs is None else lrs)
+    lrs = tuple(P.settings.search_lr if lrs is None else lrs)
     base = pretrained.model.cpu()
     physics = physics or {}
     runs: list[training.TrainResult] = []
@@ -185,9 +178,9 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
 
 def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int = 0
                ) -> tuple[RowResult, dict[str, dict[str, float]]]:
-    """DSPM-DE with Z fitted by eq. 11 (budget :data:`DSPMDE_BUDGET`, from Table 2) on the virtual train +
+    """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual train +
     validation feeds and on each real fold's training feeds; the row and the fitted Z per training set."""
-    budget = DSPMDE_BUDGET[get(profile).name]
+    budget = get(profile).settings.baseline_fit
     sets = {"virtual": split.virtual_trainval, **{key: train for key, train, _ in split.real_folds}}
     fits = {key: fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, with_uncertainty=False, **budget)
             for key, meas in sets.items()}
@@ -200,9 +193,9 @@ def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int =
 
 
 def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
-    """The solution-friction model fitted (budget :data:`SF_BUDGET`) on the same training feeds as
+    """The solution-friction model fitted (budget: the profile's knob ``sf_fit``) on the same training feeds as
     :func:`run_dspmde`; real folds whose test feed has an ion without a fitted friction factor are skipped."""
-    budget = SF_BUDGET[get(profile).name]
+    budget = get(profile).settings.sf_fit
     fit_v = friction.fit(split.virtual_trainval, seed=seed, **budget)
     seconds, real, skipped = fit_v.wall_s, [], []
     for key, train, test in split.real_folds:

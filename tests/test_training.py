@@ -212,17 +212,22 @@ def test_feed_loss_scale_is_the_rejection_error():
         training.TrainConfig(loss_scale="bogus")
 
 
-def test_max_epochs_caps_every_profile_config_and_refuses_nonsense(monkeypatch):
+def test_max_epochs_caps_every_profile_config_and_refuses_nonsense():
     from nanoutils import finetuning, profiles
 
     assert training.TrainConfig.for_profile("paper").epochs == 1000
-    monkeypatch.setenv(profiles.MAX_EPOCHS_ENV, "2")
-    paper = training.TrainConfig.for_profile("paper", lr=5e-4)
+    capped = profiles.get("paper", max_epochs=2)
+    paper = training.TrainConfig.for_profile(capped, lr=5e-4)
     assert paper.epochs == 2 and paper.lr == 5e-4 and paper.batch_size == 32 and paper.step_epochs == 1
-    assert finetuning.finetune_config("paper").epochs == 2 and training.TrainConfig.for_profile("smoke").epochs == 2
-    monkeypatch.setenv(profiles.MAX_EPOCHS_ENV, "0")
-    with pytest.raises(ValueError, match="'0'"):
-        training.TrainConfig.for_profile("default")
+    assert finetuning.finetune_config(capped).epochs == 2
+    assert training.TrainConfig.for_profile(profiles.get("smoke", max_epochs=2)).epochs == 2
+    assert training.TrainConfig.for_profile(profiles.get("smoke", max_epochs=100)).epochs == 4  # a cap, not a setting
+    assert training.TrainConfig.for_profile("paper").epochs == 1000  # the cap lives in its profile only
+    for bad in (0, 2.5, "3"):
+        with pytest.raises(ValueError, match="max_epochs"):
+            profiles.get("default", max_epochs=bad)
+    with pytest.raises(ValueError, match="stage"):
+        training.TrainConfig.for_profile("smoke", "warmup")
 
 
 def test_only_the_default_profile_writes_the_committed_figures(tmp_path):
