@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanoutils import activity, ions, sampling
+from nanoutils import activity, dspmde, ions, sampling
 from nanoutils.dspmde import (ChargeIsotherm, IsothermError, Membrane, TemperatureRangeError, image_log_partition,
                               pore_ions, solve, water_viscosity)
 
@@ -170,3 +170,14 @@ def test_single_element_failures_at_high_flux_with_divalent_ions_are_flagged_not
 def test_unknown_pore_model_is_named():
     with pytest.raises(ValueError, match="nope"):
         solve(FEEDS[0], 1e-5, pore="nope")
+
+
+def test_single_element_departure_is_small_at_low_peclet_and_grows_with_flux():
+    fluxes = np.geomspace(1e-6, 3e-4, 6)
+    nacl = dspmde.single_element_departure([ions.Feed.from_salts("NaCl 10 mM")], fluxes, NF270, n_cells=40)
+    summary = nacl.summary(below_m_s=3e-5)
+    assert summary["max dR below"] < 1e-3 and summary["failures"] == 0 and np.isnan(summary["lowest failing flux"])
+    assert nacl.dR[0, 0] < nacl.dR[0, -1]  # the linearised element departs as the cell Péclet number grows
+    full = solve([ions.Feed.from_salts("NaCl 10 mM")], fluxes, membrane=NF270, n_cells=40)
+    single = solve([ions.Feed.from_salts("NaCl 10 mM")], fluxes, membrane=NF270, pore="single_element")
+    assert nacl.dR == pytest.approx(np.abs(single.rejection - full.rejection).max(-1))
