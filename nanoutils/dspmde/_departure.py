@@ -21,11 +21,12 @@ class Departure:
     failed: np.ndarray
 
     def summary(self, below_m_s: float = 3e-5) -> dict[str, float]:
-        """Largest dR at fluxes ≤ ``below_m_s`` and overall (converged cases), the number of single-element
-        failures and the lowest flux (m/s) where one occurs (NaN if none)."""
-        return {"max dR below": float(np.nanmax(self.dR[:, self.fluxes <= below_m_s])),
-                "max dR": float(np.nanmax(self.dR)), "failures": int(self.failed.sum()),
-                "lowest failing flux": float(self.fluxes[self.failed.any(0)].min()) if self.failed.any() else np.nan}
+        """The largest dR at fluxes ≤ ``below_m_s`` ("max |ΔR| at low flux") and overall (converged cases), the
+        number of single-element failures and the lowest flux (m/s) where one occurs (NaN if none)."""
+        return {"max |ΔR| at low flux": float(np.nanmax(self.dR[:, self.fluxes <= below_m_s])),
+                "max |ΔR|": float(np.nanmax(self.dR)), "single-element failures": int(self.failed.sum()),
+                "lowest failing flux (m/s)": float(self.fluxes[self.failed.any(0)].min()) if self.failed.any()
+                else np.nan}
 
 
 def single_element_departure(feeds, fluxes, membrane: Membrane | None = None, *, n_cells: int = 80) -> Departure:
