@@ -68,3 +68,15 @@ def test_no_module_or_notebook_keeps_its_own_profile_sizes():
         assert not re.search(r"\.pick\(", text), f"{path.name} picks sizes itself"
         assert not per_profile_dict.search(text), f"{path.name} keeps a dict keyed by profile name"
         assert "NANOUTILS_MAX_EPOCHS" not in text, f"{path.name} reads the epoch cap from the environment"
+
+
+def test_notebook_setup_builds_what_every_chapter_starts_with(capsys):
+    from nanoutils import env
+
+    chapter = env.notebook_setup("smoke", "cpu", max_epochs=2)
+    assert chapter.profile == profiles.Profile("smoke", max_epochs=2) and chapter.device == "cpu"
+    assert chapter.figures == chapter.profile.figures_dir and chapter.figures.is_dir()
+    assert chapter.profile.settings.finetuning["epochs"] == 2  # the cap reaches every training knob
+    out = capsys.readouterr().out
+    assert "'numpy'" in out and "profile smoke, device cpu" in out and "capped at 2 epochs" in out
+    assert env.notebook_setup("default").device is None  # no device asked, none resolved
