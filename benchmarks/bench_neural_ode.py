@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from nanoutils import datasets, env, models, sampling, training
+from nanoutils import env, models, profiles, sampling, training
 
 STEPS = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 
@@ -91,7 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32; batch = the profile's batch size "
-          "× its flux points (datasets.SIZES)\n")
+          "× its flux points (profiles.SETTINGS)\n")
     rows = []
     for profile, n_train in zip(("default", "paper"), args.train_compositions):
         env.seed_everything(0)
@@ -107,18 +107,19 @@ def main() -> None:
             f"rk4 h={h:g} adjoint": {"method": "rk4", "step_size": h, "adjoint": True},
         }
         variants.setdefault("rk4 h=0.1 direct", {"method": "rk4", "step_size": 0.1})
-        epochs, batch_size = training.EPOCHS[profile], training.PROFILE_SETTINGS[profile]["batch_size"]
+        knobs = profiles.get(profile).settings
+        epochs, batch_size, n_flux = knobs.pretraining["epochs"], knobs.pretraining["batch_size"], knobs.pretraining_fluxes
         batches = -(-n_train // batch_size)
         for name, changes in variants.items():
-            sec, nfe_f, nfe_a = time_variant(_with(base, **changes), args.reps, batch_size, datasets.SIZES[profile][1])
+            sec, nfe_f, nfe_a = time_variant(_with(base, **changes), args.reps, batch_size, n_flux)
             hours = sec * batches * epochs / 3600
-            rows.append((profile, name, sec, nfe_f, nfe_a, hours, epochs, batches))
+            rows.append((profile, batch_size, n_flux, name, sec, nfe_f, nfe_a, hours, epochs, batches))
             print(f"  {name:30s} {sec:7.3f} s/batch  NFE fwd {nfe_f:5.0f} total {nfe_a:5.0f}  "
                   f"→ {hours:6.2f} h for {epochs} epochs × {batches} batches", flush=True)
     print("\n| profile (batch × fluxes) | variant | s / batch | NFE fwd | NFE total | projected h (epochs × batches) |")
     print("|---|---|---:|---:|---:|---:|")
-    for profile, name, sec, nfe_f, nfe_a, hours, epochs, batches in rows:
-        print(f"| {profile} ({training.PROFILE_SETTINGS[profile]['batch_size']} × {datasets.SIZES[profile][1]}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
+    for profile, batch_size, n_flux, name, sec, nfe_f, nfe_a, hours, epochs, batches in rows:
+        print(f"| {profile} ({batch_size} × {n_flux}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
 
 
 if __name__ == "__main__":

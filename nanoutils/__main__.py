@@ -6,7 +6,7 @@ import sys
 
 from . import ions
 from .env import DEVICES
-from .profiles import PROFILES, get
+from .profiles import PROFILES, get, table
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                       "(default: DSPM-DE with the paper's NF270 parameters)")
     pred.add_argument("--out", metavar="CSV", help="output CSV (default: standard output)")
     pred.set_defaults(func=_predict)
+    sub.add_parser("profiles", help="print every setting of the smoke, default and paper profiles as one table"
+                   ).set_defaults(func=lambda args: print(table()) or 0)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

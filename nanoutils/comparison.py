@@ -7,7 +7,7 @@ Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15
 2. **fine-tuning** by :func:`nanoutils.finetuning.finetune` (eq. 5 noise, simulated feeds mixed in with weight
    1, measured feeds weighted ``MEASURED_WEIGHT``, early stopping on validation feeds). The
    **hyper-parameter search** is the same for every deep model: the fine-tuning learning rate over
-   :data:`SEARCH_LR` of the profile, chosen by the eq. 4 loss on the virtual validation feeds
+   the profile's knob ``search_lr`` (:data:`nanoutils.profiles.SETTINGS`), chosen by the eq. 4 loss on the virtual validation feeds
    (:func:`run_deep`);
 3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
    test feeds, and leave-one-feed-out on the three real NF270 feeds (``data.group_folds``: train on two with
@@ -27,7 +27,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,13 +49,6 @@ DEEP = ROWS[:4]
 #: The paper's Table 1: (parameter count, test error in %).
 PAPER = {"neural_ode": ("1.05 M", 7.1), "pinn": ("1.12 M", 9.7), "resnet": ("1.23 M", 9.2),
          "unet": ("1.01 M", 10.2), "dspmde": ("4", 17.8), "sf": ("d + 4", 24.8)}
-#: Fine-tuning learning rates tried for every deep model: the equal hyper-parameter budget per profile.
-SEARCH_LR = {"smoke": (1e-3,), "default": (1e-3, 3e-3), "paper": (3e-4, 1e-3, 3e-3)}
-#: eq. 11 fit budgets per profile: DSPM-DE (``fitting.fit``) and SF (``friction.fit``).
-DSPMDE_BUDGET = {"smoke": {"anneal_maxiter": 0, "nm_maxiter": 10}, "default": {"anneal_maxiter": 5, "nm_maxiter": 100},
-                 "paper": {"anneal_maxiter": 40, "nm_maxiter": 400}}
-SF_BUDGET = {"smoke": {"n_starts": 1, "max_nfev": 3}, "default": {"n_starts": 1, "max_nfev": 40},
-             "paper": {"n_starts": 3, "max_nfev": 60}}
 
 
 @dataclass
@@ -107,12 +99,21 @@ def not_run(name: str, reason: str) -> RowResult:
     return RowResult(name, "", None, None, float("nan"), note=f"not run: {reason}")
 
 
+def combined_folds(split: Splits) -> list[tuple[str, Measurements, Measurements]]:
+    """The real leave-one-feed-out folds with the virtual training feeds added to each fold's training feeds:
+    (key, train, test)."""
+    return [(key, Measurements(pd.concat([split.virtual_train.table, train.table]),
+                               {**split.virtual_train.feeds, **train.feeds}, train.default_sigma_R), test)
+            for key, train, test in split.real_folds]
+
+
 def pretrain(name: str, simulated: Mapping[str, TransportData], profile: str | Profile = "default", *,
-             seed: int = 0, run_dir=None, resume: bool = False, device: str = "auto",
+             seed: int = 0, run_dir=None, resume: bool | str = False, device: str = "auto",
              **config: Any) -> training.TrainResult:
     """Pre-train model ``name`` (sized for ``profile``, config ``overrides``) on ``simulated["train"]``, best
     epoch on ``simulated["val"]``, with ``TrainConfig.for_profile(profile, seed=seed)`` — chapter 04's
-    procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run."""
+    procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run
+    (``resume`` as :func:`nanoutils.training.train`)."""
     env.seed_everything(seed)
     model = models.build(name, profile, **config)
     cfg = training.TrainConfig.for_profile(profile, seed=seed)
@@ -136,36 +137,45 @@ def _kept_checkpoint(result: training.TrainResult, validated: bool) -> str | Non
     return None if result.run_dir is None else str(result.run_dir / ("best.pt" if validated else "last.pt"))
 
 
+def finetune_run(model: nn.Module, train: Measurements, val: Measurements | None, split: Splits,
+                 profile: str | Profile = "default", *, seed: int = 0, lr: float | None = None, noise: bool = True,
+                 run_dir: str | os.PathLike | None = None, resume: bool | str = False,
+                 device: str = "auto") -> training.TrainResult:
+    """One fine-tuning run as every deep row makes it: :func:`nanoutils.finetuning.finetune` of ``model`` (in
+    place) on ``train`` (early stopping on ``val``; None: fixed epochs, last kept) with the profile's loop
+    (``lr`` replaces its learning rate), eq. 5 noise unless ``noise=False``, and the split's simulated training
+    feeds mixed in; checkpoints in ``run_dir``, ``resume`` as :func:`nanoutils.training.train`. The model comes
+    back on the CPU."""
+    P = get(profile)
+    config = finetuning.finetune_config(P, seed=seed, **({} if lr is None else {"lr": lr}))
+    result = finetuning.finetune(model, train, val, profile=P, simulated=split.simulated["train"], noise=noise,
+                                 config=config, run_dir=run_dir, resume=resume, device=device)
+    result.model.cpu()
+    return result
+
+
 def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile: str | Profile = "default", *,
              seed: int = 0, lrs: Sequence[float] | None = None, physics: Mapping[str, Mapping[str, float]] | None = None,
-             device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool = False) -> RowResult:
+             device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool | str = False) -> RowResult:
     """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
-    (default :data:`SEARCH_LR`); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
+    (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
     PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified.
 
     With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>/`` (``<set>``:
-    ``virtual`` or the real test feed), ``resume=True`` continues or loads them (a run made with other settings,
-    data or pre-trained weights is redone, with a warning), and ``info["checkpoints"]``
-    maps ``"virtual"`` and each fold key to the run kept for scoring."""
+    ``virtual`` or the real test feed), ``resume`` continues or loads them as :func:`nanoutils.training.train`
+    says (``"if_compatible"``: a run made with other settings, data or pre-trained weights is redone, with a
+    warning), ``info["checkpoints"]`` maps ``"virtual"`` and each fold key to the run kept for scoring and
+    ``info["best epoch"]`` to its kept epoch."""
     P = get(profile)
-    lrs = tuple(SEARCH_LR[P.name] if lrs is None else lrs)
+    lrs = tuple(P.settings.search_lr if lrs is None else lrs)
     base = pretrained.model.cpu()
     physics = physics or {}
     runs: list[training.TrainResult] = []
 
     def tune(train: Measurements, val: Measurements | None, lr: float, key: str) -> training.TrainResult:
         where = None if run_dir is None else Path(run_dir) / f"{key.split('/')[-1]}_lr{lr:g}"
-
-        def run(resume_now: bool) -> training.TrainResult:
-            return finetuning.finetune(_fresh(base, physics.get(key)), train, val, profile=P,
-                                       simulated=split.simulated["train"], device=device, run_dir=where,
-                                       config=finetuning.finetune_config(P, seed=seed, lr=lr), resume=resume_now)
-        try:
-            res = run(resume and where is not None)
-        except training.CheckpointMismatchError as err:  # a run of other settings, data or pre-training
-            warnings.warn(f"{err}\n→ fine-tuning from scratch in {where}", stacklevel=2)
-            res = run(False)
-        res.model.cpu()
+        res = finetune_run(_fresh(base, physics.get(key)), train, val, split, P, seed=seed, lr=lr, run_dir=where,
+                           resume=resume if where is not None else False, device=device)
         runs.append(res)
         return res
 
@@ -178,16 +188,17 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     info = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
             "pre-training s": _seconds(pretrained), "fine-tuning s": sum(_seconds(r) for r in runs),
             "history": {key: r.history for key, r in kept.items()}, "pre-training history": pretrained.history,
-            "checkpoints": {key: _kept_checkpoint(r, validated=key == "virtual") for key, r in kept.items()}}
+            "checkpoints": {key: _kept_checkpoint(r, validated=key == "virtual") for key, r in kept.items()},
+            "best epoch": {key: r.best_epoch for key, r in kept.items()}}
     return RowResult(name, f"{models.n_parameters(base):,}", virtual, pd.concat(real, ignore_index=True),
                      info["pre-training s"] + info["fine-tuning s"], info)
 
 
 def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int = 0
                ) -> tuple[RowResult, dict[str, dict[str, float]]]:
-    """DSPM-DE with Z fitted by eq. 11 (budget :data:`DSPMDE_BUDGET`, from Table 2) on the virtual train +
+    """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual train +
     validation feeds and on each real fold's training feeds; the row and the fitted Z per training set."""
-    budget = DSPMDE_BUDGET[get(profile).name]
+    budget = get(profile).settings.baseline_fit
     sets = {"virtual": split.virtual_trainval, **{key: train for key, train, _ in split.real_folds}}
     fits = {key: fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, with_uncertainty=False, **budget)
             for key, meas in sets.items()}
@@ -200,9 +211,9 @@ def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int =
 
 
 def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
-    """The solution-friction model fitted (budget :data:`SF_BUDGET`) on the same training feeds as
+    """The solution-friction model fitted (budget: the profile's knob ``sf_fit``) on the same training feeds as
     :func:`run_dspmde`; real folds whose test feed has an ion without a fitted friction factor are skipped."""
-    budget = SF_BUDGET[get(profile).name]
+    budget = get(profile).settings.sf_fit
     fit_v = friction.fit(split.virtual_trainval, seed=seed, **budget)
     seconds, real, skipped = fit_v.wall_s, [], []
     for key, train, test in split.real_folds:

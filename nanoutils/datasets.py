@@ -22,11 +22,9 @@ from typing import Any
 import numpy as np
 
 from . import dspmde, sampling, units
-from .profiles import Profile, get
+from .profiles import SETTINGS, Profile, get
 from .transport_data import TransportData, split_by_composition
 
-#: (compositions, flux points) per profile; the flux grid runs from J_MAX/n to J_MAX = 6e-5 m/s (216 LMH).
-SIZES = {"smoke": (48, 6), "default": (4096, 10), "paper": (32768, 16)}
 FILE_NAME = "pretraining.npz"
 
 
@@ -43,8 +41,8 @@ class PretrainingSpec:
     ``membrane`` is a :class:`nanoutils.dspmde.Membrane` (default Table 2 NF270); ``val_fraction``
     and ``test_fraction`` are fractions of compositions held out by :func:`split`."""
 
-    n_compositions: int = SIZES["default"][0]
-    n_flux: int = SIZES["default"][1]
+    n_compositions: int = SETTINGS["pretraining_compositions"].default
+    n_flux: int = SETTINGS["pretraining_fluxes"].default
     j_max: float = sampling.J_MAX_M_S
     seed: int = 0
     c_min: float = sampling.C_MIN_MOL_M3
@@ -66,9 +64,10 @@ class PretrainingSpec:
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides: Any) -> "PretrainingSpec":
-        """The sizes of a run profile (:data:`SIZES`), with ``overrides``."""
-        n, k = SIZES[get(profile).name]
-        return replace(cls(n_compositions=n, n_flux=k), **overrides)
+        """The sizes of a run profile (knobs ``pretraining_compositions`` and ``pretraining_fluxes`` of
+        :data:`nanoutils.profiles.SETTINGS`; the flux grid runs from J_max/n to J_max), with ``overrides``."""
+        s = get(profile).settings
+        return replace(cls(n_compositions=s.pretraining_compositions, n_flux=s.pretraining_fluxes), **overrides)
 
     def fluxes(self) -> np.ndarray:
         """The flux grid in m/s."""

@@ -1,11 +1,16 @@
-"""Run environment: device choice, seeds and library versions."""
+"""Run environment: device choice, seeds, library versions and the start of every chapter."""
 from __future__ import annotations
 
 import importlib.metadata
 import platform
 import random
+import time
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+
+from .profiles import Profile, get
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -43,3 +48,28 @@ def versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+class Chapter(NamedTuple):
+    """What :func:`notebook_setup` builds: the ``profile`` (with its epoch cap), where ``figures`` go, the
+    resolved ``device`` (None when not asked for) and the ``started`` time (``time.perf_counter()``, s)."""
+
+    profile: Profile
+    figures: Path
+    device: str | None
+    started: float
+
+
+def notebook_setup(profile: str | Profile, device: str | None = None, *, max_epochs: int | None = None) -> Chapter:
+    """The start of a chapter: print the library versions, the profile and the device (resolved by
+    :func:`resolve_device` when ``device`` is given), set the series' plotting style, start the clock."""
+    from . import plotting
+
+    started = time.perf_counter()
+    prof = get(profile, max_epochs=max_epochs)
+    print(versions())
+    resolved = None if device is None else resolve_device(device)
+    cap = "" if prof.max_epochs is None else f", every training capped at {prof.max_epochs} epochs (a check, not a result)"
+    print(f"profile {prof.name}" + ("" if resolved is None else f", device {resolved}") + cap)
+    plotting.style()
+    return Chapter(prof, prof.figures_dir, resolved, started)

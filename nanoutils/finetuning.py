@@ -36,15 +36,6 @@ from .profiles import Profile, get
 from .training import TrainConfig, TrainResult, gaussian_targets, predict_dataset, train
 from .transport_data import TransportData
 
-#: Fine-tuning loop per profile: the pre-training schedule (Adam, lr halved every epochs/5) with fewer epochs,
-#: a smaller learning rate (the model starts trained) and early stopping on validation feeds.
-FINETUNE_SETTINGS: dict[str, dict[str, Any]] = {
-    "smoke": {"epochs": 3, "batch_size": 16, "lr": 1e-3, "patience": None},
-    "default": {"epochs": 120, "batch_size": 16, "lr": 1e-3, "patience": 30},
-    "paper": {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "patience": 200},
-}
-#: Simulated feeds mixed into the training set per profile (each with weight 1).
-N_SIMULATED = {"smoke": 4, "default": 48, "paper": 512}
 #: Loss weight of a measured feed relative to a simulated one (the paper's n ≫ k).
 MEASURED_WEIGHT = 20.0
 #: λ of the soft-penalty ablation (relative net charge squared; data loss ≈ 1e-3).
@@ -58,9 +49,11 @@ class FinetuneError(ValueError):
 
 
 def finetune_config(profile: str | Profile, **overrides: Any) -> TrainConfig:
-    """The fine-tuning :class:`~nanoutils.training.TrainConfig` of a profile (:data:`FINETUNE_SETTINGS`; epochs
-    capped as :meth:`TrainConfig.for_profile` says)."""
-    return TrainConfig.for_profile(profile, FINETUNE_SETTINGS, **overrides)
+    """The fine-tuning :class:`~nanoutils.training.TrainConfig` of a profile (knob ``finetuning``: the
+    pre-training schedule, Adam with lr halved every epochs/5, with fewer epochs, a smaller learning rate since
+    the model starts trained, and early stopping on validation feeds; epochs capped at the profile's
+    ``max_epochs``)."""
+    return TrainConfig.for_profile(profile, "finetuning", **overrides)
 
 
 def from_measurements(meas: Measurements, species: tuple[str, ...], weight: float = 1.0) -> TransportData:
@@ -114,7 +107,7 @@ def finetune(model: nn.Module, train_meas: Measurements, val_meas: Measurements 
 
     Early stopping and the kept epoch use the eq. 4 loss on ``val_meas`` (means, no noise); without
     validation feeds the run trains for the configured epochs and keeps the last. ``simulated`` and
-    ``n_simulated`` (default :data:`N_SIMULATED`) mix in DSPM-DE feeds; ``measured_weight`` is the weight of
+    ``n_simulated`` (default: the profile's knob ``finetuning_simulated_feeds``) mix in DSPM-DE feeds; ``measured_weight`` is the weight of
     a measured feed relative to a simulated one. Checkpoints, resume and ``callback`` as
     :func:`nanoutils.training.train`.
     """
@@ -126,7 +119,8 @@ def finetune(model: nn.Module, train_meas: Measurements, val_meas: Measurements 
         raise FinetuneError(f"measured_weight must be > 0, got {measured_weight}")
     species = tuple(model.config.species)
     data = from_measurements(train_meas, species, weight=measured_weight)
-    data = mix_simulated(data, simulated, N_SIMULATED[P.name] if n_simulated is None else n_simulated, cfg.seed)
+    n_simulated = P.settings.finetuning_simulated_feeds if n_simulated is None else n_simulated
+    data = mix_simulated(data, simulated, n_simulated, cfg.seed)
     val = from_measurements(val_meas, species) if val_meas is not None else None
     sampler = gaussian_targets(cfg.seed) if noise else None
     return train(model, data, val, cfg, run_dir=run_dir, resume=resume, target_sampler=sampler, device=device,

@@ -5,7 +5,8 @@ points, in percentage points (pp): ``100 · mean |R_pred − R_meas|``. Secondar
 the mean relative permeate-concentration error ``mean |c_pred − c_meas| / c_meas``
 where permeate concentrations are known. Both come with a bootstrap confidence
 interval over *feeds* (whole feeds are resampled, since flux points of one
-feed are not independent), and broken down per ion and per study.
+feed are not independent), and broken down per ion, per feed and per study
+(:func:`rejection_error_by` for any other grouping).
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ REQUIRED = ("feed_id", "ion", "R_meas", "R_pred")
 
 @dataclass(frozen=True)
 class Score:
-    """A test error: ``value`` with its bootstrap interval ``ci`` (same units), over ``n_points`` and ``n_feeds``."""
+    """A test error: ``value`` with its bootstrap interval ``ci`` (same units), over ``n_points`` and ``n_feeds``;
+    the same mean per ion, per feed (``feed_id``) and per study (empty without a ``study`` column)."""
 
     value: float
     ci: tuple[float, float]
@@ -27,6 +29,7 @@ class Score:
     n_feeds: int
     per_ion: pd.Series = field(repr=False)
     per_study: pd.Series = field(repr=False)
+    per_feed: pd.Series = field(repr=False)
 
     def __str__(self) -> str:
         return f"{self.value:.2f} [{self.ci[0]:.2f}, {self.ci[1]:.2f}] (n = {self.n_points} points, {self.n_feeds} feeds)"
@@ -66,6 +69,7 @@ def _score(errors: pd.Series, frame: pd.DataFrame, n_boot: int, level: float, se
         n_feeds=frame["feed_id"].nunique(),
         per_ion=errors.groupby(frame["ion"]).mean(),
         per_study=per_study,
+        per_feed=errors.groupby(frame["feed_id"]).mean(),
     )
 
 
@@ -76,8 +80,18 @@ def rejection_error(frame: pd.DataFrame, *, n_boot: int = 2000, level: float = 0
     ``R_meas``, ``R_pred`` (rejections as fractions) and optionally ``study``.
     """
     frame = _check(frame, REQUIRED)
-    errors = 100.0 * (frame["R_pred"] - frame["R_meas"]).abs()
-    return _score(errors, frame, n_boot, level, seed)
+    return _score(_rejection_errors(frame), frame, n_boot, level, seed)
+
+
+def rejection_error_by(frame: pd.DataFrame, by: str | list[str]) -> pd.Series:
+    """The mean absolute rejection error (pp) of :func:`rejection_error` per group of the column(s) ``by``
+    (e.g. ``["feed_id", "ion"]``), without intervals."""
+    frame = _check(frame, REQUIRED)
+    return _rejection_errors(frame).groupby([frame[c] for c in ([by] if isinstance(by, str) else by)]).mean()
+
+
+def _rejection_errors(frame: pd.DataFrame) -> pd.Series:
+    return 100.0 * (frame["R_pred"] - frame["R_meas"]).abs()
 
 
 def permeate_error(frame: pd.DataFrame, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> Score:

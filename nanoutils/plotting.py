@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import ions, prediction
+from . import ions, prediction, units
 
 
 def style() -> None:
@@ -104,3 +104,16 @@ def rejection_curves(ax: plt.Axes, meas, predictors: Mapping[str, object], *, fe
                     fmt="o", ms=3.5, color=color, capsize=2)
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set(xlabel="flux (normalised)" if flux_scale_m_s != 1.0 else "flux (m/s)", ylabel="rejection")
+
+
+def departure_map(ax: plt.Axes, departure, concentrations: Sequence[float]):
+    """A :class:`nanoutils.dspmde.Departure` of feeds at ``concentrations`` (mol/m³, one per feed) as a map
+    over flux (LMH) × concentration: colour log10 max |ΔR| (1e-6 … 1), × where only the single element
+    failed. Returns the mesh (for a colour bar)."""
+    lmh = units.m_s_to_lmh(departure.fluxes)
+    mesh = ax.pcolormesh(lmh, concentrations, np.log10(np.maximum(departure.dR, 1e-7)), vmin=-6, vmax=0,
+                         cmap="viridis", shading="nearest")
+    jj, cc = np.meshgrid(lmh, concentrations)
+    ax.plot(jj[departure.failed], cc[departure.failed], "rx", ms=8)
+    ax.set(xscale="log", yscale="log", xlabel="J_v (LMH)")
+    return mesh

@@ -1,40 +1,136 @@
-"""Run profiles and where a run's outputs go.
+"""Run profiles, every size they set, and where a run's outputs go.
 
 Three profiles size every notebook: ``smoke`` (seconds, for CI and tests),
 ``default`` (a 2-core laptop CPU, what ``make reproduce`` runs) and ``paper``
-(the paper's settings, meant for a GPU). A notebook picks its sizes with
-:meth:`Profile.pick`, so the three values sit side by side where they are used.
+(the paper's settings, meant for a GPU). :data:`SETTINGS` is the one table of
+every knob of the three, side by side; modules and notebooks read their sizes
+from it through :attr:`Profile.settings` (``python -m nanoutils profiles``
+prints it). A profile can carry an epoch cap (``max_epochs``) that applies to
+every training run: a quick end-to-end check of a profile, not a result.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
-
-T = TypeVar("T")
+from typing import Any, NamedTuple
 
 PROFILES = ("smoke", "default", "paper")
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES_DIR = ROOT / "figures"
-#: Environment variable capping the epochs of every profile's training (``python -m nanoutils run
-#: --max-epochs N`` sets it): a quick end-to-end check of a profile, e.g. the paper's on a CPU — not a result.
-MAX_EPOCHS_ENV = "NANOUTILS_MAX_EPOCHS"
+
+
+class Knob(NamedTuple):
+    """One setting: its value in each profile, and what it sizes (where it is used)."""
+
+    smoke: Any
+    default: Any
+    paper: Any
+    doc: str
+
+
+#: Every profile setting, the values side by side. A dict value is one knob with named parts (the same keys in
+#: every profile). paper: the paper's settings where it gives them; default: tuned so the series runs on a
+#: 2-core CPU well under an hour (notebook 04 reaches a held-out rejection error ≈ 0.02 within ~6 minutes of
+#: pre-training; larger batches and learning rate, lr halved every epochs/5 as the paper).
+SETTINGS: dict[str, Knob] = {
+    # chapter 01: the DSPM-DE solver
+    "solver_fluxes": Knob(8, 30, 60, "fluxes per rejection curve (01)"),
+    "reference_cases": Knob(2, 6, 12, "mixtures solved by both DSPM-DE solvers (01)"),
+    "timing_cases": Knob(200, 10_000, 10_000, "feed × flux cases timed in one batched solve (01)"),
+    "departure_map_fluxes": Knob(6, 16, 24, "fluxes of the single-element departure map (01)"),
+    "isotherm_fit_iterations": Knob(10, 300, 600, "Nelder–Mead iterations per charge-isotherm fit (01)"),
+    "isotherm_fit_starts": Knob(1, 2, 4, "starting points per charge-isotherm fit (01)"),
+    # chapter 02: Table 2, DSPM-DE fitted to whole data sets
+    "table2_fit": Knob({"anneal_maxiter": 1, "nm_maxiter": 15}, {"anneal_maxiter": 30, "nm_maxiter": 300},
+                       {"anneal_maxiter": 100, "nm_maxiter": 1000},
+                       "eq. 11 budget of the Table 2 fits to a whole data set (02, fitting.fit)"),
+    # chapter 03: the simulated pre-training set
+    "pretraining_compositions": Knob(48, 4096, 32768, "Sobol feed compositions labelled by DSPM-DE (03)"),
+    "pretraining_fluxes": Knob(6, 10, 16, "flux points per composition, J_max/n … J_max = 6e-5 m/s (03)"),
+    # networks: parameter counts of the baselines within ±15 % of the neural ODE's (tests/test_baselines.py)
+    "neural_ode_width": Knob(16, 128, 584, "hidden width of the neural ODE; paper: ≈1.05 M parameters (04)"),
+    "neural_ode_solver": Knob({"method": "rk4", "step_size": 0.1}, {"method": "rk4", "step_size": 0.1},
+                              {"method": "dopri5", "step_size": None},
+                              "ODE solver; rk4 with 10 τ steps on a CPU, dopri5 as the paper (04)"),
+    "resnet_width": Knob(16, 113, 508, "hidden width of the ResNet and the PINN (06)"),
+    "unet_width": Knob(3, 18, 79, "channels of the U-Net's first level (06)"),
+    # training
+    "pretraining": Knob({"epochs": 4, "batch_size": 32, "lr": 3e-3}, {"epochs": 250, "batch_size": 128, "lr": 3e-3},
+                        {"epochs": 1000, "batch_size": 32, "lr": 1e-3},
+                        "eq. 4 pre-training loop, every deep model (04, 06; training.TrainConfig)"),
+    "finetuning": Knob({"epochs": 3, "batch_size": 16, "lr": 1e-3, "patience": None},
+                       {"epochs": 120, "batch_size": 16, "lr": 1e-3, "patience": 30},
+                       {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "patience": 200},
+                       "eq. 5 fine-tuning loop; patience: early stopping on validation feeds (05, 06)"),
+    "finetuning_simulated_feeds": Knob(4, 48, 512, "DSPM-DE feeds mixed into fine-tuning, weight 1 each (05, 06)"),
+    # Table 1: the same budgets for every model
+    "search_lr": Knob((1e-3,), (1e-3, 3e-3), (3e-4, 1e-3, 3e-3),
+                      "fine-tuning learning rates searched for every deep model (06)"),
+    "baseline_fit": Knob({"anneal_maxiter": 0, "nm_maxiter": 10}, {"anneal_maxiter": 5, "nm_maxiter": 100},
+                         {"anneal_maxiter": 40, "nm_maxiter": 400},
+                         "eq. 11 budget of DSPM-DE fitted on training feeds, the baseline (05, 06)"),
+    "sf_fit": Knob({"n_starts": 1, "max_nfev": 3}, {"n_starts": 1, "max_nfev": 40}, {"n_starts": 3, "max_nfev": 60},
+                   "fit budget of the solution-friction model (06, friction.fit)"),
+}
+#: Knobs whose ``epochs`` a profile's ``max_epochs`` caps.
+EPOCH_KNOBS = ("pretraining", "finetuning")
+
+
+class ProfileError(ValueError):
+    """An unknown profile or a bad epoch cap; the message names it."""
+
+
+class Settings(Mapping[str, Any]):
+    """The knobs of one profile (a read-only mapping, also read as attributes: ``settings.pretraining_fluxes``);
+    with ``max_epochs`` the ``epochs`` of :data:`EPOCH_KNOBS` are capped at it."""
+
+    def __init__(self, profile: str, max_epochs: int | None = None) -> None:
+        self._values = {name: copy.deepcopy(getattr(knob, profile)) for name, knob in SETTINGS.items()}
+        for name in EPOCH_KNOBS if max_epochs is not None else ():
+            self._values[name]["epochs"] = min(self._values[name]["epochs"], max_epochs)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._values:
+            raise KeyError(f"unknown profile setting {name!r}; see nanoutils.profiles.SETTINGS")
+        return copy.deepcopy(self._values[name])
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name not in self._values:
+            raise AttributeError(f"unknown profile setting {name!r}; see nanoutils.profiles.SETTINGS")
+        return self[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Settings({self._values})"
 
 
 @dataclass(frozen=True)
 class Profile:
-    """A named run profile; ``root`` is the repository (outputs go under ``root/runs/<name>``)."""
+    """A named run profile; ``root`` is the repository (outputs go under ``root/runs/<name>``); ``max_epochs``
+    (None: none) caps the epochs of every training run of the profile."""
 
     name: str
     root: Path = ROOT
+    max_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in PROFILES:
-            raise ValueError(f"unknown profile {self.name!r}; choose one of {', '.join(PROFILES)}")
+            raise ProfileError(f"unknown profile {self.name!r}; choose one of {', '.join(PROFILES)}")
+        if self.max_epochs is not None and (isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int)
+                                            or self.max_epochs < 1):
+            raise ProfileError(f"max_epochs must be a whole number ≥ 1, got {self.max_epochs!r}")
 
-    def pick(self, *, smoke: T, default: T, paper: T) -> T:
-        """The value for this profile."""
-        return {"smoke": smoke, "default": default, "paper": paper}[self.name]
+    @property
+    def settings(self) -> Settings:
+        """This profile's column of :data:`SETTINGS` (epochs capped at ``max_epochs``)."""
+        return Settings(self.name, self.max_epochs)
 
     @property
     def run_dir(self) -> Path:
@@ -57,6 +153,30 @@ class Profile:
         return path
 
 
-def get(profile: str | Profile) -> Profile:
-    """A :class:`Profile` from its name (or itself)."""
-    return profile if isinstance(profile, Profile) else Profile(str(profile))
+def get(profile: str | Profile, max_epochs: int | None = None) -> Profile:
+    """A :class:`Profile` from its name (or itself), with the epoch cap ``max_epochs`` when one is given."""
+    prof = profile if isinstance(profile, Profile) else Profile(str(profile))
+    return prof if max_epochs is None else replace(prof, max_epochs=max_epochs)
+
+
+def table() -> str:
+    """:data:`SETTINGS` as a plain-text table: one row per knob (a dict knob one row per part), a column per
+    profile, and what the knob sizes."""
+    rows = [("knob", *PROFILES, "what it sizes (chapter)")]
+    for name, knob in SETTINGS.items():
+        values = knob[:3]
+        if isinstance(knob.default, dict):
+            for i, part in enumerate(knob.default):
+                rows.append((f"{name}.{part}", *(_text(v[part]) for v in values), knob.doc if i == 0 else ""))
+        else:
+            rows.append((name, *(_text(v) for v in values), knob.doc))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + "  " + r[4] for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(rows[0][4]))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)

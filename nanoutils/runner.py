@@ -7,16 +7,13 @@ the failing cell) and prints a summary table.
 """
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .env import DEVICES
-from .profiles import MAX_EPOCHS_ENV, ROOT, get
+from .profiles import ROOT, Profile, get
 
 NOTEBOOK_DIR = ROOT / "notebooks"
 _NOTEBOOK_RE = re.compile(r"^(\d\d)_.+\.ipynb$")
@@ -52,7 +49,7 @@ def discover(notebook_dir: Path = NOTEBOOK_DIR, only: list[str] | None = None) -
 
 
 def run_series(
-    profile: str,
+    profile: str | Profile,
     *,
     only: list[str] | None = None,
     device: str = "auto",
@@ -62,64 +59,49 @@ def run_series(
 ) -> list[NotebookRun]:
     """Execute the series with papermill; raise :class:`SeriesError` at the first failure.
 
-    Every notebook gets the parameters ``profile`` and ``device``. Returns one
+    Every notebook gets the parameters ``profile`` and ``device``; a notebook that trains declares
+    ``max_epochs`` in its parameters cell and gets ``max_epochs`` too (None: no cap), which caps every
+    training run: a check that a profile runs end to end, not a result. Returns one
     :class:`NotebookRun` per notebook (the ones after a failure are ``not run``);
-    the runs are also attached to a raised :class:`SeriesError` as ``runs``. ``max_epochs`` caps every
-    training run (``profiles.MAX_EPOCHS_ENV``, set for the kernels while the series runs): a check that a
-    profile runs end to end, not a result.
+    the runs are also attached to a raised :class:`SeriesError` as ``runs``.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    prof = get(profile)
+    prof = get(profile, max_epochs=max_epochs)  # refuses a cap below 1 before any notebook runs
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if max_epochs is not None and int(max_epochs) < 1:
-        raise ValueError(f"max_epochs must be ≥ 1, got {max_epochs}")
     notebooks = discover(notebook_dir, only)
     if not notebooks:
         raise ValueError(f"no notebooks NN_*.ipynb found in {notebook_dir}")
     out_dir = prof.subdir("notebooks")
     runs = [NotebookRun(nb.name) for nb in notebooks]
-    with _environ(MAX_EPOCHS_ENV, None if max_epochs is None else str(int(max_epochs))):  # the kernels inherit it
-        for nb, run in zip(notebooks, runs):
-            run.output = out_dir / nb.name
-            start = time.perf_counter()
-            try:
-                papermill.execute_notebook(
-                    str(nb),
-                    str(run.output),
-                    parameters={"profile": prof.name, "device": device},
-                    kernel_name="python3",
-                    progress_bar=progress_bar,
-                    cwd=str(notebook_dir),
-                )
-            except PapermillExecutionError as err:
-                run.status, run.seconds = "FAILED", time.perf_counter() - start
-                # papermill's cell_index counts its injected-parameters cell; exec_count is what Jupyter shows.
-                error = SeriesError(
-                    f"{nb.name} failed in cell [{err.exec_count}] (cell index {err.cell_index}): "
-                    f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {run.output}"
-                )
-                error.runs = runs
-                raise error from None
-            run.status, run.seconds = "ok", time.perf_counter() - start
+    for nb, run in zip(notebooks, runs):
+        run.output = out_dir / nb.name
+        parameters = {"profile": prof.name, "device": device}
+        if "max_epochs" in papermill.inspect_notebook(str(nb)):
+            parameters["max_epochs"] = prof.max_epochs
+        start = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(nb),
+                str(run.output),
+                parameters=parameters,
+                kernel_name="python3",
+                progress_bar=progress_bar,
+                cwd=str(notebook_dir),
+            )
+        except PapermillExecutionError as err:
+            run.status, run.seconds = "FAILED", time.perf_counter() - start
+            # papermill's cell_index counts its injected-parameters cell; exec_count is what Jupyter shows.
+            error = SeriesError(
+                f"{nb.name} failed in cell [{err.exec_count}] (cell index {err.cell_index}): "
+                f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {run.output}"
+            )
+            error.runs = runs
+            raise error from None
+        run.status, run.seconds = "ok", time.perf_counter() - start
     return runs
-
-
-@contextmanager
-def _environ(name: str, value: str | None) -> Iterator[None]:
-    """Set the environment variable ``name`` to ``value`` (unchanged when None) for the block, then restore it."""
-    previous = os.environ.get(name)
-    if value is not None:
-        os.environ[name] = value
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
 
 
 def summary_table(runs: list[NotebookRun]) -> str:

@@ -96,6 +96,38 @@ def sobol_compositions(
     return Compositions(conc, mask, names)
 
 
+def random_mixtures(n: int, rng: np.random.Generator, species: Sequence[str] | None = None, *,
+                    n_ions: tuple[int, int] | None = None, c_min: float = C_MIN_MOL_M3,
+                    c_max: float = C_MAX_MOL_M3) -> Compositions:
+    """``n`` random electroneutral feeds (mol/m³) over ``species`` (default: the ion table), drawn from ``rng``.
+
+    Each feed holds between ``n_ions[0]`` and ``n_ions[1]`` ions (default: all of ``species``): one random
+    cation, one random anion and random others, each log-uniform in [c_min, c_max]; then the picked cation
+    (net charge < 0) or anion (net charge > 0) is raised until Σ z c = 0, so it may end above c_max. For
+    tests and demonstrations; the pre-training set uses :func:`sobol_compositions`.
+    """
+    names = tuple(ions.canonical(s) for s in (species or ions.species()))
+    z = ions.charges(names)
+    cations, anions = np.flatnonzero(z > 0), np.flatnonzero(z < 0)
+    lo, hi = (len(names), len(names)) if n_ions is None else n_ions
+    if not (len(cations) and len(anions)):
+        raise ValueError(f"random mixtures need a cation and an anion among {names}")
+    if not 2 <= lo <= hi <= len(names) or n < 1 or not 0 < c_min <= c_max:
+        raise ValueError(f"need n ≥ 1, 2 ≤ n_ions[0] ≤ n_ions[1] ≤ {len(names)} and 0 < c_min ≤ c_max; "
+                         f"got n={n}, n_ions={n_ions}, c_min={c_min}, c_max={c_max}")
+    out = np.zeros((n, len(names)))
+    for row in range(n):
+        k = rng.integers(lo, hi + 1)
+        picked = [rng.choice(cations), rng.choice(anions)]
+        rest = np.setdiff1d(np.arange(len(names)), picked)
+        chosen = np.concatenate([picked, rng.choice(rest, k - 2, replace=False)])
+        out[row, chosen] = np.exp(rng.uniform(np.log(c_min), np.log(c_max), k))
+        net = out[row] @ z
+        fix = picked[1] if net > 0 else picked[0]
+        out[row, fix] += abs(net) / abs(z[fix])
+    return Compositions(out, out > 0, names)
+
+
 def flux_grid(n: int, j_max: float = J_MAX_M_S, *, include_zero: bool = False) -> np.ndarray:
     """``n`` evenly spaced fluxes in m/s up to ``j_max`` (default 6e-5 m/s = 216 LMH), from ``j_max/n``
     (or 0 with ``include_zero``, where permeate = feed by construction)."""

@@ -17,6 +17,7 @@ import hashlib
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -29,7 +30,7 @@ from tqdm.auto import tqdm
 
 from . import env, ions, models
 from .models import ModelInputError, equivalent_scale
-from .profiles import MAX_EPOCHS_ENV, Profile, get
+from .profiles import SETTINGS, Profile, get
 from .transport_data import ARRAYS as _ARRAYS
 from .transport_data import FORMAT_VERSION
 from .transport_data import TransportData as TransportData
@@ -37,6 +38,11 @@ from .transport_data import split_by_composition as split_by_composition
 
 class CheckpointMismatchError(ValueError):
     """``resume=True`` found a checkpoint of another model, train config or data set; the message says which."""
+
+
+#: Values of ``train(resume=…)``: False (start afresh), True (continue; a checkpoint of another run is an
+#: error), "if_compatible" (continue; a checkpoint of another run is replaced by a fresh run, with a warning).
+RESUME = (False, True, "if_compatible")
 
 
 #: (mean, σ, global step) → targets; see :func:`gaussian_targets`.
@@ -70,16 +76,8 @@ LOSS_SCALES: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
     "feed": lambda feed, z, mask: torch.where(mask.bool(), feed, torch.ones_like(feed)),
 }
 
-#: Loop settings per profile. paper: the paper's (1000 epochs, batch 32, lr 1e-3 halved every 200 epochs);
-#: default: tuned for a 2-core CPU within ~6 minutes of training (larger batches and lr, the same halving
-#: every epochs/5), reaching a held-out rejection error ≈ 0.02 on the default data set (notebook 04).
-PROFILE_SETTINGS: dict[str, dict[str, Any]] = {
-    "smoke": {"epochs": 4, "batch_size": 32, "lr": 3e-3},
-    "default": {"epochs": 250, "batch_size": 128, "lr": 3e-3},
-    "paper": {"epochs": 1000, "batch_size": 32, "lr": 1e-3},
-}
-#: Epochs per profile (paper: 1000).
-EPOCHS = {name: settings["epochs"] for name, settings in PROFILE_SETTINGS.items()}
+#: Training stages with a loop knob in :data:`nanoutils.profiles.SETTINGS`.
+STAGES = ("pretraining", "finetuning")
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ class TrainConfig:
     1000); patience: early stopping on the validation loss (None: off); dtype: "float32" or "float64";
     loss_scale: a name in LOSS_SCALES."""
 
-    epochs: int = EPOCHS["default"]
+    epochs: int = SETTINGS["pretraining"].default["epochs"]
     batch_size: int = 32
     lr: float = 1e-3
     lr_step: int | None = None
@@ -109,17 +107,12 @@ class TrainConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, settings: dict[str, dict[str, Any]] | None = None,
-                    **overrides: Any) -> "TrainConfig":
-        """The settings of a run profile (``settings``, default :data:`PROFILE_SETTINGS`), with ``overrides``;
-        the epochs capped by the environment variable :data:`MAX_EPOCHS_ENV` when it is set."""
-        config = replace(cls(**(settings or PROFILE_SETTINGS)[get(profile).name]), **overrides)
-        cap = os.environ.get(MAX_EPOCHS_ENV)
-        if cap is None:
-            return config
-        if not cap.isdigit() or int(cap) < 1:
-            raise ValueError(f"{MAX_EPOCHS_ENV} must be a whole number ≥ 1, got {cap!r}")
-        return replace(config, epochs=min(config.epochs, int(cap)))
+    def for_profile(cls, profile: str | Profile, stage: str = "pretraining", **overrides: Any) -> "TrainConfig":
+        """The loop of ``stage`` (:data:`STAGES`) in a run profile (its knob in
+        :data:`nanoutils.profiles.SETTINGS`, epochs capped at the profile's ``max_epochs``), with ``overrides``."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown training stage {stage!r}; choose one of {', '.join(STAGES)}")
+        return replace(cls(**get(profile).settings[stage]), **overrides)
 
     @property
     def step_epochs(self) -> int:
@@ -145,7 +138,7 @@ def train(
     config: TrainConfig | None = None,
     *,
     run_dir: str | os.PathLike | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
     target_sampler: TargetSampler | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -156,13 +149,17 @@ def train(
 
     ``resume=True`` continues from ``run_dir/last.pt`` (same model spec, config and
     data required, else :class:`CheckpointMismatchError`) and reproduces an
-    uninterrupted run; a finished run is loaded without training. ``check_start=True`` also requires the
+    uninterrupted run; a finished run is loaded without training. ``resume="if_compatible"`` does the same
+    when the checkpoint matches, and otherwise warns and trains ``model`` from the start in ``run_dir``
+    (replacing the checkpoint; the mismatch is found before the weights of ``model`` change). ``check_start=True`` also requires the
     starting weights to be those of the checkpoint's run (fine-tuning: never resume a run that started from
     another pre-trained model; the model's weights are fingerprinted before training). ``callback(record)`` runs after
     each epoch. Seed the model's initialisation yourself (``env.seed_everything``)
     before building it; the loop seeds shuffling and noise from ``config.seed``.
     """
     cfg = config or TrainConfig()
+    if resume not in RESUME:
+        raise ValueError(f"resume must be one of {RESUME}, got {resume!r}")
     dev, dtype = torch.device(env.resolve_device(device)), getattr(torch, cfg.dtype)
     for data in (train_data, val_data):
         if data is not None and data.species != tuple(model.config.species):
@@ -180,10 +177,16 @@ def train(
     if resume:
         if run_dir is None:
             raise ValueError("resume=True needs a run_dir")
-        if (run_dir / "last.pt").exists():
-            state = _restore(run_dir / "last.pt", model, opt, sched, cfg, data_id)
-        if (run_dir / "best.pt").exists():
-            best_weights = torch.load(run_dir / "best.pt", map_location=dev, weights_only=False)["model"]
+        try:
+            if (run_dir / "last.pt").exists():
+                state = _restore(run_dir / "last.pt", model, opt, sched, cfg, data_id)
+        except CheckpointMismatchError as err:
+            if resume != "if_compatible":
+                raise
+            warnings.warn(f"{err}\n→ training from scratch in {run_dir}", stacklevel=2)
+        else:
+            if (run_dir / "best.pt").exists():
+                best_weights = torch.load(run_dir / "best.pt", map_location=dev, weights_only=False)["model"]
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     train_t = _tensors(train_data, dev, dtype, cfg.loss_scale)

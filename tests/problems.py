@@ -1,9 +1,8 @@
-"""Closed-form reference problems and seeded feeds shared by the DSPM-DE tests."""
+"""Closed-form reference problems shared by the DSPM-DE tests."""
 from __future__ import annotations
 
 import numpy as np
 
-from nanoutils import ions
 from nanoutils.dspmde import Membrane, pore_ions
 
 
@@ -24,27 +23,6 @@ def binary_salt_as_uncharged(cation: str, anion: str, membrane: Membrane) -> tup
     d_s = 2.0 / (1.0 / kd_d).sum()
     k_s = d_s / 2.0 * (p.K_c / kd_d).sum()
     return float(np.sqrt(np.exp(p.ln_phi).prod())), float(k_s), float(d_s)
-
-
-def random_mixtures(n: int, seed: int, n_ions: tuple[int, int] = (3, 6),
-                    low: float = 0.1, high: float = 1000.0) -> tuple[np.ndarray, tuple[str, ...]]:
-    """n electroneutral feeds (n, 12) over all ions of the table, each with 3–6 ions whose
-    concentrations are log-uniform in [low, high] mol/m³ (the last ion balances the charge)."""
-    rng = np.random.default_rng(seed)
-    names = ions.species()
-    z = ions.charges(names)
-    out = np.zeros((n, len(names)))
-    cations, anions = np.flatnonzero(z > 0), np.flatnonzero(z < 0)
-    for row in range(n):
-        k = rng.integers(n_ions[0], n_ions[1] + 1)
-        picked = [rng.choice(cations), rng.choice(anions)]
-        rest = np.setdiff1d(np.arange(len(names)), picked)
-        chosen = np.concatenate([picked, rng.choice(rest, k - 2, replace=False)])
-        out[row, chosen] = np.exp(rng.uniform(np.log(low), np.log(high), k))
-        net = out[row] @ z
-        fix = picked[1] if net > 0 else picked[0]
-        out[row, fix] += abs(net) / abs(z[fix])
-    return out, names
 
 
 def sdem_trace_rejection(jv: np.ndarray, p_trace: float, z_trace: int, p_cation: float, p_anion: float,

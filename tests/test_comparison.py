@@ -94,8 +94,10 @@ def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp
     pd.testing.assert_frame_equal(a.virtual, b.virtual)
     pd.testing.assert_frame_equal(a.real, b.real)
     other = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=2, device="cpu")
+    with pytest.raises(training.CheckpointMismatchError, match="starting weights"):  # strict resume refuses them
+        comparison.run_deep("resnet", other, tiny_splits, "smoke", resume=True, **kwargs)
     with pytest.warns(UserWarning, match="starting weights"):  # stale runs of another pre-training are redone
-        c = comparison.run_deep("resnet", other, tiny_splits, "smoke", resume=True, **kwargs)
+        c = comparison.run_deep("resnet", other, tiny_splits, "smoke", resume="if_compatible", **kwargs)
     pd.testing.assert_frame_equal(c.virtual, comparison.run_deep("resnet", other, tiny_splits, "smoke", **kwargs).virtual)
     a = comparison.run_deep("resnet", pre, tiny_splits, "smoke", **kwargs)  # back to the first run's checkpoints
     ckpts = a.info["checkpoints"]

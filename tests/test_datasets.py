@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from nanoutils import datasets, dspmde, ions, metrics, sampling
+from nanoutils.profiles import SETTINGS
 
 SPEC = datasets.PretrainingSpec(n_compositions=12, n_flux=3, seed=4)
 
@@ -61,4 +62,4 @@ def test_bad_specifications_raise():
         datasets.PretrainingSpec(n_compositions=1)
     with pytest.raises(ValueError, match="fraction"):
         datasets.PretrainingSpec(val_fraction=0.6, test_fraction=0.5)
-    assert datasets.PretrainingSpec.for_profile("smoke").n_compositions == datasets.SIZES["smoke"][0]
+    assert datasets.PretrainingSpec.for_profile("smoke").n_compositions == SETTINGS["pretraining_compositions"].smoke

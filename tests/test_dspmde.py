@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanoutils import ions
+from nanoutils import ions, sampling
 from nanoutils.dspmde import (Film, FilmError, FluxError, Membrane, MembraneError, donnan_potential, hindrance,
                               pore_ions, solve, solve_reference)
 from nanoutils.dspmde._partition import born_log_partition
 
-from problems import binary_salt_as_uncharged, random_mixtures, uncharged_rejection
+from problems import binary_salt_as_uncharged, uncharged_rejection
 
 NF270 = Membrane.nf270()
 UNCHARGED = NF270.with_(X_d=0.0, eps_p=NF270.eps_b)
@@ -104,7 +104,8 @@ def test_chloride_rejection_turns_negative_next_to_sulfate():
 
 
 def test_permeate_is_electroneutral_and_pore_satisfies_its_equations():
-    c, names = random_mixtures(40, seed=3)
+    mix = sampling.random_mixtures(40, np.random.default_rng(3), n_ions=(3, 6))
+    c, names = mix.concentration, mix.species
     r = solve(c, np.geomspace(1e-7, 1e-4, 5), species=names, membrane=NF270, profiles=True)
     assert r.converged.all() and r.info["residual"].max() < 1e-10
     z = ions.charges(names)
@@ -140,7 +141,8 @@ def test_sherwood_film_scales_with_diffusivity_to_two_thirds():
 # --- solvers agree; batches mask absent ions ------------------------------------------------
 
 def test_main_and_reference_solvers_agree_on_random_mixtures():
-    c, names = random_mixtures(6, seed=11)
+    mix = sampling.random_mixtures(6, np.random.default_rng(11), n_ions=(3, 6))
+    c, names = mix.concentration, mix.species
     jv = np.array([3e-6, 2e-5])
     main = solve(c, jv, species=names, membrane=NF270, n_cells=10)
     for i in range(len(c)):
@@ -159,7 +161,8 @@ def test_reference_agrees_with_a_film():
 
 
 def test_dense_batch_equals_feed_by_feed():
-    c, names = random_mixtures(4, seed=5)
+    mix = sampling.random_mixtures(4, np.random.default_rng(5), n_ions=(3, 6))
+    c, names = mix.concentration, mix.species
     batch = solve(c, [1e-5], species=names)
     for i in range(len(c)):
         present = tuple(n for n, ci in zip(names, c[i]) if ci > 0)

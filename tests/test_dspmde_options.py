@@ -8,11 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nanoutils import activity, ions
+from nanoutils import activity, dspmde, ions, sampling
 from nanoutils.dspmde import (ChargeIsotherm, IsothermError, Membrane, TemperatureRangeError, image_log_partition,
                               pore_ions, solve, water_viscosity)
-
-from problems import random_mixtures
 
 NF270 = Membrane.nf270()
 FEEDS = [ions.Feed.from_salts(s) for s in ("NaCl 10 mM", "MgSO4 10 mM", "NaCl 20 mM + Na2SO4 5 mM + MgCl2 3 mM")]
@@ -130,7 +128,8 @@ def test_temperature_model_scales_diffusivity_and_refuses_outside_its_range():
 # --- everything on, randomised mixtures ---------------------------------------------------------
 
 def test_every_option_on_random_mixtures_converges_and_balances_charge():
-    c, names = random_mixtures(30, seed=23)
+    mix = sampling.random_mixtures(30, np.random.default_rng(23), n_ions=(3, 6))
+    c, names = mix.concentration, mix.species
     r = solve(c, np.geomspace(1e-6, 5e-5, 4), species=names, membrane=NF270, activity="pitzer",
               isotherm=ChargeIsotherm.freundlich(0.3), image_forces=True, temperature=293.15,
               temperature_model="stokes_einstein", profiles=True)
@@ -171,3 +170,15 @@ def test_single_element_failures_at_high_flux_with_divalent_ions_are_flagged_not
 def test_unknown_pore_model_is_named():
     with pytest.raises(ValueError, match="nope"):
         solve(FEEDS[0], 1e-5, pore="nope")
+
+
+def test_single_element_departure_is_small_at_low_peclet_and_grows_with_flux():
+    fluxes = np.geomspace(1e-6, 3e-4, 6)
+    nacl = dspmde.single_element_departure([ions.Feed.from_salts("NaCl 10 mM")], fluxes, NF270, n_cells=40)
+    summary = nacl.summary(below_m_s=3e-5)
+    assert summary["max |ΔR| at low flux"] < 1e-3 and summary["single-element failures"] == 0
+    assert np.isnan(summary["lowest failing flux (m/s)"])
+    assert nacl.dR[0, 0] < nacl.dR[0, -1]  # the linearised element departs as the cell Péclet number grows
+    full = solve([ions.Feed.from_salts("NaCl 10 mM")], fluxes, membrane=NF270, n_cells=40)
+    single = solve([ions.Feed.from_salts("NaCl 10 mM")], fluxes, membrane=NF270, pore="single_element")
+    assert nacl.dR == pytest.approx(np.abs(single.rejection - full.rejection).max(-1))

@@ -25,6 +25,17 @@ def test_rejection_error_hand_computed():
     assert score.n_points == 4 and score.n_feeds == 3
     assert score.per_ion.to_dict() == pytest.approx({"Cl-": 15.0, "Na+": 2.5})
     assert score.per_study.to_dict() == pytest.approx({"a": 5.0, "b": 20.0})
+    assert score.per_feed.to_dict() == pytest.approx({"f1": 7.5, "f2": 0.0, "f3": 20.0})
+
+
+def test_rejection_error_by_groups_like_the_score():
+    frame = _frame()
+    by_feed_ion = metrics.rejection_error_by(frame, ["feed_id", "ion"])
+    assert by_feed_ion.to_dict() == pytest.approx({("f1", "Cl-"): 10.0, ("f1", "Na+"): 5.0, ("f2", "Na+"): 0.0,
+                                                   ("f3", "Cl-"): 20.0})
+    pd.testing.assert_series_equal(metrics.rejection_error_by(frame, "ion"), metrics.rejection_error(frame).per_ion)
+    with pytest.raises(ValueError, match="R_pred"):
+        metrics.rejection_error_by(frame.drop(columns="R_pred"), "ion")
 
 
 def test_bootstrap_interval_brackets_value_and_resamples_whole_feeds():

@@ -1,5 +1,4 @@
 """Notebook hygiene and the smoke run of the whole series through the runner."""
-import os
 import shutil
 
 import nbformat
@@ -92,10 +91,27 @@ def test_smoke_run_of_the_whole_series():
     assert committed <= made, f"not produced by the smoke run: {sorted(committed - made)}"
 
 
-def test_max_epochs_reaches_the_kernels_only_while_the_series_runs(tmp_path, monkeypatch):
-    monkeypatch.delenv(profiles.MAX_EPOCHS_ENV, raising=False)
-    _notebook(tmp_path / "00_capped.ipynb", f"import os\nassert os.environ[{profiles.MAX_EPOCHS_ENV!r}] == '3'")
+def test_max_epochs_reaches_the_notebooks_that_declare_it_as_a_parameter(tmp_path):
+    _notebook(tmp_path / "00_plain.ipynb", "assert 'max_epochs' not in globals()")
+    nbformat.write(nbformat.v4.new_notebook(metadata=META, cells=[
+        nbformat.v4.new_code_cell('profile = "default"\ndevice = "auto"\nmax_epochs = None', metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("assert max_epochs == 3")]), tmp_path / "01_trains.ipynb")
     run_series(profiles.Profile("smoke", root=tmp_path), notebook_dir=tmp_path, progress_bar=False, max_epochs=3)
-    assert profiles.MAX_EPOCHS_ENV not in os.environ  # the caller's process is left as it was
     with pytest.raises(ValueError, match="max_epochs"):
         run_series(profiles.Profile("smoke", root=tmp_path), notebook_dir=tmp_path, max_epochs=0)
+
+
+def _code(path):
+    return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+
+
+TRAINS = ("training.train(", "comparison.pretrain(", "comparison.run_deep(", "comparison.finetune_run(", "finetuning.finetune(")
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if any(call in _code(p) for call in TRAINS)], ids=lambda p: p.name)
+def test_training_notebooks_take_max_epochs_into_their_profile(path):
+    nb = nbformat.read(path, as_version=4)
+    namespace: dict = {}
+    exec([c for c in nb.cells if "parameters" in c.metadata.get("tags", [])][0].source, namespace)
+    assert "max_epochs" in namespace and namespace["max_epochs"] is None
+    assert any("max_epochs=max_epochs" in c.source for c in nb.cells if c.cell_type == "code")

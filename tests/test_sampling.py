@@ -115,3 +115,22 @@ def test_label_with_dspmde_passes_through_and_checks_shapes(monkeypatch):
     fake.solve = lambda conc, flux, **kw: types.SimpleNamespace(permeate=np.zeros((1, 1, 12)), converged=np.ones((1, 1)))
     with pytest.raises(RuntimeError, match="shapes"):
         sampling.label_with_dspmde(comp, fluxes)
+
+
+def test_random_mixtures_are_electroneutral_with_the_asked_number_of_ions():
+    mix = sampling.random_mixtures(200, np.random.default_rng(4), n_ions=(3, 5))
+    z = ions.charges(mix.species)
+    c = mix.concentration
+    assert np.abs(c @ z).max() < 1e-9 * (np.abs(z) * c).sum(1).max()
+    k = mix.mask.sum(1)
+    assert k.min() == 3 and k.max() == 5
+    assert (c[mix.mask] >= sampling.C_MIN_MOL_M3).all() and ((c > 0) == mix.mask).all()
+    assert ((c > 0) & (z > 0)).any(1).all() and ((c > 0) & (z < 0)).any(1).all()
+    every = sampling.random_mixtures(3, np.random.default_rng(0), ["Na+", "Mg2+", "Cl-", "SO4-2"])
+    assert every.mask.all() and every.species == ("Na+", "Mg2+", "Cl-", "SO4-2")
+    again = sampling.random_mixtures(3, np.random.default_rng(0), ["Na+", "Mg2+", "Cl-", "SO4-2"])
+    assert np.array_equal(every.concentration, again.concentration)
+    with pytest.raises(ValueError, match="anion"):
+        sampling.random_mixtures(2, np.random.default_rng(0), ["Na+", "K+"])
+    with pytest.raises(ValueError, match="n_ions"):
+        sampling.random_mixtures(2, np.random.default_rng(0), n_ions=(1, 3))

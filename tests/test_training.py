@@ -1,4 +1,6 @@
 """nanoutils.training: data set, loss, noise sampler, the shared loop, checkpoints and resume."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,34 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
                        run_dir=tmp_path / "killed", resume=True, progress=False)
     finished = run(tmp_path / "killed", resume=True, callback=lambda r: ran.append(r["epoch"]))
     assert ran == [3, 4] and torch.equal(_weights(finished.model), _weights(full.model)), "a finished run only loads"
+
+
+def test_resume_if_compatible_continues_a_matching_run_and_retrains_over_another(tmp_path):
+    data, val = noisy_data(8), noisy_data(4, seed=1)
+    cfg = training.TrainConfig(epochs=2, batch_size=4)
+
+    def run(config, resume, init_seed=3):
+        env.seed_everything(init_seed)
+        return training.train(models.build("neural_ode", "smoke", width=8), data, val, config, run_dir=tmp_path,
+                              resume=resume, progress=False)
+
+    first = run(cfg, False)
+    ran = []
+    same = training.train(models.build("neural_ode", "smoke", width=8), data, val, cfg, run_dir=tmp_path,
+                          resume="if_compatible", progress=False, callback=ran.append)
+    assert ran == [] and torch.equal(_weights(same.model), _weights(first.model)), "a matching finished run only loads"
+    longer = replace(cfg, epochs=3)
+    fresh = run(longer, False, init_seed=4)  # the uninterrupted run of the other config, elsewhere in time
+    with pytest.raises(training.CheckpointMismatchError, match="train config"):
+        run(cfg, True)  # strict resume refuses the checkpoint of the longer run
+    with pytest.warns(UserWarning, match="train config"):
+        redone = run(cfg, "if_compatible", init_seed=3)
+    assert [h["epoch"] for h in redone.history] == [1, 2]
+    assert torch.equal(_weights(redone.model), _weights(first.model)), "retrained from the model it was given"
+    assert not torch.equal(_weights(redone.model), _weights(fresh.model))
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["train_config"]["epochs"] == 2  # replaced
+    with pytest.raises(ValueError, match="resume"):
+        run(cfg, "maybe")
 
 
 def test_best_checkpoint_restores_the_model(tmp_path):
@@ -212,17 +242,22 @@ def test_feed_loss_scale_is_the_rejection_error():
         training.TrainConfig(loss_scale="bogus")
 
 
-def test_max_epochs_caps_every_profile_config_and_refuses_nonsense(monkeypatch):
+def test_max_epochs_caps_every_profile_config_and_refuses_nonsense():
     from nanoutils import finetuning, profiles
 
     assert training.TrainConfig.for_profile("paper").epochs == 1000
-    monkeypatch.setenv(profiles.MAX_EPOCHS_ENV, "2")
-    paper = training.TrainConfig.for_profile("paper", lr=5e-4)
+    capped = profiles.get("paper", max_epochs=2)
+    paper = training.TrainConfig.for_profile(capped, lr=5e-4)
     assert paper.epochs == 2 and paper.lr == 5e-4 and paper.batch_size == 32 and paper.step_epochs == 1
-    assert finetuning.finetune_config("paper").epochs == 2 and training.TrainConfig.for_profile("smoke").epochs == 2
-    monkeypatch.setenv(profiles.MAX_EPOCHS_ENV, "0")
-    with pytest.raises(ValueError, match="'0'"):
-        training.TrainConfig.for_profile("default")
+    assert finetuning.finetune_config(capped).epochs == 2
+    assert training.TrainConfig.for_profile(profiles.get("smoke", max_epochs=2)).epochs == 2
+    assert training.TrainConfig.for_profile(profiles.get("smoke", max_epochs=100)).epochs == 4  # a cap, not a setting
+    assert training.TrainConfig.for_profile("paper").epochs == 1000  # the cap lives in its profile only
+    for bad in (0, 2.5, "3"):
+        with pytest.raises(ValueError, match="max_epochs"):
+            profiles.get("default", max_epochs=bad)
+    with pytest.raises(ValueError, match="stage"):
+        training.TrainConfig.for_profile("smoke", "warmup")
 
 
 def test_only_the_default_profile_writes_the_committed_figures(tmp_path):

@@ -7,6 +7,9 @@
 (1, 2, 2)
 """
 from ._activity import ACTIVITY as ACTIVITY
+from ._constants import thermal_voltage as thermal_voltage
+from ._departure import Departure as Departure
+from ._departure import single_element_departure as single_element_departure
 from ._film import SHERWOOD as SHERWOOD
 from ._film import Film as Film
 from ._film import FilmError as FilmError
@@ -36,6 +39,7 @@ from ._temperature import TemperatureRangeError as TemperatureRangeError
 from ._temperature import water_viscosity as water_viscosity
 
 __all__ = ["ACTIVITY", "HINDRANCE", "ISOTHERMS", "MECHANISMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ChargeIsotherm",
-           "ConvergenceWarning", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
+           "ConvergenceWarning", "Departure", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
            "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
-           "image_log_partition", "partition_terms", "pore_ions", "solve", "solve_reference", "steric_partition", "water_viscosity"]
+           "image_log_partition", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "steric_partition",
+           "thermal_voltage", "water_viscosity"]

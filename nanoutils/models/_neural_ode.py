@@ -41,22 +41,10 @@ from torchdiffeq import odeint, odeint_adjoint
 from torchdiffeq._impl.odeint import SOLVERS
 
 from .. import ions
-from ..profiles import Profile, get
+from ..profiles import SETTINGS, Profile, get
 from ._encoding import FLUX_SCALE_M_S, checked_tau, equivalent_scale, flux_encoding, log_feed_feature, scale_feature
 from ._projection import project_electroneutral
 
-#: Hidden width per profile. paper: ≈1.05 M parameters (the paper's count), see ``n_parameters``.
-WIDTHS = {"smoke": 16, "default": 128, "paper": 584}
-#: Solver per profile. paper: dopri5 (the paper's). smoke/default: classical RK4 with 10 steps over
-#: τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite interpolation): on a 2-core CPU a
-#: trained model's dopri5 needs 2–3× the function evaluations (its steps shrink as the learned field
-#: sharpens), which does not fit the default time budget. The model is then a trained RK4 discretisation
-#: of the field: notebook 04 reports the held-out error of the same field integrated with dopri5 too.
-SOLVERS_BY_PROFILE: dict[str, dict] = {
-    "smoke": {"method": "rk4", "step_size": 0.1},
-    "default": {"method": "rk4", "step_size": 0.1},
-    "paper": {"method": "dopri5", "step_size": None},
-}
 #: State scalings (module docstring).
 STATES = ("per_ion", "per_sample")
 
@@ -79,7 +67,7 @@ class NeuralODEConfig:
     control ignores parameter adjoints (Kidger et al. 2021); flux_scale: m/s.
     """
 
-    width: int = WIDTHS["default"]
+    width: int = SETTINGS["neural_ode_width"].default
     state: str = "per_ion"
     depth: int = 5
     flux_degree: int = 4
@@ -112,9 +100,15 @@ class NeuralODEConfig:
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides) -> "NeuralODEConfig":
-        """The configuration of a run profile (smoke/default/paper), with ``overrides``."""
-        name = get(profile).name
-        return replace(cls(width=WIDTHS[name], **SOLVERS_BY_PROFILE[name]), **overrides)
+        """The configuration of a run profile (knobs ``neural_ode_width`` and ``neural_ode_solver``), with
+        ``overrides``. The paper profile integrates with dopri5 (the paper's); smoke and default with classical
+        RK4 in 10 steps over τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite
+        interpolation): on a 2-core CPU a trained model's dopri5 needs 2–3× the function evaluations (its
+        steps shrink as the learned field sharpens), which does not fit the default time budget. The model
+        is then a trained RK4 discretisation of the field: notebook 04 reports the held-out error of the same
+        field integrated with dopri5 too."""
+        s = get(profile).settings
+        return replace(cls(width=s.neural_ode_width, **s.neural_ode_solver), **overrides)
 
 
 class _Dynamics(nn.Module):

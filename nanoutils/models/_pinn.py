@@ -27,7 +27,7 @@ from torch import Tensor
 
 from .. import dspmde
 from ..profiles import Profile, get
-from ._resnet import WIDTHS, ResNet, ResNetConfig
+from ._resnet import ResNet, ResNetConfig
 
 
 def rejection_residual(feed: Tensor, species_mask: Tensor, pred: Tensor, reference: Tensor,
@@ -62,8 +62,8 @@ class PINNConfig(ResNetConfig):
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides) -> "PINNConfig":
-        """The configuration of a run profile (smoke/default/paper), with ``overrides``."""
-        return replace(cls(width=WIDTHS[get(profile).name]), **overrides)
+        """The configuration of a run profile (the ResNet's width, knob ``resnet_width``), with ``overrides``."""
+        return replace(cls(width=get(profile).settings.resnet_width), **overrides)
 
 
 class PINN(ResNet):

@@ -20,13 +20,9 @@ import torch
 from torch import Tensor, nn
 
 from .. import ions
-from ..profiles import Profile, get
+from ..profiles import SETTINGS, Profile, get
 from ._encoding import FLUX_SCALE_M_S, checked_tau, flux_encoding, static_features
 from ._projection import project_electroneutral
-
-#: Hidden width per profile, chosen so the parameter count is within ±15 % of the neural ODE's
-#: (1 692 / 56 460 / 1 056 468 parameters in smoke / default / paper); see tests/test_baselines.py.
-WIDTHS = {"smoke": 16, "default": 113, "paper": 508}
 
 
 def anchored_permeate(feed: Tensor, mask: Tensor, z: Tensor, du: Tensor, tau: Tensor, fmask: Tensor,
@@ -47,7 +43,7 @@ class ResNetConfig:
     """width: hidden width; blocks: residual blocks (two linear layers each); flux_degree: Legendre
     encodings of τ; flux_scale: m/s (τ = Jv / flux_scale); species: column order of the feed."""
 
-    width: int = WIDTHS["default"]
+    width: int = SETTINGS["resnet_width"].default
     blocks: int = 2
     flux_degree: int = 4
     flux_scale: float = FLUX_SCALE_M_S
@@ -62,8 +58,9 @@ class ResNetConfig:
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides) -> "ResNetConfig":
-        """The configuration of a run profile (smoke/default/paper), with ``overrides``."""
-        return replace(cls(width=WIDTHS[get(profile).name]), **overrides)
+        """The configuration of a run profile (knob ``resnet_width``: parameter count within ±15 % of the
+        neural ODE's, tests/test_baselines.py), with ``overrides``."""
+        return replace(cls(width=get(profile).settings.resnet_width), **overrides)
 
 
 class _Block(nn.Module):

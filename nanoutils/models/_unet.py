@@ -18,12 +18,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import ions
-from ..profiles import Profile, get
+from ..profiles import SETTINGS, Profile, get
 from ._encoding import FLUX_SCALE_M_S, checked_tau, flux_encoding, static_features
 from ._resnet import anchored_permeate
-
-#: Base channel width per profile, within ±15 % of the neural ODE's parameter count (tests/test_baselines.py).
-WIDTHS = {"smoke": 3, "default": 18, "paper": 79}
 
 
 @dataclass(frozen=True)
@@ -32,7 +29,7 @@ class UNetConfig:
     grid_points: G (divisible by 2^levels); grid_max: the grid's last τ; flux_degree: Legendre
     encodings; flux_scale: m/s; species: feed column order."""
 
-    width: int = WIDTHS["default"]
+    width: int = SETTINGS["unet_width"].default
     levels: int = 2
     grid_points: int = 16
     grid_max: float = 1.0
@@ -51,8 +48,8 @@ class UNetConfig:
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides) -> "UNetConfig":
-        """The configuration of a run profile (smoke/default/paper), with ``overrides``."""
-        return replace(cls(width=WIDTHS[get(profile).name]), **overrides)
+        """The configuration of a run profile (knob ``unet_width``), with ``overrides``."""
+        return replace(cls(width=get(profile).settings.unet_width), **overrides)
 
 
 def _double_conv(a: int, b: int) -> nn.Sequential:
