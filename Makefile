@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.nanoutils-installed
 DEVICE ?= auto
 
-.PHONY: reproduce test smoke bench lab clean
+.PHONY: reproduce test smoke bench lab clean package-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,7 @@ lab: $(STAMP)  ## open the notebooks in JupyterLab
 
 clean:  ## remove executed notebooks, caches and checkpoints (not .venv)
 	rm -rf runs .pytest_cache
+
+package-data:  ## copy data/ions.csv and data/pitzer/parameters.csv into the package (nanoutils/_data/)
+	cp data/ions.csv nanoutils/_data/ions.csv
+	cp data/pitzer/parameters.csv nanoutils/_data/pitzer/parameters.csv

@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from nanoutils import datasets, env, models, sampling, training
+from nanoutils import env, models, pretraining_set, sampling, training
 
 STEPS = (1 / 2, 1 / 4, 1 / 8, 1 / 16, 1 / 32)
 
@@ -91,7 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32; batch = the profile's batch size "
-          "× its flux points (datasets.SIZES)\n")
+          "× its flux points (pretraining_set.SIZES)\n")
     rows = []
     for profile, n_train in zip(("default", "paper"), args.train_compositions):
         env.seed_everything(0)
@@ -110,7 +110,7 @@ def main() -> None:
         epochs, batch_size = training.EPOCHS[profile], training.PROFILE_SETTINGS[profile]["batch_size"]
         batches = -(-n_train // batch_size)
         for name, changes in variants.items():
-            sec, nfe_f, nfe_a = time_variant(_with(base, **changes), args.reps, batch_size, datasets.SIZES[profile][1])
+            sec, nfe_f, nfe_a = time_variant(_with(base, **changes), args.reps, batch_size, pretraining_set.SIZES[profile][1])
             hours = sec * batches * epochs / 3600
             rows.append((profile, name, sec, nfe_f, nfe_a, hours, epochs, batches))
             print(f"  {name:30s} {sec:7.3f} s/batch  NFE fwd {nfe_f:5.0f} total {nfe_a:5.0f}  "
@@ -118,7 +118,7 @@ def main() -> None:
     print("\n| profile (batch × fluxes) | variant | s / batch | NFE fwd | NFE total | projected h (epochs × batches) |")
     print("|---|---|---:|---:|---:|---:|")
     for profile, name, sec, nfe_f, nfe_a, hours, epochs, batches in rows:
-        print(f"| {profile} ({training.PROFILE_SETTINGS[profile]['batch_size']} × {datasets.SIZES[profile][1]}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
+        print(f"| {profile} ({training.PROFILE_SETTINGS[profile]['batch_size']} × {pretraining_set.SIZES[profile][1]}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The training loop shared by every learned model.
 
-The data set it trains on is :class:`~nanoutils.transport_data.TransportData`
+The data set it trains on is :class:`~nanoutils.training_data.TransportData`
 (re-exported here with :func:`split_by_composition`). :func:`train` fits any
 model of :mod:`nanoutils.models` with Adam (lr halved every ``lr_step`` epochs),
 minimising the weighted, masked MSE of eq. 4 on scaled concentrations
@@ -30,10 +30,10 @@ from tqdm.auto import tqdm
 from . import env, ions, models
 from .models import ModelInputError, equivalent_scale
 from .profiles import MAX_EPOCHS_ENV, Profile, get
-from .transport_data import ARRAYS as _ARRAYS
-from .transport_data import FORMAT_VERSION
-from .transport_data import TransportData as TransportData
-from .transport_data import split_by_composition as split_by_composition
+from .training_data import ARRAYS as _ARRAYS
+from .training_data import FORMAT_VERSION
+from .training_data import TransportData as TransportData
+from .training_data import split_by_composition as split_by_composition
 
 class CheckpointMismatchError(ValueError):
     """``resume=True`` found a checkpoint of another model, train config or data set; the message says which."""

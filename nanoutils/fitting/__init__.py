@@ -17,9 +17,9 @@ site density Γ and a binding constant K_i per ion of ``binding_ions`` (both log
 :class:`Model` is the fitted DSPM-DE (``FitResult.model``) that every function here accepts.
 
 >>> from nanoutils import data, fitting
->>> result = fitting.fit(data.load_dataset("nf270_fdl2021"), anneal_maxiter=10, nm_maxiter=100)  # doctest: +SKIP
+>>> result = fitting.fit(measurements.load_dataset("nf270_fdl2021"), anneal_maxiter=10, nm_maxiter=100)  # doctest: +SKIP
 >>> result.table()                                                                            # doctest: +SKIP
->>> fitting.fit(data.load_dataset("nf270_fdl2021"), isotherm="langmuir", binding_ions=("Mg2+",),
+>>> fitting.fit(measurements.load_dataset("nf270_fdl2021"), isotherm="langmuir", binding_ions=("Mg2+",),
 ...             temperature_model="stokes_einstein").model                                   # doctest: +SKIP
 """
 from ._fit import FitResult as FitResult

@@ -5,7 +5,7 @@ DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regr
 :func:`nanoutils.fitting.predictions` — takes an SF model as it takes a DSPM-DE membrane).
 
 >>> from nanoutils import data, friction
->>> train, test = data.split_by_feed(data.load_dataset("nf270_fdl2021"), seed=0)   # doctest: +SKIP
+>>> train, test = measurements.split_by_feed(measurements.load_dataset("nf270_fdl2021"), seed=0)   # doctest: +SKIP
 >>> sf = friction.fit(train)                                                       # doctest: +SKIP
 >>> sf.model.solve(test.arrays().feeds, [5e-6, 2e-5]).rejection                   # doctest: +SKIP
 """

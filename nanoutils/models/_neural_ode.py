@@ -38,7 +38,6 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
-from torchdiffeq._impl.odeint import SOLVERS
 
 from .. import ions
 from ..profiles import Profile, get
@@ -47,6 +46,10 @@ from ._projection import project_electroneutral
 
 #: Hidden width per profile. paper: ≈1.05 M parameters (the paper's count), see ``n_parameters``.
 WIDTHS = {"smoke": 16, "default": 128, "paper": 584}
+#: The torchdiffeq solvers (``odeint(method=...)``) a config may name: adaptive ones use rtol/atol, fixed-grid ones
+#: (euler, midpoint, heun2, heun3, rk4, implicit/fixed Adams) ``step_size``.
+ODE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "heun2", "heun3", "rk4",
+               "explicit_adams", "implicit_adams", "fixed_adams")
 #: Solver per profile. paper: dopri5 (the paper's). smoke/default: classical RK4 with 10 steps over
 #: τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite interpolation): on a 2-core CPU a
 #: trained model's dopri5 needs 2–3× the function evaluations (its steps shrink as the learned field
@@ -101,8 +104,8 @@ class NeuralODEConfig:
             raise ValueError(f"need width ≥ 1, depth ≥ 2, flux_degree ≥ 1; got {self.width}, {self.depth}, {self.flux_degree}")
         if self.state not in STATES:
             raise ValueError(f"unknown state {self.state!r}; choose one of {', '.join(STATES)}")
-        if self.method not in SOLVERS:
-            raise ValueError(f"unknown ODE solver {self.method!r}; torchdiffeq knows {', '.join(SOLVERS)}")
+        if self.method not in ODE_METHODS:
+            raise ValueError(f"unknown ODE solver {self.method!r}; choose one of {', '.join(ODE_METHODS)}")
         if not self.flux_scale > 0 or not self.rtol > 0 or not self.atol > 0:
             raise ValueError(f"flux_scale, rtol and atol must be > 0; got {self.flux_scale}, {self.rtol}, {self.atol}")
         if not (self.charge_penalty >= 0 and self.charge_penalty < float("inf")):
