@@ -6,13 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nanoutils-installed
 DEVICE ?= auto
+# An extra package index for torch, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build on
+# Linux (PyPI's Linux torch is the CUDA build with its multi-GB nvidia-* wheels). Empty: PyPI only.
+TORCH_INDEX ?=
+PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
 .PHONY: reproduce test smoke bench lab clean package-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_INDEX) -c constraints.txt -e '.[dev,notebooks]'
 	touch $(STAMP)
 
 reproduce: $(STAMP)  ## run the notebook series with the default profile

@@ -1,4 +1,4 @@
-"""Table 1 of the paper (Section 3): every model trained the same way and scored by one metric (issue 8).
+"""Table 1 of the paper (Section 3): every model trained the same way and scored by one metric.
 
 Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15 %), one procedure:
 

@@ -169,7 +169,7 @@ def variant(name: str, pretrained: nn.Module, seed: int = 0) -> Variant:
     """The model of ablation ``name`` (:data:`VARIANTS`) built from the pre-trained neural ODE ``pretrained``
     (never modified): ``full`` (a copy), ``no_projection`` (same weights, f_θ unconstrained),
     ``soft_penalty`` (unconstrained, :data:`SOFT_PENALTY` · (net charge)² added to the loss), ``no_noise``
-    (fine-tuned on the means), ``no_pretraining`` (fresh weights, seeded), ``no_masking`` (f_θ no longer sees
+    (fine-tuned on the means), ``no_pretraining`` (fresh weights, seeded), ``no_masking`` (f_θ does not see
     the species mask: absent ions enter only as zeros; the pre-trained weights of the mask inputs are dropped)."""
     if name not in VARIANTS:
         raise FinetuneError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")

@@ -51,9 +51,9 @@ WIDTHS = {"smoke": 16, "default": 128, "paper": 584}
 ODE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "heun2", "heun3", "rk4",
                "explicit_adams", "implicit_adams", "fixed_adams")
 #: Solver per profile. paper: dopri5 (the paper's). smoke/default: classical RK4 with 10 steps over
-#: τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite interpolation): on a 2-core CPU a
-#: trained model's dopri5 needs 2–3× the function evaluations (its steps shrink as the learned field
-#: sharpens), which does not fit the default time budget. The model is then a trained RK4 discretisation
+#: τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite interpolation): on a CPU a trained
+#: model's dopri5 needs several times RK4's function evaluations (its steps shrink as the learned field
+#: sharpens; measured in benchmarks/RESULTS.md), which does not fit the default time budget. The model is then a trained RK4 discretisation
 #: of the field: notebook 04 reports the held-out error of the same field integrated with dopri5 too.
 SOLVERS_BY_PROFILE: dict[str, dict] = {
     "smoke": {"method": "rk4", "step_size": 0.1},
@@ -77,8 +77,8 @@ class NeuralODEConfig:
     the scaled state; step_size: τ step of fixed-grid methods (rk4…; outputs off
     the grid by cubic Hermite interpolation); adjoint: continuous adjoint instead
     of direct backprop (the paper's choice; off by default in every profile
-    because on a CPU the paper-size adjoint costs ~30× direct backprop per batch,
-    see benchmarks/bench_neural_ode.py); adjoint_seminorm: the adjoint's step
+    because on a CPU the paper-size adjoint costs far more than direct backprop per batch,
+    measured in benchmarks/RESULTS.md); adjoint_seminorm: the adjoint's step
     control ignores parameter adjoints (Kidger et al. 2021); flux_scale: m/s.
     """
 
