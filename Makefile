@@ -6,13 +6,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.nanoutils-installed
 DEVICE ?= auto
+# An extra package index for torch, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build on
+# Linux (PyPI's Linux torch is the CUDA build with its multi-GB nvidia-* wheels). Empty: PyPI only.
+TORCH_INDEX ?=
+PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: reproduce test smoke bench lab clean
+.PHONY: reproduce test smoke bench lab clean package-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_INDEX) -c constraints.txt -e '.[dev,notebooks]'
 	touch $(STAMP)
 
 reproduce: $(STAMP)  ## run the notebook series with the default profile
@@ -32,3 +36,7 @@ lab: $(STAMP)  ## open the notebooks in JupyterLab
 
 clean:  ## remove executed notebooks, caches and checkpoints (not .venv)
 	rm -rf runs .pytest_cache
+
+package-data:  ## copy data/ions.csv and data/pitzer/parameters.csv into the package (nanoutils/_data/)
+	cp data/ions.csv nanoutils/_data/ions.csv
+	cp data/pitzer/parameters.csv nanoutils/_data/pitzer/parameters.csv

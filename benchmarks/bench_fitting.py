@@ -16,7 +16,7 @@ import os
 import platform
 import time
 
-from nanoutils import data, dspmde, fitting, virtual_lab
+from nanoutils import dspmde, fitting, measurements, virtual_lab
 
 
 def evaluations_per_second(obj: fitting.Objective, min_seconds: float = 3.0) -> float:
@@ -39,7 +39,7 @@ def main() -> None:
     print("| data set | points | feeds | solve calls / evaluation | evaluations/s | full fit: evaluations | "
           "full fit: wall s | χ² | unconverged at optimum |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, meas in (("VIRTUAL NF270", virtual_lab.load()), ("real NF270 (FdL 2021)", data.load_dataset("nf270_fdl2021"))):
+    for label, meas in (("VIRTUAL NF270", virtual_lab.load()), ("real NF270 (FdL 2021)", measurements.load_dataset("nf270_fdl2021"))):
         obj = fitting.Objective(meas)
         rate = evaluations_per_second(obj)
         res = fitting.fit(meas, seed=0, anneal_maxiter=args.anneal, nm_maxiter=args.nm)

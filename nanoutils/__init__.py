@@ -3,13 +3,15 @@
 Public modules: :mod:`nanoutils.ions` (ion table, validated feeds),
 :mod:`nanoutils.units` (conversions at the edges), :mod:`nanoutils.dspmde` (the
 batched DSPM-DE solver and the paper's reference scheme), :mod:`nanoutils.activity`
-(ideal, Davies and Pitzer activity coefficients), :mod:`nanoutils.data`
+(ideal, Davies and Pitzer activity coefficients), :mod:`nanoutils.measurements`
 (measured rejection data: schema, loader, splits), :mod:`nanoutils.metrics` (the
 Table 1 test error), :mod:`nanoutils.profiles` (smoke/default/paper run profiles),
 :mod:`nanoutils.env` (device, seeds, versions), :mod:`nanoutils.models` (the
 physics-constrained neural ODE), :mod:`nanoutils.training` (the shared training
 loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
-:mod:`nanoutils.datasets` (the cached, DSPM-DE-labelled pre-training set),
+:mod:`nanoutils.pretraining_set` (the cached, DSPM-DE-labelled pre-training set),
+:mod:`nanoutils.training_data` (the container every learned model trains on), :mod:`nanoutils.constants`
+(physical constants),
 :mod:`nanoutils.fitting` (eq. 11 fits of Z, Table 2), :mod:`nanoutils.virtual_lab` (the VIRTUAL
 NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations),
 :mod:`nanoutils.friction` (the solution-friction baseline), :mod:`nanoutils.sdem` (the
@@ -18,7 +20,9 @@ solution–diffusion–electromigration model), :mod:`nanoutils.comparison` (Tab
 :func:`predict` (one prediction API for trained models and DSPM-DE).
 
 Submodules are imported when first used (``nanoutils.fitting`` …), so ``import nanoutils`` is quick and
-``python -m nanoutils.virtual_lab`` runs its module once.
+``python -m nanoutils.virtual_lab`` runs its module once. ``nanoutils.data``, ``nanoutils.datasets`` and
+``nanoutils.transport_data`` are aliases of ``measurements``, ``pretraining_set`` and ``training_data`` for one
+release.
 """
 import importlib
 from importlib.metadata import PackageNotFoundError, version
@@ -29,15 +33,17 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-_MODULES = ("activity", "comparison", "data", "datasets", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
-            "metrics", "models", "plotting", "prediction", "profiles", "report", "sampling", "sdem", "training", "units",
-            "virtual_lab")
+_MODULES = ("activity", "comparison", "constants", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
+            "measurements", "metrics", "models", "plotting", "prediction", "pretraining_set", "profiles", "report",
+            "sampling", "sdem", "training", "training_data", "units", "virtual_lab")
+#: Old module names, aliases of the new ones for one release (CHANGELOG.md).
+_ALIASES = ("data", "datasets", "transport_data")
 __all__ = [*_MODULES, "predict", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     """Import a submodule (or :func:`predict`) on first access."""
-    if name in _MODULES:
+    if name in _MODULES or name in _ALIASES:
         return importlib.import_module(f".{name}", __name__)
     if name == "predict":
         return importlib.import_module(".prediction", __name__).predict

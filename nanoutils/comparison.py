@@ -1,8 +1,8 @@
-"""Table 1 of the paper (Section 3): every model trained the same way and scored by one metric (issue 8).
+"""Table 1 of the paper (Section 3): every model trained the same way and scored by one metric.
 
 Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15 %), one procedure:
 
-1. **pre-training** on the simulated DSPM-DE set (``datasets.pretraining_set``, its composition split) with
+1. **pre-training** on the simulated DSPM-DE set (``pretraining_set.pretraining_set``, its composition split) with
    the profile's shared :class:`~nanoutils.training.TrainConfig` (:func:`pretrain`);
 2. **fine-tuning** by :func:`nanoutils.finetuning.finetune` (eq. 5 noise, simulated feeds mixed in with weight
    1, measured feeds weighted ``MEASURED_WEIGHT``, early stopping on validation feeds). The
@@ -10,7 +10,7 @@ Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15
    the profile's knob ``search_lr`` (:data:`nanoutils.profiles.SETTINGS`), chosen by the eq. 4 loss on the virtual validation feeds
    (:func:`run_deep`);
 3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
-   test feeds, and leave-one-feed-out on the three real NF270 feeds (``data.group_folds``: train on two with
+   test feeds, and leave-one-feed-out on the three real NF270 feeds (``measurements.group_folds``: train on two with
    the chosen learning rate and the fixed epoch count, no validation feeds; test on the third).
 
 The PINN's physics term (:mod:`nanoutils.models._pinn`) uses DSPM-DE with Table 2's Z while pre-training
@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from . import data, datasets, env, finetuning, fitting, friction, metrics, models, training
-from .data import Measurements
+from . import env, finetuning, fitting, friction, measurements, metrics, models, pretraining_set, training
+from .measurements import Measurements
 from .profiles import Profile, get
-from .transport_data import TransportData
+from .training_data import TransportData
 
 #: Rows in the paper's order, and their labels.
 ROWS = ("neural_ode", "pinn", "resnet", "unet", "dspmde", "sf")
@@ -71,12 +71,12 @@ def splits(profile: str | Profile = "default", seed: int = 0, *, virtual: Measur
     the real FdL 2021 feeds leave-one-out; the profile's cached pre-training set split by composition.
     ``virtual``, ``real`` and ``simulated`` replace the defaults (tests use small ones)."""
     if virtual is None:
-        virtual = data.load_measurements(sorted(glob.glob(str(data.MEASURED_DIR / "virtual_nf270_*.csv"))))
-    real = data.load_dataset("nf270_fdl2021") if real is None else real
-    simulated = datasets.split(datasets.pretraining_set(profile=profile)) if simulated is None else simulated
-    trainval, test = data.split_by_feed(virtual, 0.25, seed=seed)
-    train, val = data.split_by_feed(trainval, 0.2, seed=seed)
-    return Splits(train, val, test, trainval, data.group_folds(real), simulated)
+        virtual = measurements.load_measurements(sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_*.csv"))))
+    real = measurements.load_dataset("nf270_fdl2021") if real is None else real
+    simulated = pretraining_set.split(pretraining_set.pretraining_set(profile=profile)) if simulated is None else simulated
+    trainval, test = measurements.split_by_feed(virtual, 0.25, seed=seed)
+    train, val = measurements.split_by_feed(trainval, 0.2, seed=seed)
+    return Splits(train, val, test, trainval, measurements.group_folds(real), simulated)
 
 
 @dataclass

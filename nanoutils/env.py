@@ -7,6 +7,8 @@ import random
 import time
 from pathlib import Path
 from typing import NamedTuple
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -31,12 +33,30 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) for a reproducible run."""
+    """Seed Python, NumPy and torch (CPU and CUDA) for a reproducible run, and make cuDNN pick deterministic
+    algorithms (no benchmarking of alternatives)."""
     import torch
 
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` intra-op CPU threads in torch (None: leave the count as it is), then restore
+    the count it had."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def versions() -> dict[str, str]:

@@ -1,6 +1,6 @@
 """Fine-tuning a pre-trained model on measured rejections with Gaussian noise augmentation (paper eq. 5).
 
-Measurements (:class:`nanoutils.data.Measurements`) become training data with
+Measurements (:class:`nanoutils.measurements.Measurements`) become training data with
 :func:`from_measurements`: one sample per feed, its measured flux points, and as
 targets the measured *quantities* q = W c (an ion: w = e_i; a salt: its ions'
 equivalent weights), with their permeate means μ and standard deviations σ in
@@ -31,10 +31,10 @@ import torch
 from torch import nn
 
 from . import env, ions, metrics, models
-from .data import Measurements
+from .measurements import Measurements
 from .profiles import Profile, get
 from .training import TrainConfig, TrainResult, gaussian_targets, predict_dataset, train
-from .transport_data import TransportData
+from .training_data import TransportData
 
 #: Loss weight of a measured feed relative to a simulated one (the paper's n ≫ k).
 MEASURED_WEIGHT = 20.0
@@ -62,7 +62,7 @@ def from_measurements(meas: Measurements, species: tuple[str, ...], weight: floa
     (its standard deviation), observation W (N, Q, d) from ``MeasuredArrays.weights``; every sample gets
     ``weight``. ``metadata`` holds ``quantities``, ``feed_keys`` and ``studies``."""
     if not isinstance(meas, Measurements):
-        raise FinetuneError(f"expected nanoutils.data.Measurements, got {type(meas).__name__}")
+        raise FinetuneError(f"expected nanoutils.measurements.Measurements, got {type(meas).__name__}")
     if len(meas) == 0:
         raise FinetuneError("no measurements (empty split)")
     arr = meas.arrays()
@@ -163,7 +163,7 @@ def variant(name: str, pretrained: nn.Module, seed: int = 0) -> Variant:
     """The model of ablation ``name`` (:data:`VARIANTS`) built from the pre-trained neural ODE ``pretrained``
     (never modified): ``full`` (a copy), ``no_projection`` (same weights, f_θ unconstrained),
     ``soft_penalty`` (unconstrained, :data:`SOFT_PENALTY` · (net charge)² added to the loss), ``no_noise``
-    (fine-tuned on the means), ``no_pretraining`` (fresh weights, seeded), ``no_masking`` (f_θ no longer sees
+    (fine-tuned on the means), ``no_pretraining`` (fresh weights, seeded), ``no_masking`` (f_θ does not see
     the species mask: absent ions enter only as zeros; the pre-trained weights of the mask inputs are dropped)."""
     if name not in VARIANTS:
         raise FinetuneError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")

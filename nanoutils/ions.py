@@ -17,15 +17,16 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 
 import numpy as np
 import pandas as pd
 
 from . import units
 
-DATA_DIR = Path(__file__).resolve().parents[1] / "data"
-ION_TABLE_CSV = DATA_DIR / "ions.csv"
+#: The package's copy of the data files it reads (``data/ions.csv``, ``data/pitzer/``; see its README).
+PACKAGE_DATA = resources.files(__package__) / "_data"
+ION_TABLE_CSV = PACKAGE_DATA / "ions.csv"
 
 #: Feeds must satisfy |Σ z c| ≤ NEUTRALITY_RTOL · Σ |z| c (relative charge imbalance).
 NEUTRALITY_RTOL = 1e-6
@@ -68,7 +69,8 @@ class Ion:
 @lru_cache(maxsize=1)
 def table() -> pd.DataFrame:
     """The ion table as read from ``data/ions.csv`` (units in the column names), indexed by name."""
-    return pd.read_csv(ION_TABLE_CSV, keep_default_na=False).set_index("name")
+    with ION_TABLE_CSV.open(encoding="utf-8") as fh:
+        return pd.read_csv(fh, keep_default_na=False).set_index("name")
 
 
 @lru_cache(maxsize=1)

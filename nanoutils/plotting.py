@@ -82,13 +82,13 @@ def parity_by_ion(ax: plt.Axes, frame: pd.DataFrame, *, lim: tuple[float, float]
 
 def rejection_curves(ax: plt.Axes, meas, predictors: Mapping[str, object], *, feed: int = 0, n_points: int = 60,
                      flux_scale_m_s: float = 1.0) -> None:
-    """Rejection of every measured quantity of feed ``feed`` of ``meas`` (:class:`nanoutils.data.Measurements`)
+    """Rejection of every measured quantity of feed ``feed`` of ``meas`` (:class:`nanoutils.measurements.Measurements`)
     vs flux / ``flux_scale_m_s``: each model's curve (``predictors``: label → any model
-    :func:`nanoutils.prediction.rejection_curves` takes; solid for the first, dashed, dotted … after) on
+    :func:`nanoutils.prediction.quantity_curves` takes; solid for the first, dashed, dotted … after) on
     ``n_points`` fluxes from 0 to 1.05 × the highest measured one, and the measurements with their σ_R."""
     arrays = meas.arrays()
     grid = np.linspace(0.0, 1.05 * arrays.Jv[arrays.flux_mask].max(), n_points)
-    curves = {label: prediction.rejection_curves(meas, model, grid) for label, model in predictors.items()}
+    curves = {label: prediction.quantity_curves(meas, model, grid) for label, model in predictors.items()}
     styles = ("-", "--", ":", "-.")
     x = grid / flux_scale_m_s
     for q, name in enumerate(arrays.quantities):

@@ -123,8 +123,8 @@ def to_csv_frame(frame: pd.DataFrame, feed_ids: Sequence[str]) -> pd.DataFrame:
     return out[first + [c for c in out.columns if c not in first]]
 
 
-def rejection_curves(meas, model, grid_m_s) -> np.ndarray:
-    """Rejection (N, G, Q) of every measured quantity of ``meas`` (:class:`nanoutils.data.Measurements`, N
+def quantity_curves(meas, model, grid_m_s) -> np.ndarray:
+    """Rejection (N, G, Q) of every measured quantity of ``meas`` (:class:`nanoutils.measurements.Measurements`, N
     feeds) on the flux grid ``grid_m_s`` (G,) m/s, for drawing model curves through measurements.
 
     ``model``: a torch model (quantities from its permeate, laid out as ``meas.arrays(model species)``) or

@@ -145,7 +145,7 @@ def label_with_dspmde(compositions: Compositions, fluxes: np.ndarray, membrane=N
     A thin call to :func:`nanoutils.dspmde.solve` (``solver_options`` such as
     ``temperature`` in K or ``n_cells`` are passed on); unconverged points are kept and
     flagged here, and dropped (and counted) when the data set is assembled
-    (:meth:`nanoutils.transport_data.TransportData.from_labels`).
+    (:meth:`nanoutils.training_data.TransportData.from_labels`).
     """
     from . import dspmde
 

@@ -1,6 +1,6 @@
 """The training loop shared by every learned model.
 
-The data set it trains on is :class:`~nanoutils.transport_data.TransportData`
+The data set it trains on is :class:`~nanoutils.training_data.TransportData`
 (re-exported here with :func:`split_by_composition`). :func:`train` fits any
 model of :mod:`nanoutils.models` with Adam (lr halved every ``lr_step`` epochs),
 minimising the weighted, masked MSE of eq. 4 on scaled concentrations
@@ -31,10 +31,10 @@ from tqdm.auto import tqdm
 from . import env, ions, models
 from .models import ModelInputError, equivalent_scale
 from .profiles import SETTINGS, Profile, get
-from .transport_data import ARRAYS as _ARRAYS
-from .transport_data import FORMAT_VERSION
-from .transport_data import TransportData as TransportData
-from .transport_data import split_by_composition as split_by_composition
+from .training_data import ARRAYS as _ARRAYS
+from .training_data import FORMAT_VERSION
+from .training_data import TransportData as TransportData
+from .training_data import split_by_composition as split_by_composition
 
 class CheckpointMismatchError(ValueError):
     """``resume=True`` found a checkpoint of another model, train config or data set; the message says which."""
@@ -84,7 +84,10 @@ STAGES = ("pretraining", "finetuning")
 class TrainConfig:
     """Optimiser and loop settings. lr_step: epochs between halvings (None: epochs // 5, the paper's 200 of
     1000); patience: early stopping on the validation loss (None: off); dtype: "float32" or "float64";
-    loss_scale: a name in LOSS_SCALES."""
+    loss_scale: a name in LOSS_SCALES; threads: CPU threads torch uses while training (None: torch's default,
+    the machine's cores). Some CPU kernels (convolutions, matrix products) split their sums over the threads,
+    so the weights are bit-identical from the same seed only for the same thread count: the default, 1,
+    gives the same numbers on every machine (same CPU type and library versions)."""
 
     epochs: int = SETTINGS["pretraining"].default["epochs"]
     batch_size: int = 32
@@ -97,12 +100,15 @@ class TrainConfig:
     restore_best: bool = True
     dtype: str = "float32"
     loss_scale: str = "feed"
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.loss_scale not in LOSS_SCALES:
             raise ValueError(f"unknown loss_scale {self.loss_scale!r}; choose one of {', '.join(LOSS_SCALES)}")
         if self.epochs < 1 or self.batch_size < 1 or not self.lr > 0 or (self.lr_step is not None and self.lr_step < 1):
             raise ValueError(f"need epochs, batch_size, lr_step ≥ 1 and lr > 0; got {self}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be ≥ 1 or None, got {self.threads!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
@@ -166,6 +172,16 @@ def train(
             raise ModelInputError(f"data species {data.species} differ from the model's {tuple(model.config.species)}")
     if len(train_data) == 0:
         raise ModelInputError("the training set is empty")
+    with env.torch_threads(cfg.threads):  # the reduction order of some kernels depends on the thread count
+        return _run(model, train_data, val_data, cfg, dev, dtype, run_dir, resume, target_sampler, progress, callback,
+                    check_start)
+
+
+def _run(model: nn.Module, train_data: TransportData, val_data: TransportData | None, cfg: TrainConfig,
+         dev: torch.device, dtype: torch.dtype, run_dir: str | os.PathLike | None, resume: bool,
+         target_sampler: TargetSampler | None, progress: bool, callback: Callable[[dict[str, float]], None] | None,
+         check_start: bool) -> TrainResult:
+    """The loop of :func:`train` (inputs checked, thread count set)."""
     env.seed_everything(cfg.seed)
     model.to(device=dev, dtype=dtype)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)

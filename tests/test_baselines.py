@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nanoutils import dspmde, env, ions, models, sampling, training
-from nanoutils.transport_data import TransportData
+from nanoutils.training_data import TransportData
 
 from networks import Z, batch, lively
 

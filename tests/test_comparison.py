@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoutils import comparison, data, fitting, models, prediction, sampling, training
-from nanoutils.transport_data import TransportData
+from nanoutils import comparison, fitting, measurements, models, prediction, sampling, training
+from nanoutils.training_data import TransportData
 
 
 def _frame(errors, feeds, study="s", converged=None):
@@ -49,7 +49,7 @@ def _simulated(n=24, seed=0):
 
 @pytest.fixture(scope="module")
 def tiny_splits():
-    virtual = data.load_measurements(sorted(glob.glob(str(data.MEASURED_DIR / "virtual_nf270_*.csv"))))
+    virtual = measurements.load_measurements(sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_*.csv"))))
     virtual = virtual.subset(virtual.feed_keys[:10])
     return comparison.splits("smoke", seed=0, virtual=virtual, simulated=_simulated())
 
@@ -107,7 +107,7 @@ def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp
     meas = tiny_splits.virtual_test.subset([key])
     arrays = meas.arrays()
     grid = np.unique(arrays.Jv[arrays.flux_mask])
-    R = prediction.rejection_curves(meas, training.load_model(ckpts["virtual"]), grid)
+    R = prediction.quantity_curves(meas, training.load_model(ckpts["virtual"]), grid)
     scored = a.virtual[a.virtual.feed_id == key]
     expected = [R[0, np.searchsorted(grid, j), arrays.quantities.index(q)] for j, q in zip(scored.Jv_m_s, scored.ion)]
     np.testing.assert_allclose(expected, scored.R_pred, rtol=1e-5, atol=1e-6)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from nanoutils import data, env, finetuning, models, training
+from nanoutils import env, finetuning, measurements, models, training
 from nanoutils.models import ModelInputError
 
 SRC = "hand-made test rows"
@@ -14,7 +14,7 @@ MIX = "Na+=30; Cl-=10; SO4-2=10"
 def _csv(tmp_path, rows, name="m.csv"):
     path = tmp_path / name
     path.write_text(HEADER + "".join(r + f",{SRC}\n" for r in rows))
-    return data.load_measurements(path)
+    return measurements.load_measurements(path)
 
 
 def small_set(tmp_path):

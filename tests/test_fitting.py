@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoutils import data, dspmde, fitting, ions, report
+from nanoutils import dspmde, fitting, ions, measurements, report
 
 TRUE = {"r_p": 0.55e-9, "dx_e": 2.0e-6, "eps_p": 40.0, "X_d": -30.0}
 # A design that identifies all four parameters (Gauss-Newton σ/value at σ_R = 0.01: r_p 3 %, Δx_e 18 %,
@@ -37,7 +37,7 @@ def synthetic_csv(path, params=TRUE, sigma=0.01, spec=fitting.Spec(), feeds=FEED
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return data.load_measurements(synthetic_csv(tmp_path_factory.mktemp("synth") / "synth.csv"))
+    return measurements.load_measurements(synthetic_csv(tmp_path_factory.mktemp("synth") / "synth.csv"))
 
 
 def test_objective_is_zero_at_the_generating_parameters_and_matches_predictions(synth):
@@ -67,8 +67,8 @@ def test_fit_is_invariant_to_row_order(tmp_path):
     table = pd.read_csv(path, keep_default_na=False, dtype=str)
     shuffled = tmp_path / "b.csv"
     table.sample(frac=1.0, random_state=1).to_csv(shuffled, index=False)
-    a = fitting.fit(data.load_measurements(path), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
-    b = fitting.fit(data.load_measurements(shuffled), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
+    a = fitting.fit(measurements.load_measurements(path), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
+    b = fitting.fit(measurements.load_measurements(shuffled), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
     assert a.params == b.params
     assert a.chi2 == b.chi2
     assert a.trace["objective"].tolist() == b.trace["objective"].tolist()
@@ -111,7 +111,7 @@ def test_bad_inputs_raise_clear_errors(synth, tmp_path):
     no_film = pd.read_csv(synthetic_csv(tmp_path / "f.csv"), keep_default_na=False, dtype=str).drop(columns="x_k_film_m_s")
     no_film.to_csv(tmp_path / "g.csv", index=False)
     with pytest.raises(fitting.FitError, match="synth/mix.*x_k_film_m_s"):
-        fitting.Objective(data.load_measurements(tmp_path / "g.csv"))
+        fitting.Objective(measurements.load_measurements(tmp_path / "g.csv"))
 
 
 def test_table2_and_performance_tables(synth):
@@ -140,7 +140,7 @@ FLUXES_MG_UM_S = (2.0, 20.0, 100.0)
 @pytest.fixture(scope="module")
 def synth_mg(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth_mg") / "mg.csv"
-    return data.load_measurements(synthetic_csv(path, TRUE_LANGMUIR, spec=LANGMUIR, feeds=FEEDS_MG,
+    return measurements.load_measurements(synthetic_csv(path, TRUE_LANGMUIR, spec=LANGMUIR, feeds=FEEDS_MG,
                                                 fluxes_um_s=FLUXES_MG_UM_S))
 
 

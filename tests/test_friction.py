@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoutils import data, dspmde, fitting, friction, ions, predict
+from nanoutils import dspmde, fitting, friction, ions, measurements, predict
 from nanoutils.fitting import FitError
 from problems import uncharged_rejection
 
@@ -92,7 +92,7 @@ def synthetic_csv(path, model=TRUE, sigma=0.01):
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return data.load_measurements(synthetic_csv(tmp_path_factory.mktemp("sf") / "synth.csv"))
+    return measurements.load_measurements(synthetic_csv(tmp_path_factory.mktemp("sf") / "synth.csv"))
 
 
 def identifiable(model: friction.SFModel) -> np.ndarray:

@@ -154,6 +154,20 @@ def test_fixed_step_solver_matches_dopri5():
     torch.testing.assert_close(out[1], out[0], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("method", models.ODE_METHODS)
+def test_every_named_ode_method_integrates_exponential_decay(method):
+    """Each name the config accepts is one torchdiffeq solves with: du/dτ = −u from 1 gives e^{−τ}."""
+    from torchdiffeq import odeint
+
+    options = {"step_size": 0.01} if method in ("euler", "midpoint", "heun2", "heun3", "rk4", "implicit_adams",
+                                                 "fixed_adams") else None
+    tau = torch.tensor([0.0, 1.0], dtype=torch.float64)
+    u = odeint(lambda t, y: -y, torch.ones(1, dtype=torch.float64), tau, method=method, rtol=1e-7, atol=1e-9,
+               options=options)
+    assert abs(float(u[-1, 0]) - np.exp(-1.0)) < 2e-2
+    models.NeuralODEConfig(method=method, species=("Na+", "Cl-"))
+
+
 def test_flux_encoding_is_shifted_legendre():
     tau = torch.linspace(0, 1, 7, dtype=torch.float64)
     enc = models.flux_encoding(tau, 5)

@@ -86,14 +86,14 @@ def test_membrane_curves_through_the_measured_fluxes_give_the_scored_predictions
     """Curves are evaluated as in scoring: each feed's temperature, and its film layer for observed rejections."""
     import glob
 
-    from nanoutils import data, fitting, prediction
+    from nanoutils import fitting, measurements, prediction
 
-    virtual = data.load_measurements(sorted(glob.glob(str(data.MEASURED_DIR / "virtual_nf270_alzoubi2007*.csv"))))
-    for meas in (virtual.subset(virtual.feed_keys[:2]), data.load_dataset("nf270_fdl2021")):
+    virtual = measurements.load_measurements(sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_alzoubi2007*.csv"))))
+    for meas in (virtual.subset(virtual.feed_keys[:2]), measurements.load_dataset("nf270_fdl2021")):
         arrays = meas.arrays()
         assert meas is not virtual or not arrays.intrinsic.any()  # the virtual feeds carry a film layer
         grid = np.unique(arrays.Jv[arrays.flux_mask])
-        R = prediction.rejection_curves(meas, dspmde.Membrane.nf270(), grid)
+        R = prediction.quantity_curves(meas, dspmde.Membrane.nf270(), grid)
         n, m, q = np.nonzero(arrays.mask)
         scored = fitting.predictions(meas, dspmde.Membrane.nf270())
         np.testing.assert_allclose(R[n, np.searchsorted(grid, arrays.Jv[n, m]), q], scored.R_pred, rtol=1e-9, atol=1e-12)

@@ -266,3 +266,30 @@ def test_only_the_default_profile_writes_the_committed_figures(tmp_path):
     assert profiles.Profile("default", root=tmp_path).figures_dir == tmp_path / "figures"
     for name in ("smoke", "paper"):
         assert profiles.Profile(name, root=tmp_path).figures_dir == tmp_path / "runs" / name / "figures"
+
+
+def _pretrain_then_finetune(threads_before: int, threads: int | None):
+    """A seeded U-Net pre-training (convolutions: sums split over threads) and a noisy fine-tuning of it, started
+    with ``threads_before`` torch threads in the caller and the global generators in an arbitrary state."""
+    torch.set_num_threads(threads_before)
+    torch.rand(threads_before), np.random.rand(threads_before)  # whatever the caller drew before
+    env.seed_everything(5)
+    model = models.build("unet", "default")
+    cfg = training.TrainConfig(epochs=2, batch_size=48, lr=3e-3, seed=5, threads=threads)
+    pre = training.train(model, noisy_data(n=48, k=4, seed=1), None, cfg, device="cpu", progress=False).model
+    tuned = training.train(models.clone(pre), noisy_data(n=48, k=4, seed=2), None, cfg, device="cpu", progress=False,
+                           target_sampler=training.gaussian_targets(5)).model
+    return [p.detach().clone() for p in (*pre.parameters(), *tuned.parameters())]
+
+
+def test_seeded_pretraining_and_finetuning_give_identical_weights_whatever_the_callers_threads():
+    before = torch.get_num_threads()
+    try:
+        a, b = _pretrain_then_finetune(1, 1), _pretrain_then_finetune(2, 1)
+        assert torch.get_num_threads() == 2, "train restores the caller's thread count"
+        assert all(torch.equal(p, q) for p, q in zip(a, b))
+        # the pin matters: with the caller's counts (threads=None) the same runs differ in their last bits
+        c, d = _pretrain_then_finetune(1, None), _pretrain_then_finetune(2, None)
+        assert any(not torch.equal(p, q) for p, q in zip(c, d))
+    finally:
+        torch.set_num_threads(before)

@@ -56,7 +56,7 @@ def test_another_seed_gives_other_noise_but_the_same_truth():
 def test_rich_model_reduces_to_dspmde_in_its_limit():
     """One pore class, constant charge, fixed ε_p, ideal activity: the lab model is DSPM-DE (film included)."""
     from nanoutils import dspmde
-    from nanoutils._virtual_model import observed_permeate
+    from nanoutils.virtual_lab import observed_permeate
 
     lab = virtual_lab.LabMembrane(r_median=0.51e-9, n_classes=1, dx_e=1.27e-6, eps_p=43.56, K_F=51.23, n_F=0.0,
                                   X_M=0.0, activity="ideal")

@@ -23,8 +23,7 @@ import csv
 from pathlib import Path
 
 from nanoutils import ions
-from nanoutils.data import load_measurements
-from nanoutils.data._schema import format_feed, quantity
+from nanoutils.measurements import format_feed, load_measurements, quantity
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "sources" / "nf270_fdl2021_rejection.csv"

@@ -22,7 +22,7 @@ import pandas as pd
 from .. import ions
 from ._water import check_temperature, debye_huckel_aphi
 
-PARAMETERS_CSV = ions.DATA_DIR / "pitzer" / "parameters.csv"
+PARAMETERS_CSV = ions.PACKAGE_DATA / "pitzer" / "parameters.csv"
 T_REF = 298.15  # K, reference temperature of the parameter temperature functions
 B_DH = 1.2  # kg^½ mol^-½, Pitzer's universal b
 
@@ -66,7 +66,8 @@ class _Tables:
 @lru_cache(maxsize=1)
 def parameter_table() -> pd.DataFrame:
     """The Pitzer parameter table as stored (one row per parameter, with sources)."""
-    return pd.read_csv(PARAMETERS_CSV, keep_default_na=False)
+    with PARAMETERS_CSV.open(encoding="utf-8") as fh:
+        return pd.read_csv(fh, keep_default_na=False)
 
 
 def _value(row: pd.Series, t: float) -> float:

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import math
 
-T_MIN, T_MAX = 273.15, 373.15  # K: liquid water at 1 atm
+from ..constants import AVOGADRO, BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
 
-_N_A = 6.02214076e23  # 1/mol
-_E = 1.602176634e-19  # C
-_EPS0 = 8.8541878128e-12  # F/m
-_K_B = 1.380649e-23  # J/K
+T_MIN, T_MAX = 273.15, 373.15  # K: liquid water at 1 atm
 
 
 class TemperatureError(ValueError):
@@ -55,5 +52,5 @@ def water_permittivity(temperature: float = 298.15) -> float:
 def debye_huckel_aphi(temperature: float = 298.15) -> float:
     """Debye–Hückel osmotic coefficient slope A^φ (kg^½ mol^-½) at ``temperature`` (K)."""
     t = check_temperature(temperature)
-    bjerrum = _E**2 / (4 * math.pi * _EPS0 * water_permittivity(t) * _K_B * t)  # m
-    return math.sqrt(2 * math.pi * _N_A * water_density(t) * bjerrum**3) / 3.0
+    bjerrum = ELEMENTARY_CHARGE**2 / (4 * math.pi * VACUUM_PERMITTIVITY * water_permittivity(t) * BOLTZMANN * t)  # m
+    return math.sqrt(2 * math.pi * AVOGADRO * water_density(t) * bjerrum**3) / 3.0

@@ -7,9 +7,10 @@
 (1, 2, 2)
 """
 from ._activity import ACTIVITY as ACTIVITY
-from ._constants import thermal_voltage as thermal_voltage
+from ._activity import ActivityModel as ActivityModel
 from ._departure import Departure as Departure
 from ._departure import single_element_departure as single_element_departure
+from ..constants import thermal_voltage as thermal_voltage
 from ._film import SHERWOOD as SHERWOOD
 from ._film import Film as Film
 from ._film import FilmError as FilmError
@@ -24,6 +25,7 @@ from ._membrane import Membrane as Membrane
 from ._membrane import MembraneError as MembraneError
 from ._partition import born_log_partition as born_log_partition
 from ._partition import MECHANISMS as MECHANISMS
+from ._partition import PoreIons as PoreIons
 from ._partition import donnan_potential as donnan_potential
 from ._partition import partition_terms as partition_terms
 from ._partition import pore_ions as pore_ions
@@ -32,14 +34,19 @@ from ._result import Profiles as Profiles
 from ._result import Result as Result
 from ._setup import PORE_MODELS as PORE_MODELS
 from ._setup import FluxError as FluxError
+from ._solver import DEFAULT_CELLS as DEFAULT_CELLS
 from ._solver import ConvergenceWarning as ConvergenceWarning
 from ._solver import solve as solve
+from ._setup import as_concentrations as as_concentrations
+from ._setup import as_fluxes as as_fluxes
+from ._setup import check_temperature as check_temperature
+from ._solver import solve_transport as solve_transport
 from ._temperature import TEMPERATURE_MODELS as TEMPERATURE_MODELS
 from ._temperature import TemperatureRangeError as TemperatureRangeError
 from ._temperature import water_viscosity as water_viscosity
 
-__all__ = ["ACTIVITY", "HINDRANCE", "ISOTHERMS", "MECHANISMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ChargeIsotherm",
+__all__ = ["ACTIVITY", "DEFAULT_CELLS", "HINDRANCE", "ISOTHERMS", "MECHANISMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ActivityModel", "as_concentrations", "as_fluxes", "check_temperature", "ChargeIsotherm",
            "ConvergenceWarning", "Departure", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
-           "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
-           "image_log_partition", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "steric_partition",
-           "thermal_voltage", "water_viscosity"]
+           "PoreIons", "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
+           "image_log_partition", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "solve_transport", "steric_partition", "thermal_voltage",
+           "water_viscosity"]

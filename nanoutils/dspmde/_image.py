@@ -21,7 +21,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import integrate, special
 
-from ._constants import BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
+from ..constants import BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
 
 
 @lru_cache(maxsize=256)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-from ._constants import EPS_WATER_25C
+from ..constants import EPS_WATER_25C
 from ._hindrance import DEFAULT_HINDRANCE, HINDRANCE
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import ions
-from ._constants import BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
+from ..constants import BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
 from ._hindrance import hindrance, steric_partition
 from ._image import image_log_partition
 from ._membrane import Membrane

@@ -4,13 +4,14 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 
+from ..constants import thermal_voltage
 from ._activity import ActivityModel, activity_model
-from ._constants import thermal_voltage
+from ..constants import thermal_voltage
 from ._discrete import Chain
 from ._film import Film
 from ._isotherm import ChargeIsotherm, IsothermError
@@ -111,13 +112,39 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
                        info={"hindrance": membrane.hindrance, "X_d": x_feed, "options": options}, label="DSPM-DE")
 
 
+def solve_transport(feeds, fluxes, pore: Callable[[tuple[str, ...], float, np.ndarray], PoreIons], thickness: float,
+                    charge: float, *, film: Film | None = None, temperature: float = 298.15,
+                    species: Sequence[str] | None = None, n_cells: int = DEFAULT_CELLS,
+                    activity: str | ActivityModel | None = None, profiles: bool = False, tol: float = 1e-8,
+                    info: dict | None = None, label: str = "model") -> Result:
+    """The extended Nernst–Planck chain of :func:`solve` for a model that supplies its own per-ion pore
+    coefficients: the hook for other models of the same form (the solution-friction model of
+    :mod:`nanoutils.friction`).
+
+    ``pore(species, temperature, present)`` returns the :class:`PoreIons` (K_c, K_d·D in m²/s, ln φ) of the
+    canonical ``species`` at ``temperature`` (K); ``present`` (d,) bool marks the ions some feed contains.
+    ``thickness``: pore length (m); ``charge``: X in mol/m³ (signed) for every feed. ``feeds``, ``fluxes``,
+    ``film``, ``temperature``, ``species``, ``n_cells``, ``activity``, ``profiles`` and ``tol`` as :func:`solve`;
+    ``info`` entries are added to the result's (with ``X_d``); ``label`` names the model in warnings.
+    """
+    c_feed, names = as_concentrations(feeds, species)
+    jv = as_fluxes(fluxes)
+    temperature = check_temperature(temperature)
+    n_cells = check_pore_model("nernst_planck", n_cells)
+    pore_props = pore(names, temperature, (c_feed > 0).any(axis=0))
+    x_feed = np.full(len(c_feed), float(charge))
+    return solve_cases(c_feed, jv, pore_props, thickness, x_feed, film=film, n_cells=n_cells,
+                       model=activity_model(activity, names, temperature), tol=tol, pore_model="nernst_planck",
+                       profiles=profiles, temperature=temperature, info={**(info or {}), "X_d": x_feed}, label=label)
+
+
 def solve_cases(c_feed: np.ndarray, jv: np.ndarray, pore_props: PoreIons, dx_e: float, x_feed: np.ndarray, *,
                 film: Film | None, n_cells: int, model: ActivityModel | None, tol: float, pore_model: str,
                 profiles: bool, temperature: float, info: dict, label: str) -> Result:
     """Solve N validated feeds ``c_feed`` (N, d) mol/m³ × M fluxes ``jv`` (M,) m/s for given per-ion pore
     coefficients ``pore_props`` (K_c, K_d·D, ln φ of :class:`PoreIons`), pore length ``dx_e`` (m) and
     charge ``x_feed`` (N,) mol/m³ per feed — the part of :func:`solve` shared with other models of the
-    same extended Nernst–Planck form (the solution-friction model of :mod:`nanoutils.friction`).
+    same extended Nernst–Planck form (:func:`solve_transport`).
     ``info`` entries are added to the result's; ``label`` names the model in warnings."""
     n, m, d = len(c_feed), len(jv), len(pore_props.species)
     names = pore_props.species

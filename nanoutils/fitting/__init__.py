@@ -16,10 +16,10 @@ site density Γ and a binding constant K_i per ion of ``binding_ions`` (both log
 ``temperature_model`` is passed to :func:`nanoutils.dspmde.solve`. :class:`Spec` names the variant,
 :class:`Model` is the fitted DSPM-DE (``FitResult.model``) that every function here accepts.
 
->>> from nanoutils import data, fitting
->>> result = fitting.fit(data.load_dataset("nf270_fdl2021"), anneal_maxiter=10, nm_maxiter=100)  # doctest: +SKIP
+>>> from nanoutils import fitting, measurements
+>>> result = fitting.fit(measurements.load_dataset("nf270_fdl2021"), anneal_maxiter=10, nm_maxiter=100)  # doctest: +SKIP
 >>> result.table()                                                                            # doctest: +SKIP
->>> fitting.fit(data.load_dataset("nf270_fdl2021"), isotherm="langmuir", binding_ions=("Mg2+",),
+>>> fitting.fit(measurements.load_dataset("nf270_fdl2021"), isotherm="langmuir", binding_ions=("Mg2+",),
 ...             temperature_model="stokes_einstein").model                                   # doctest: +SKIP
 """
 from ._fit import FitResult as FitResult

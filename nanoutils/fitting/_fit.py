@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.optimize import dual_annealing, minimize
 
 from .. import dspmde
-from ..data import Measurements
+from ..measurements import Measurements
 from ._objective import Objective
 from ._space import (_LINEAR_SCALE, BOUNDS, ISOTHERM_START, LOG_SCALE, PAPER_TABLE2, PARAMETERS, UNITS, FitError, Model,
                      Space, Spec, _family, membrane)

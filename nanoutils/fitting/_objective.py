@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import dspmde
-from ..data import Measurements
+from ..measurements import Measurements
 from ._space import _OVERHEAD_CASES, FILM_COLUMN, PENALTY_R, FitError, Model
 
 @dataclass
@@ -28,7 +28,7 @@ class Objective:
 
     def __post_init__(self) -> None:
         if not isinstance(self.meas, Measurements):
-            raise FitError(f"expected nanoutils.data.Measurements, got {type(self.meas).__name__}")
+            raise FitError(f"expected nanoutils.measurements.Measurements, got {type(self.meas).__name__}")
         if len(self.meas) == 0:
             raise FitError("no measurements to fit (empty data set)")
         self.arrays = a = self.meas.arrays()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import dspmde, ions
+from ..constants import EPS_WATER_25C
 
 PARAMETERS = ("r_p", "dx_e", "eps_p", "X_d")
 UNITS = {"r_p": ("nm", 1e9), "dx_e": ("µm", 1e6), "eps_p": ("–", 1.0), "X_d": ("mol/m³", 1.0),
@@ -16,7 +17,7 @@ UNITS = {"r_p": ("nm", 1e9), "dx_e": ("µm", 1e6), "eps_p": ("–", 1.0), "X_d":
 #: thickness from a thin active layer to a thick, tortuous one; ε_p between a strongly ordered
 #: pore fluid and bulk water; charge from strongly negative to moderately positive.
 BOUNDS: dict[str, tuple[float, float]] = {"r_p": (0.3e-9, 1.5e-9), "dx_e": (0.1e-6, 50e-6),
-                                          "eps_p": (15.0, 78.54), "X_d": (-400.0, 200.0)}
+                                          "eps_p": (15.0, EPS_WATER_25C), "X_d": (-400.0, 200.0)}
 #: Charge-isotherm parameters (SI), fitted only with ``fit(isotherm=...)``: the Freundlich exponent n of
 #: X = X_d (I_f/I_ref)^n, from a charge falling as 1/I_f to one growing as I_f; the Langmuir site
 #: density Γ ("sites", mol/m³ of pore volume), from practically none to a few mol/L (the carboxyl
@@ -28,8 +29,8 @@ ISOTHERM_BOUNDS: dict[str, tuple[float, float]] = {"n": (-1.0, 1.0), "sites": (1
 ISOTHERM_START = {"n": 0.0, "sites": 20.0, "K": 0.05}
 LOG_SCALE = {"r_p": True, "dx_e": True, "eps_p": True, "X_d": False, "n": False, "sites": True, "K": True}
 _LINEAR_SCALE = {"X_d": 100.0}  # θ = value / scale for the linear parameters (else 1)
-#: Paper's Table 2 (NF270).
-PAPER_TABLE2 = {"r_p": 0.51e-9, "dx_e": 1.27e-6, "eps_p": 43.56, "X_d": -51.23}
+#: Paper's Table 2 (NF270), SI: the fitted parameters of :meth:`nanoutils.dspmde.Membrane.nf270`.
+PAPER_TABLE2 = {name: getattr(dspmde.Membrane.nf270(), name) for name in PARAMETERS}
 #: A measurement whose case does not converge counts as a rejection error of this size (the
 #: full span of physically seen rejections, −1 to 1), divided by its σ.
 PENALTY_R = 2.0

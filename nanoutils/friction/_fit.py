@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ..data import Measurements
+from ..measurements import Measurements
 from ..fitting import FitError, Objective
 from ._model import SFModel
 

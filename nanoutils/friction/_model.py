@@ -18,7 +18,7 @@ at steady state, i.e.
     J_v c_p,i = K_f,i c_i J_v − ε_w D_i,m (dc_i/dx + z_i c_i dφ/dx),   0 < x < L,
 
 the extended Nernst–Planck equation of DSPM-DE with K_c → K_f,i, K_d D → ε_w D_i,m and Δx_e → L. It is
-solved by the same Scharfetter–Gummel chain and Newton solver (:func:`nanoutils.dspmde._solver.solve_cases`).
+solved by the same Scharfetter–Gummel chain and Newton solver (:func:`nanoutils.dspmde.solve_transport`).
 At both faces c_i,pore = Φ φ_B,i c_i,out exp(−z_i Δφ_D) with one partition factor Φ for all ions
 (φ_B,i = 1 unless the optional Born term is on, then eq. of :func:`nanoutils.dspmde.born_log_partition`
 with the Stokes radius); Σ z_i c_i + X = 0 in the pore water (X per pore-water volume, mol/m³);
@@ -40,12 +40,8 @@ from types import MappingProxyType
 import numpy as np
 
 from .. import ions
-from ..dspmde import Film, Result, born_log_partition
-from ..dspmde._activity import ActivityModel, activity_model
-from ..dspmde._constants import EPS_WATER_25C
-from ..dspmde._partition import PoreIons
-from ..dspmde._setup import as_concentrations, as_fluxes, check_pore_model, check_temperature
-from ..dspmde._solver import DEFAULT_CELLS, solve_cases
+from ..constants import EPS_WATER_25C
+from ..dspmde import DEFAULT_CELLS, ActivityModel, Film, PoreIons, Result, born_log_partition, solve_transport
 
 #: The four membrane quantities of the model (SI): charge per pore-water volume (mol/m³, signed),
 #: water volume fraction (–), thickness (m), common partition factor (–).
@@ -145,12 +141,7 @@ class SFModel:
         """Permeate of N feeds × M fluxes (m/s), the same :class:`nanoutils.dspmde.Result` as
         :func:`nanoutils.dspmde.solve` (and the same ``feeds``/``film``/``activity``/``tol`` options).
         Raises :class:`SFError` naming any ion present in a feed without a friction ratio."""
-        c_feed, names = as_concentrations(feeds, species)
-        jv = as_fluxes(fluxes)
-        temperature = check_temperature(temperature)
-        n_cells = check_pore_model("nernst_planck", n_cells)
-        pore = self.pore_coefficients(names, temperature, present=(c_feed > 0).any(axis=0))
-        info = {"model": "solution-friction", "params": self.params(), "X_d": np.full(len(c_feed), float(self.X))}
-        return solve_cases(c_feed, jv, pore, self.thickness, info["X_d"], film=film, n_cells=n_cells,
-                           model=activity_model(activity, names, temperature), tol=tol, pore_model="nernst_planck",
-                           profiles=profiles, temperature=temperature, info=info, label="SF")
+        return solve_transport(feeds, fluxes, self.pore_coefficients, self.thickness, self.X, film=film,
+                               temperature=temperature, species=species, n_cells=n_cells, activity=activity,
+                               profiles=profiles, tol=tol, info={"model": "solution-friction", "params": self.params()},
+                               label="SF")

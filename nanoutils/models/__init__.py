@@ -21,6 +21,7 @@ from ._encoding import equivalent_scale as equivalent_scale
 from ._encoding import flux_encoding as flux_encoding
 from ._encoding import log_feed_feature as log_feed_feature
 from ._encoding import scale_feature as scale_feature
+from ._neural_ode import ODE_METHODS as ODE_METHODS
 from ._neural_ode import NeuralODE as NeuralODE
 from ._neural_ode import STATES as STATES
 from ._neural_ode import NeuralODEConfig as NeuralODEConfig
@@ -87,7 +88,7 @@ def n_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
-    "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "build", "charge_imbalance", "clone",
+    "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "ODE_METHODS", "build", "charge_imbalance", "clone",
     "check_inputs", "equivalent_scale", "flux_encoding", "from_spec", "log_feed_feature", "n_parameters",
     "project_electroneutral", "scale_feature", "spec", "STATES",
     "PINN", "PINNConfig", "ResNet", "ResNetConfig", "UNet", "UNetConfig", "rejection_residual",

@@ -23,17 +23,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
+
+from .._inputs import ModelInputError as ModelInputError
+from .._inputs import check_inputs as check_inputs
 
 FLUX_SCALE_M_S = 6e-5  # m/s (= 216 LMH) = sampling.J_MAX_M_S; τ = Jv / FLUX_SCALE_M_S
 _LOG_SCALE_CENTER, _LOG_SCALE_WIDTH = 1.5, 2.0
 _LOG_FEED_CENTER, _LOG_FEED_WIDTH = 1.0, 2.0
-
-
-class ModelInputError(ValueError):
-    """Inputs of a model or data set with the wrong shape or an invalid value; the message names it."""
 
 
 def equivalent_scale(feed: Tensor, z: Tensor, mask: Tensor) -> Tensor:
@@ -64,41 +62,6 @@ def flux_encoding(tau: Tensor, degree: int) -> Tensor:
     return torch.stack(out[:degree], dim=-1)
 
 
-def check_inputs(
-    feed: Tensor | np.ndarray,
-    species_mask: Tensor | np.ndarray,
-    flux: Tensor | np.ndarray,
-    flux_mask: Tensor | np.ndarray | None,
-    species: Sequence[str],
-) -> None:
-    """Raise :class:`ModelInputError` naming the first bad value.
-
-    feed (N, d) mol/m³: finite, ≥ 0, zero where ``species_mask`` is false, some
-    charged species per sample; species_mask (N, d); flux (N, K) m/s: finite, ≥ 0
-    where ``flux_mask`` (N, K) is true.
-    """
-    feed, species_mask, flux = (torch.as_tensor(a) for a in (feed, species_mask, flux))
-    d = len(species)
-    if feed.ndim != 2 or feed.shape[1] != d:
-        raise ModelInputError(f"feed must have shape (N, {d}) (species {', '.join(species)}), got {tuple(feed.shape)}")
-    if species_mask.shape != feed.shape:
-        raise ModelInputError(f"species mask shape {tuple(species_mask.shape)} differs from feed shape {tuple(feed.shape)}")
-    if flux.ndim != 2 or flux.shape[0] != feed.shape[0]:
-        raise ModelInputError(f"flux must have shape (N, K) with N = {feed.shape[0]}, got {tuple(flux.shape)}")
-    fmask = torch.ones(flux.shape, dtype=torch.bool, device=flux.device) if flux_mask is None else torch.as_tensor(flux_mask).bool()
-    if fmask.shape != flux.shape:
-        raise ModelInputError(f"flux mask shape {tuple(fmask.shape)} differs from flux shape {tuple(flux.shape)}")
-    mask = species_mask.bool()
-    _first_bad(~torch.isfinite(feed), "feed concentration is not finite", feed, species)
-    _first_bad(feed < 0, "feed concentration is negative", feed, species, unit=" mol/m³")
-    _first_bad((feed != 0) & ~mask, "feed concentration of an absent (masked) species is not 0", feed, species)
-    _first_bad(~torch.isfinite(flux) & fmask, "flux is not finite", flux)
-    _first_bad((flux < 0) & fmask, "flux is negative", flux, unit=" m/s")
-    empty = ~((feed > 0) & mask).any(-1)
-    if bool(empty.any()):
-        raise ModelInputError(f"sample {int(empty.nonzero()[0, 0])} has no species present with a positive concentration")
-
-
 def checked_tau(feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None, species: Sequence[str],
                 flux_scale: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     """Check a model's inputs (:func:`check_inputs`) and return the dimensionless flux τ = Jv / ``flux_scale``
@@ -106,13 +69,6 @@ def checked_tau(feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Ten
     check_inputs(feed, species_mask, flux, flux_mask, species)
     fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
     return torch.where(fmask, flux.to(dtype) / flux_scale, torch.zeros((), dtype=dtype, device=flux.device)), fmask
-
-
-def _first_bad(bad: Tensor, what: str, values: Tensor, species: Sequence[str] | None = None, unit: str = "") -> None:
-    if bool(bad.any()):
-        i, j = (int(k) for k in bad.nonzero()[0])
-        where = f"species {species[j]}" if species is not None else f"flux point {j}"
-        raise ModelInputError(f"{what}: sample {i}, {where}: {float(values[i, j])!r}{unit}")
 
 
 def static_features(feed: Tensor, mask: Tensor, z: Tensor) -> Tensor:

@@ -38,13 +38,16 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint, odeint_adjoint
-from torchdiffeq._impl.odeint import SOLVERS
 
 from .. import ions
 from ..profiles import SETTINGS, Profile, get
 from ._encoding import FLUX_SCALE_M_S, checked_tau, equivalent_scale, flux_encoding, log_feed_feature, scale_feature
 from ._projection import project_electroneutral
 
+#: The torchdiffeq solvers (``odeint(method=...)``) a config may name: adaptive ones use rtol/atol, fixed-grid ones
+#: (euler, midpoint, heun2, heun3, rk4, implicit/fixed Adams) ``step_size``.
+ODE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "heun2", "heun3", "rk4",
+               "explicit_adams", "implicit_adams", "fixed_adams")
 #: State scalings (module docstring).
 STATES = ("per_ion", "per_sample")
 
@@ -62,8 +65,8 @@ class NeuralODEConfig:
     the scaled state; step_size: τ step of fixed-grid methods (rk4…; outputs off
     the grid by cubic Hermite interpolation); adjoint: continuous adjoint instead
     of direct backprop (the paper's choice; off by default in every profile
-    because on a CPU the paper-size adjoint costs ~30× direct backprop per batch,
-    see benchmarks/bench_neural_ode.py); adjoint_seminorm: the adjoint's step
+    because on a CPU the paper-size adjoint costs far more than direct backprop per batch,
+    measured in benchmarks/RESULTS.md); adjoint_seminorm: the adjoint's step
     control ignores parameter adjoints (Kidger et al. 2021); flux_scale: m/s.
     """
 
@@ -89,8 +92,8 @@ class NeuralODEConfig:
             raise ValueError(f"need width ≥ 1, depth ≥ 2, flux_degree ≥ 1; got {self.width}, {self.depth}, {self.flux_degree}")
         if self.state not in STATES:
             raise ValueError(f"unknown state {self.state!r}; choose one of {', '.join(STATES)}")
-        if self.method not in SOLVERS:
-            raise ValueError(f"unknown ODE solver {self.method!r}; torchdiffeq knows {', '.join(SOLVERS)}")
+        if self.method not in ODE_METHODS:
+            raise ValueError(f"unknown ODE solver {self.method!r}; choose one of {', '.join(ODE_METHODS)}")
         if not self.flux_scale > 0 or not self.rtol > 0 or not self.atol > 0:
             raise ValueError(f"flux_scale, rtol and atol must be > 0; got {self.flux_scale}, {self.rtol}, {self.atol}")
         if not (self.charge_penalty >= 0 and self.charge_penalty < float("inf")):

@@ -1,4 +1,4 @@
-"""PINN baseline: the ResNet body trained with an extra DSPM-DE physics term (issue 8, Table 1).
+"""PINN baseline: the ResNet body trained with an extra DSPM-DE physics term (a Table 1 row).
 
 What is penalised (:meth:`PINN.auxiliary_loss`, added by the training loop to the data loss):
 

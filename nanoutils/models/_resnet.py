@@ -1,4 +1,4 @@
-"""ResNet baseline: a residual MLP from (feed, flux) straight to the permeate (issue 8, Table 1).
+"""ResNet baseline: a residual MLP from (feed, flux) straight to the permeate (a Table 1 row).
 
 Per (sample, flux point) the input is the same as the neural ODE's static input, [species mask,
 per-ion log-feed feature, log-salinity] (``_encoding.static_features``), and the shifted Legendre

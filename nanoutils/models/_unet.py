@@ -1,4 +1,4 @@
-"""U-Net baseline: a 1-D encoder–decoder over a fixed flux grid (issue 8, Table 1).
+"""U-Net baseline: a 1-D encoder–decoder over a fixed flux grid (a Table 1 row).
 
 The signal is the flux grid τ_g = g / (G − 1) · grid_max, g = 0…G−1 (τ = Jv / flux_scale, G =
 ``grid_points``), with channels [per-sample static features (``_encoding.static_features``,

@@ -33,8 +33,8 @@ permeances, the transfer form). An ion without a permeance makes its feed unpred
 ``converged`` False, flagged in ``Result.info``) unless ``fallback="diffusivity"`` scales its
 permeance from its bulk diffusivity by the fitted P/D of ions of the same charge.
 
->>> from nanoutils import data, sdem
->>> fitted = sdem.fit(data.load_dataset("nf270_fdl2021"))          # doctest: +SKIP
+>>> from nanoutils import measurements, sdem
+>>> fitted = sdem.fit(measurements.load_dataset("nf270_fdl2021"))          # doctest: +SKIP
 >>> fitted.table()                                                  # doctest: +SKIP
 >>> fitted.model.solve([{"Na+": 10.0, "Cl-": 10.0}], [1e-5]).rejection  # doctest: +SKIP
 """

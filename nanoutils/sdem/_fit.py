@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from .. import ions
-from ..data import Measurements
+from ..measurements import Measurements
 from ..fitting import FitError, Objective
 from ._model import C_REF, SDEMModel
 
@@ -180,7 +180,7 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
     if not isinstance(max_nfev, int) or max_nfev < 1:
         raise FitError(f"max_nfev must be an integer ≥ 1, got {max_nfev!r}")
     if not isinstance(meas, Measurements) or len(meas) == 0:
-        raise FitError(f"expected non-empty nanoutils.data.Measurements, got {meas!r}")
+        raise FitError(f"expected non-empty nanoutils.measurements.Measurements, got {meas!r}")
     priors = _check_prior(prior)
     shared = tuple(ions.canonical(s) for s in shared)
     keys = meas.feed_keys

@@ -1,7 +1,7 @@
 """The SDEM model: ion permeances, their feed dependence, the batched solve, and a JSON form.
 
 Equations in the package docstring (:mod:`nanoutils.sdem`). The discrete problem is the DSPM-DE
-chain (:func:`nanoutils.dspmde._solver.solve_cases`) with the pore replaced by the SDEM layer:
+chain (:func:`nanoutils.dspmde.solve_transport`) with the pore replaced by the SDEM layer:
 dimensionless thickness ξ ∈ [0, 1] (pore length 1), no convection (K_c = 0), "diffusivity" K_d D = P_i,
 no partitioning (ln φ = 0) and no fixed charge, so the pore unknowns are the virtual concentrations and
 the dimensionless potential, and the Scharfetter–Gummel cells integrate j_i = −P_i (c_i' + z_i c_i ψ').
@@ -17,10 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from .. import ions
-from ..dspmde import Film, Profiles, Result
-from ..dspmde._partition import PoreIons
-from ..dspmde._setup import as_concentrations, as_fluxes, check_temperature
-from ..dspmde._solver import solve_cases
+from ..dspmde import Film, PoreIons, Profiles, Result, as_concentrations, as_fluxes, check_temperature, solve_transport
 
 #: Cells across the layer. The uniform mesh's error is O(h²) and largest for a trace ion at high
 #: rejection of the dominant salt (steep potential near the permeate face): measured on the FdL feeds
@@ -165,9 +162,9 @@ class SDEMModel:
             idx = np.flatnonzero(solvable & (scale == s))
             pore = PoreIons(names, z, np.where(np.isnan(p_ref), 1.0, p_ref) * s, np.full(d, np.nan),
                             np.zeros(d), np.ones(d), np.zeros(d))
-            res = solve_cases(c_feed[idx], jv, pore, 1.0, np.zeros(len(idx)), film=film, n_cells=n_cells,
-                              model=None, tol=tol, pore_model="nernst_planck", profiles=profiles,
-                              temperature=temperature, info={}, label="SDEM")
+            res = solve_transport(c_feed[idx], jv, lambda *_, pore=pore: pore, 1.0, 0.0, film=film,
+                                  temperature=temperature, species=names, n_cells=n_cells, profiles=profiles, tol=tol,
+                                  label="SDEM")
             out["permeate"][idx], out["surface"][idx], converged[idx] = res.permeate, res.membrane_surface, \
                 res.converged
             iterations[idx], residual[idx] = res.info["iterations"], res.info["residual"]

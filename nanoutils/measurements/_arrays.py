@@ -1,17 +1,14 @@
 """Measurements as padded arrays a model consumes: feeds × flux points × quantities."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from .. import ions
 from ._schema import quantity
-
-if TYPE_CHECKING:
-    from ._load import Measurements
 
 
 @dataclass(frozen=True)
@@ -21,7 +18,7 @@ class MeasuredArrays:
 
     A model gives permeate concentrations ``c_perm`` (N, M, d) in mol/m³ for ``c_feed`` at
     ``Jv``; a quantity is the linear combination ``c @ weights.T`` (ions: weight 1; salts:
-    equivalent weights, see :class:`nanoutils.data.Quantity`), and its rejection is
+    equivalent weights, see :class:`nanoutils.measurements.Quantity`), and its rejection is
     1 − q(c_perm) / q(c_feed) (:meth:`model_rejection`). ``intrinsic[n]`` says whether feed n's
     rejections refer to the membrane-surface concentration (compare without a film layer) or to
     the bulk feed (observed: the model needs a film layer).
@@ -71,11 +68,13 @@ class MeasuredArrays:
         return ((np.asarray(R_model, dtype=float) - self.R) / self.sigma_R)[self.mask]
 
 
-def build_arrays(meas: "Measurements", species: Sequence[str] | None = None) -> MeasuredArrays:
-    """Lay ``meas`` out as :class:`MeasuredArrays`; ``species`` defaults to the ions of the feeds."""
-    t = meas.table
-    keys = meas.feed_keys
-    feeds = tuple(meas.feeds[k] for k in keys)
+def build_arrays(table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], species: Sequence[str] | None = None
+                 ) -> MeasuredArrays:
+    """Lay a measurement table (``Measurements.table``, its feeds by key) out as :class:`MeasuredArrays`;
+    ``species`` defaults to the ions of the feeds."""
+    t = table
+    keys = tuple(sorted(feeds_by_key))
+    feeds = tuple(feeds_by_key[k] for k in keys)
     c_feed, names = ions.stack(feeds, species)
     quantities = _ordered_quantities(t["quantity"].unique())
     weights = np.zeros((len(quantities), len(names)))

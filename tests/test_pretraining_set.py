@@ -1,11 +1,11 @@
-"""nanoutils.datasets: the cached, DSPM-DE-labelled pre-training set and its splits."""
+"""nanoutils.pretraining_set: the cached, DSPM-DE-labelled pre-training set and its splits."""
 import numpy as np
 import pytest
 
-from nanoutils import datasets, dspmde, ions, metrics, sampling
+from nanoutils import pretraining_set, dspmde, ions, metrics, sampling
 from nanoutils.profiles import SETTINGS
 
-SPEC = datasets.PretrainingSpec(n_compositions=12, n_flux=3, seed=4)
+SPEC = pretraining_set.PretrainingSpec(n_compositions=12, n_flux=3, seed=4)
 
 
 @pytest.fixture(scope="module")
@@ -14,7 +14,7 @@ def cache(tmp_path_factory):
 
 
 def test_labels_are_dspmde_and_metadata_round_trips(cache, capsys):
-    data = datasets.pretraining_set(SPEC, cache)
+    data = pretraining_set.pretraining_set(SPEC, cache)
     assert "cache miss" in capsys.readouterr().out
     meta = data.metadata
     assert meta["spec"]["n_compositions"] == 12 and meta["spec"]["seed"] == 4
@@ -29,23 +29,23 @@ def test_labels_are_dspmde_and_metadata_round_trips(cache, capsys):
     z = ions.charges(data.species)
     assert np.abs(data.permeate @ z).max() <= 1e-6 * data.permeate.max()
 
-    again = datasets.pretraining_set(SPEC, cache)
+    again = pretraining_set.pretraining_set(SPEC, cache)
     assert "cache hit" in capsys.readouterr().out
     assert again.metadata == meta
     np.testing.assert_array_equal(again.permeate, data.permeate)
 
 
 def test_changed_specification_is_a_cache_miss(cache, capsys):
-    datasets.pretraining_set(SPEC, cache)
+    pretraining_set.pretraining_set(SPEC, cache)
     capsys.readouterr()
-    other = datasets.pretraining_set(datasets.PretrainingSpec(n_compositions=12, n_flux=3, seed=5), cache)
+    other = pretraining_set.pretraining_set(pretraining_set.PretrainingSpec(n_compositions=12, n_flux=3, seed=5), cache)
     assert "specification differs" in capsys.readouterr().out
     assert other.metadata["spec"]["seed"] == 5
 
 
 def test_split_is_by_composition_and_feeds_the_rejection_metric(cache):
-    data = datasets.pretraining_set(SPEC, cache, verbose=False)
-    parts = datasets.split(data)
+    data = pretraining_set.pretraining_set(SPEC, cache, verbose=False)
+    parts = pretraining_set.split(data)
     assert sum(len(p) for p in parts.values()) == len(data)
     rows = {k: {tuple(r) for r in p.feed} for k, p in parts.items()}
     assert not (rows["train"] & rows["val"]) and not (rows["train"] & rows["test"]) and not (rows["val"] & rows["test"])
@@ -59,7 +59,7 @@ def test_split_is_by_composition_and_feeds_the_rejection_metric(cache):
 
 def test_bad_specifications_raise():
     with pytest.raises(ValueError, match="compositions"):
-        datasets.PretrainingSpec(n_compositions=1)
+        pretraining_set.PretrainingSpec(n_compositions=1)
     with pytest.raises(ValueError, match="fraction"):
-        datasets.PretrainingSpec(val_fraction=0.6, test_fraction=0.5)
-    assert datasets.PretrainingSpec.for_profile("smoke").n_compositions == SETTINGS["pretraining_compositions"].smoke
+        pretraining_set.PretrainingSpec(val_fraction=0.6, test_fraction=0.5)
+    assert pretraining_set.PretrainingSpec.for_profile("smoke").n_compositions == SETTINGS["pretraining_compositions"].smoke

@@ -17,14 +17,13 @@ so that DSPM-DE is mis-specified the way it is for a real membrane (:class:`LabM
 * heteroscedastic measurement noise (relative + detection floor) on replicate analyses.
 
 Regenerate the committed files bit-for-bit with ``python -m nanoutils.virtual_lab`` (``--check``
-compares instead of writing). The transport model is in :mod:`nanoutils._virtual_model`.
+compares instead of writing). The transport model is in :mod:`nanoutils.virtual_lab._model`.
 """
 from __future__ import annotations
 
 import argparse
 import filecmp
 import json
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,9 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import data, dspmde, ions
-from ._virtual_model import LabMembrane, observed_permeate
-from .data._schema import format_feed
+from .. import dspmde, ions, measurements
+from ._model import LabMembrane, observed_permeate
 
 GENERATOR_VERSION = "1.0"
 DEFAULT_SEED = 20230501
@@ -154,7 +152,7 @@ def simulate_feed(study: Study, feed_index: int, lab: LabMembrane, noise: Noise,
     m_idx, i_idx = m_idx.ravel(), i_idx.ravel()
     return pd.DataFrame({
         "study": study.key, "feed_id": feed_id, "membrane": "NF270 (VIRTUAL)", "T_C": f"{study.temperature_C:g}",
-        "feed_mol_m3": format_feed(feed), "feed_salts": recipe,
+        "feed_mol_m3": measurements.format_feed(feed), "feed_salts": recipe,
         "rejection_type": "observed" if study.cell else "intrinsic",
         "quantity": np.asarray(names, dtype=object)[i_idx],
         "Jv_um_s": [f"{j:g}" for j in np.asarray(study.fluxes_um_s, float)[m_idx]],
@@ -195,7 +193,7 @@ def metadata(design: tuple[Study, ...], lab: LabMembrane, noise: Noise, seed: in
     }
 
 
-def write(directory: str | Path = data.MEASURED_DIR, *, design: tuple[Study, ...] = DESIGN,
+def write(directory: str | Path = measurements.MEASURED_DIR, *, design: tuple[Study, ...] = DESIGN,
           lab: LabMembrane = LabMembrane(), noise: Noise = Noise(), seed: int = DEFAULT_SEED) -> list[Path]:
     """Generate and write ``virtual_nf270_<study>.csv`` files and ``virtual_nf270.json`` into ``directory``."""
     directory = Path(directory)
@@ -210,23 +208,23 @@ def write(directory: str | Path = data.MEASURED_DIR, *, design: tuple[Study, ...
     return paths
 
 
-def files(directory: str | Path = data.MEASURED_DIR) -> list[Path]:
+def files(directory: str | Path = measurements.MEASURED_DIR) -> list[Path]:
     """The virtual CSV files in ``directory``, sorted."""
     return sorted(Path(directory).glob(f"{PREFIX}*.csv"))
 
 
-def load(directory: str | Path = data.MEASURED_DIR, **kwargs) -> data.Measurements:
-    """Load every VIRTUAL study file of ``directory`` as one :class:`nanoutils.data.Measurements`."""
+def load(directory: str | Path = measurements.MEASURED_DIR, **kwargs) -> measurements.Measurements:
+    """Load every VIRTUAL study file of ``directory`` as one :class:`nanoutils.measurements.Measurements`."""
     paths = files(directory)
     if not paths:
         raise FileNotFoundError(f"no {PREFIX}*.csv in {directory}; run `python -m nanoutils.virtual_lab`")
-    return data.load_measurements(paths, **kwargs)
+    return measurements.load_measurements(paths, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m nanoutils.virtual_lab [--out DIR] [--seed N] [--check]``."""
     parser = argparse.ArgumentParser(description="Regenerate the VIRTUAL NF270 data set (bit-for-bit for a seed).")
-    parser.add_argument("--out", default=str(data.MEASURED_DIR), help="output directory (default: data/measured)")
+    parser.add_argument("--out", default=str(measurements.MEASURED_DIR), help="output directory (default: data/measured)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--check", action="store_true", help="regenerate into a temporary folder and compare")
     args = parser.parse_args(argv)
@@ -241,6 +239,3 @@ def main(argv: list[str] | None = None) -> int:
     print("identical" if not differ else f"DIFFERENT: {', '.join(differ)}")
     return 0 if not differ else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

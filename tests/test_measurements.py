@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoutils import data, ions
+from nanoutils import ions, measurements
 
 HEADER = ["study", "feed_id", "membrane", "T_C", "feed_mol_m3", "rejection_type", "quantity",
           "Jv_um_s", "R_frac", "sigma_R_frac", "c_perm_mol_m3", "source"]
@@ -38,7 +38,7 @@ def edit(row_index, column, value):
 
 
 def test_small_file_loads_with_sigma_rule_and_derived_values(tmp_path):
-    meas = data.load_measurements(write(tmp_path / "ok.csv", GOOD))
+    meas = measurements.load_measurements(write(tmp_path / "ok.csv", GOOD))
     t = meas.table
     assert len(meas) == 6 and meas.feed_keys == ("s1/A", "s1/B")
     assert list(t["line"]) == [2, 3, 4, 5, 6, 7]
@@ -56,7 +56,7 @@ def test_small_file_loads_with_sigma_rule_and_derived_values(tmp_path):
 def test_sigma_of_permeate_concentration_sets_sigma_R(tmp_path):
     header = HEADER[:-1] + ["sigma_c_perm_mM", "source"]
     rows = [GOOD[2][:-1] + ["0.3", "test"], GOOD[1][:-1] + ["", "test"]]
-    t = data.load_measurements(write(tmp_path / "sc.csv", rows, header)).table
+    t = measurements.load_measurements(write(tmp_path / "sc.csv", rows, header)).table
     assert t["sigma_R"].tolist() == pytest.approx([0.3 / 10, 0.02])
     assert t["sigma_c_perm_mol_m3"].tolist() == pytest.approx([0.3, 0.02 * 10])
     assert t["sigma_c_perm_stated"].tolist() == [True, False]
@@ -93,24 +93,24 @@ def _case(name, tmp_path):
 
 
 BAD = [  # case, error type, line, column, value named in the message
-    ("missing column", data.MissingColumnError, 1, "membrane", None),
-    ("bad unit header", data.ColumnNameError, 1, "Jv_gfd", None),
-    ("extra column without x_", data.ColumnNameError, 1, "R_authors_fit", None),
-    ("unknown ion", data.UnknownQuantityError, 6, "quantity", "Xy-"),
-    ("unknown feed ion", data.UnknownQuantityError, 3, "feed_mol_m3", "Na+=10; Qq-=10"),
-    ("negative concentration", data.MeasurementValueError, 4, "c_perm_mol_m3", "-4.5"),
-    ("negative feed concentration", data.MeasurementValueError, 2, "feed_mol_m3", "Na+=-10; Cl-=-10"),
-    ("NaN", data.MeasurementValueError, 5, "Jv_um_s", "nan"),
-    ("empty required", data.MeasurementValueError, 7, "study", ""),
-    ("non-neutral feed", data.NonNeutralFeedError, 3, "feed_mol_m3", "Na+=10; Cl-=9"),
-    ("duplicated row", data.DuplicateRowError, 8, "quantity", "NO3-"),
-    ("ion absent from feed", data.MeasurementValueError, 2, "quantity", "SO4-2"),
-    ("ion zero in feed", data.MeasurementValueError, 3, "quantity", "NO3-"),
-    ("R above 1", data.MeasurementValueError, 6, "R_frac", "1.2"),
-    ("zero sigma", data.MeasurementValueError, 6, "sigma_R_frac", "0"),
-    ("R and c_perm disagree", data.InconsistentRowsError, 7, "c_perm_mol_m3", "0.1"),
-    ("feed differs within feed_id", data.InconsistentRowsError, 6, "feed_mol_m3", MIX_DOUBLE),
-    ("bad rejection type", data.MeasurementValueError, 4, "rejection_type", "bulk"),
+    ("missing column", measurements.MissingColumnError, 1, "membrane", None),
+    ("bad unit header", measurements.ColumnNameError, 1, "Jv_gfd", None),
+    ("extra column without x_", measurements.ColumnNameError, 1, "R_authors_fit", None),
+    ("unknown ion", measurements.UnknownQuantityError, 6, "quantity", "Xy-"),
+    ("unknown feed ion", measurements.UnknownQuantityError, 3, "feed_mol_m3", "Na+=10; Qq-=10"),
+    ("negative concentration", measurements.MeasurementValueError, 4, "c_perm_mol_m3", "-4.5"),
+    ("negative feed concentration", measurements.MeasurementValueError, 2, "feed_mol_m3", "Na+=-10; Cl-=-10"),
+    ("NaN", measurements.MeasurementValueError, 5, "Jv_um_s", "nan"),
+    ("empty required", measurements.MeasurementValueError, 7, "study", ""),
+    ("non-neutral feed", measurements.NonNeutralFeedError, 3, "feed_mol_m3", "Na+=10; Cl-=9"),
+    ("duplicated row", measurements.DuplicateRowError, 8, "quantity", "NO3-"),
+    ("ion absent from feed", measurements.MeasurementValueError, 2, "quantity", "SO4-2"),
+    ("ion zero in feed", measurements.MeasurementValueError, 3, "quantity", "NO3-"),
+    ("R above 1", measurements.MeasurementValueError, 6, "R_frac", "1.2"),
+    ("zero sigma", measurements.MeasurementValueError, 6, "sigma_R_frac", "0"),
+    ("R and c_perm disagree", measurements.InconsistentRowsError, 7, "c_perm_mol_m3", "0.1"),
+    ("feed differs within feed_id", measurements.InconsistentRowsError, 6, "feed_mol_m3", MIX_DOUBLE),
+    ("bad rejection type", measurements.MeasurementValueError, 4, "rejection_type", "bulk"),
 ]
 
 
@@ -119,7 +119,7 @@ def test_bad_input_names_file_line_column_value(tmp_path, case, error, line, col
     rows, header = _case(case, tmp_path)
     path = write(tmp_path / "bad.csv", rows, header)
     with pytest.raises(error) as info:
-        data.load_measurements(path)
+        measurements.load_measurements(path)
     err, msg = info.value, str(info.value)
     assert isinstance(err, ValueError)
     assert str(path) in msg and f"line {line}" in msg and repr(column) in msg
@@ -135,15 +135,15 @@ def test_bad_input_names_file_line_column_value(tmp_path, case, error, line, col
 def test_duplicates_across_files_are_caught(tmp_path):
     a = write(tmp_path / "a.csv", GOOD)
     b = write(tmp_path / "b.csv", GOOD[:1])
-    with pytest.raises(data.DuplicateRowError, match=r"b\.csv, line 2.*duplicate of line 2 of .*a\.csv"):
-        data.load_measurements([a, b])
+    with pytest.raises(measurements.DuplicateRowError, match=r"b\.csv, line 2.*duplicate of line 2 of .*a\.csv"):
+        measurements.load_measurements([a, b])
 
 
 def test_readme_example_loads(tmp_path):
-    text = (data.MEASURED_DIR / "README.md").read_text(encoding="utf-8")
+    text = (measurements.MEASURED_DIR / "README.md").read_text(encoding="utf-8")
     block = text.split("```csv\n", 1)[1].split("```", 1)[0]
     (tmp_path / "example.csv").write_text(block, encoding="utf-8")
-    meas = data.load_measurements(tmp_path / "example.csv")
+    meas = measurements.load_measurements(tmp_path / "example.csv")
     assert len(meas) == 3 and meas.report.sigma_R_default == 2
     assert meas.table["R"].tolist() == pytest.approx([0.40, 0.55, -0.5])
 
@@ -156,31 +156,31 @@ def test_round_trip_small_file_in_other_units(tmp_path):
     rows = [r[:-1] + ["1", "test"] for r in GOOD] + [GOOD[5][:-1] + ["2", "test"]]
     rows[-1][HEADER.index("R_frac")] = "0.12"
     rows[-1][HEADER.index("c_perm_mol_m3")] = ""
-    first = data.load_measurements(write(tmp_path / "in.csv", rows, HEADER[:-1] + ["replicate", "source"]))
+    first = measurements.load_measurements(write(tmp_path / "in.csv", rows, HEADER[:-1] + ["replicate", "source"]))
     out = first.to_csv(tmp_path / "out.csv", flux_unit="LMH", conc_unit="mM", temperature_unit="K")
-    again = data.load_measurements(out)
+    again = measurements.load_measurements(out)
     assert "Jv_LMH" in pd.read_csv(out).columns
     pd.testing.assert_frame_equal(_comparable(first), _comparable(again), check_exact=False, rtol=1e-10)
     assert again.report.sigma_R_default == first.report.sigma_R_default == 3
 
 
 def test_round_trip_fdl_file(tmp_path):
-    first = data.load_dataset("nf270_fdl2021")
-    again = data.load_measurements(first.to_csv(tmp_path / "fdl.csv"))
+    first = measurements.load_dataset("nf270_fdl2021")
+    again = measurements.load_measurements(first.to_csv(tmp_path / "fdl.csv"))
     pd.testing.assert_frame_equal(_comparable(first), _comparable(again), check_exact=False, rtol=1e-12)
 
 
 def test_salt_quantity_is_equivalent_weighted_rejection():
-    q = data.quantity("Na2(SO4)")
+    q = measurements.quantity("Na2(SO4)")
     assert (q.name, q.kind) == ("Na2SO4", "salt") and q.weights == {"Na+": 0.25, "SO4-2": 0.5}
-    assert data.quantity("(NH4)2SO4").name == "(NH4)2SO4" and data.quantity("no3").name == "NO3-"
+    assert measurements.quantity("(NH4)2SO4").name == "(NH4)2SO4" and measurements.quantity("no3").name == "NO3-"
     # In a feed of the salt alone, w·c is the salt concentration.
     feed = ions.Feed.from_salts("MgCl2 7 mM")
-    assert sum(w * feed[i] for i, w in data.quantity("MgCl2").weights.items()) == pytest.approx(7.0)
+    assert sum(w * feed[i] for i, w in measurements.quantity("MgCl2").weights.items()) == pytest.approx(7.0)
 
 
 def test_model_rejection_maps_salts_and_ions(tmp_path):
-    arr = data.load_measurements(write(tmp_path / "ok.csv", GOOD)).arrays()
+    arr = measurements.load_measurements(write(tmp_path / "ok.csv", GOOD)).arrays()
     rng = np.random.default_rng(3)
     c_perm = arr.c_feed[:, None, :] * rng.uniform(0.0, 2.0, (*arr.Jv.shape, len(arr.species)))
     R = arr.model_rejection(c_perm)
@@ -188,7 +188,7 @@ def test_model_rejection_maps_salts_and_ions(tmp_path):
         R_ion = 1 - c_perm / arr.c_feed[:, None, :]
     z = np.abs(ions.charges(arr.species))
     for qi, qname in enumerate(arr.quantities):
-        ion_idx = [arr.species.index(i) for i in data.quantity(qname).weights]
+        ion_idx = [arr.species.index(i) for i in measurements.quantity(qname).weights]
         # equivalent-fraction-weighted mean of the salt's (or the single ion's) rejections
         eq = (z * arr.c_feed)[:, ion_idx]  # an ion absent from a feed has weight 0
         with np.errstate(invalid="ignore"):  # a quantity with none of its ions in a feed is NaN
@@ -198,7 +198,7 @@ def test_model_rejection_maps_salts_and_ions(tmp_path):
 
 
 def test_arrays_layout_and_row_order_invariance(tmp_path):
-    meas = data.load_measurements(write(tmp_path / "ok.csv", GOOD))
+    meas = measurements.load_measurements(write(tmp_path / "ok.csv", GOOD))
     arr = meas.arrays()
     assert arr.mask.sum() == len(meas) and arr.Jv.shape == (2, 2) and arr.flux_mask.tolist() == [[True, True]] * 2
     assert np.all(np.diff(arr.Jv, axis=1) >= 0) and arr.intrinsic.all()
@@ -206,13 +206,13 @@ def test_arrays_layout_and_row_order_invariance(tmp_path):
     for col, grid in [("R", arr.R), ("sigma_R", arr.sigma_R), ("c_perm_mol_m3", arr.c_perm)]:
         assert np.array_equal(meas.table[col].to_numpy()[arr.row[n, m, q]], grid[n, m, q])
     assert np.isnan(arr.R[~arr.mask]).all() and (arr.row[~arr.mask] == -1).all()
-    shuffled = data.load_measurements(write(tmp_path / "shuffled.csv", GOOD[::-1])).arrays()
+    shuffled = measurements.load_measurements(write(tmp_path / "shuffled.csv", GOOD[::-1])).arrays()
     for name in ("Jv", "R", "sigma_R", "c_perm", "mask", "c_feed", "weights"):
         assert np.array_equal(getattr(arr, name), getattr(shuffled, name), equal_nan=True), name
 
 
 def test_arrays_accept_a_model_species_order(tmp_path):
-    arr = data.load_measurements(write(tmp_path / "ok.csv", GOOD)).arrays(species=ions.species())
+    arr = measurements.load_measurements(write(tmp_path / "ok.csv", GOOD)).arrays(species=ions.species())
     assert arr.species == ions.species() and arr.weights.shape == (len(arr.quantities), len(ions.species()))
     assert np.allclose(arr.q_feed[1, arr.quantities.index("Na2SO4")], 10.05)
 
@@ -225,18 +225,18 @@ def many_feeds(tmp_path, n_feeds=10, studies=("s1", "s2")):
                 for q in ("Na+", "Cl-"):
                     rows.append([s, f"F{f}", "NF270", "25", f"Na+={f + 1}; Cl-={f + 1}", "observed", q,
                                  jv, "0.3", "", "", "test"])
-    return data.load_measurements(write(tmp_path / "many.csv", rows))
+    return measurements.load_measurements(write(tmp_path / "many.csv", rows))
 
 
 def test_split_by_feed_never_shares_a_feed_and_is_reproducible(tmp_path):
     meas = many_feeds(tmp_path)
-    train, test = data.split_by_feed(meas, 0.25, seed=7)
+    train, test = measurements.split_by_feed(meas, 0.25, seed=7)
     assert not set(train.feed_keys) & set(test.feed_keys)
     assert set(train.feed_keys) | set(test.feed_keys) == set(meas.feed_keys)
     assert len(test.feed_keys) == 5 and len(train) + len(test) == len(meas)  # round(0.25 · 20 feeds)
-    again = data.split_by_feed(meas, 0.25, seed=7)[1]
+    again = measurements.split_by_feed(meas, 0.25, seed=7)[1]
     assert again.feed_keys == test.feed_keys
-    others = {data.split_by_feed(meas, 0.25, seed=s)[1].feed_keys for s in range(5)}
+    others = {measurements.split_by_feed(meas, 0.25, seed=s)[1].feed_keys for s in range(5)}
     assert len(others) > 1
     for part in (train, test):  # every flux point of a feed stays with its feed
         assert (part.table.groupby("feed_key").size() == 6).all()
@@ -244,24 +244,24 @@ def test_split_by_feed_never_shares_a_feed_and_is_reproducible(tmp_path):
 
 def test_folds_and_leave_one_study_out(tmp_path):
     meas = many_feeds(tmp_path)
-    folds = data.group_folds(meas, 3, seed=1)
+    folds = measurements.group_folds(meas, 3, seed=1)
     tests = [set(te.feed_keys) for _, _, te in folds]
     assert sorted(k for t in tests for k in t) == sorted(meas.feed_keys)
     for _, tr, te in folds:
         assert not set(tr.feed_keys) & set(te.feed_keys)
-    loso = data.leave_one_study_out(meas)
+    loso = measurements.leave_one_study_out(meas)
     assert [name for name, _, _ in loso] == ["s1", "s2"]
     for name, tr, te in loso:
         assert te.studies == (name,) and name not in tr.studies
     with pytest.raises(ValueError, match="at least 2 groups"):
-        data.leave_one_study_out(meas.subset([k for k in meas.feed_keys if k.startswith("s1/")]))
+        measurements.leave_one_study_out(meas.subset([k for k in meas.feed_keys if k.startswith("s1/")]))
 
 
 def test_group_column_must_hold_whole_feeds(tmp_path):
     rows = [r + [r[HEADER.index("quantity")]] for r in GOOD]  # x_group varies within feed A
-    meas = data.load_measurements(write(tmp_path / "g.csv", rows, HEADER + ["x_group"]))
+    meas = measurements.load_measurements(write(tmp_path / "g.csv", rows, HEADER + ["x_group"]))
     with pytest.raises(ValueError, match="several values of 'x_group'"):
-        data.split_by_feed(meas, by="x_group")
+        measurements.split_by_feed(meas, by="x_group")
 
 
 # --- the real NF270 data of Fernández de Labastida & Yaroshchuk (2021) ---------------------
@@ -274,7 +274,7 @@ FDL_FEEDS = {
 
 
 def test_fdl2021_loads_cleanly():
-    meas = data.load_dataset("nf270_fdl2021")
+    meas = measurements.load_dataset("nf270_fdl2021")
     rep = meas.report
     assert rep.rows == 75 and rep.studies == {"fdl2021": 75} and rep.sigma_R_default == 0
     assert rep.feeds == {"fdl2021/MgCl2-10mM": 26, "fdl2021/Na2SO4-10mM": 28, "fdl2021/NaCl-10mM": 21}
@@ -286,17 +286,17 @@ def test_fdl2021_loads_cleanly():
     assert np.allclose(t["sigma_R"], np.maximum(t["x_dR_read"].astype(float), 0.02))
     assert t["R"].min() == pytest.approx(-1.10261) and t["Jv_m_s"].max() == pytest.approx(55.867e-6)
     assert set(rep.extras) == {"x_R_authors_SDEM_fit", "x_dR_read", "x_quality"}
-    train, test = data.split_by_feed(meas, 0.2, seed=0)  # one whole salt series held out
+    train, test = measurements.split_by_feed(meas, 0.2, seed=0)  # one whole salt series held out
     assert len(test.feed_keys) == 1 and len(train.feed_keys) == 2
 
 
 def test_fdl2021_converter_reproduces_committed_csv(tmp_path):
-    script = data.MEASURED_DIR / "convert_fdl2021.py"
+    script = measurements.MEASURED_DIR / "convert_fdl2021.py"
     spec = importlib.util.spec_from_file_location("convert_fdl2021", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     out = module.convert(module.SOURCE, tmp_path / "fdl.csv")
-    assert out.read_bytes() == (data.MEASURED_DIR / "nf270_fdl2021.csv").read_bytes()
+    assert out.read_bytes() == (measurements.MEASURED_DIR / "nf270_fdl2021.csv").read_bytes()
 
 
 def test_line_numbers_count_blank_lines(tmp_path):
@@ -304,6 +304,6 @@ def test_line_numbers_count_blank_lines(tmp_path):
     write(path, GOOD)
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:3] + [""] + lines[3:-1] + [lines[-1].replace(",12,", ",-12,")]) + "\n")
-    with pytest.raises(data.MeasurementValueError, match=r"line 8, column 'Jv_um_s', value '-12'"):
-        data.load_measurements(path)
-    assert data.load_measurements(write(tmp_path / "ok.csv", GOOD)).table["line"].max() == 7
+    with pytest.raises(measurements.MeasurementValueError, match=r"line 8, column 'Jv_um_s', value '-12'"):
+        measurements.load_measurements(path)
+    assert measurements.load_measurements(write(tmp_path / "ok.csv", GOOD)).table["line"].max() == 7

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import activity, dspmde, ions
+from .. import activity, dspmde, ions
+from ..constants import EPS_WATER_25C as EPS_WATER
 
-EPS_WATER = 78.54
 FILM_TOL = 1e-10  # max relative change of c_m between film iterations
 FILM_MAXITER = 60
 

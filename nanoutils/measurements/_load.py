@@ -11,6 +11,7 @@ import pandas as pd
 
 from .. import ions
 from . import _schema as S
+from ._arrays import MeasuredArrays, build_arrays
 
 MEASURED_DIR = Path(__file__).resolve().parents[2] / "data" / "measured"
 #: σ of R (absolute, fraction) for rows that state neither σ_R nor σ of the permeate concentration.
@@ -93,11 +94,9 @@ class Measurements:
         rows = self.table[self.table["feed_key"].isin(keys)]
         return Measurements(rows, {k: self.feeds[k] for k in keys}, self.default_sigma_R)
 
-    def arrays(self, species: Sequence[str] | None = None):
-        """Padded arrays for a model: see :class:`nanoutils.data.MeasuredArrays`."""
-        from ._arrays import build_arrays
-
-        return build_arrays(self, species)
+    def arrays(self, species: Sequence[str] | None = None) -> MeasuredArrays:
+        """Padded arrays for a model: see :class:`nanoutils.measurements.MeasuredArrays`."""
+        return build_arrays(self.table, self.feeds, species)
 
     def to_csv(self, path: str | Path, *, flux_unit: str = "um_s", conc_unit: str = "mol_m3",
                temperature_unit: str = "C") -> Path:

@@ -2,10 +2,10 @@
 
 Example::
 
-    from nanoutils import data
-    meas = data.load_dataset("nf270_fdl2021")           # or data.load_measurements("my.csv")
+    from nanoutils import measurements
+    meas = measurements.load_dataset("nf270_fdl2021")           # or measurements.load_measurements("my.csv")
     print(meas.report)                                  # what was read, σ defaults applied
-    train, test = data.split_by_feed(meas, 0.3, seed=0) # whole feeds only
+    train, test = measurements.split_by_feed(meas, 0.3, seed=0) # whole feeds only
     arr = train.arrays()                                # feeds × fluxes × quantities, masks
     R_model = arr.model_rejection(c_perm_model)         # (N, M, Q), to compare with arr.R
 
@@ -29,6 +29,7 @@ from ._schema import MissingColumnError as MissingColumnError
 from ._schema import NonNeutralFeedError as NonNeutralFeedError
 from ._schema import Quantity as Quantity
 from ._schema import UnknownQuantityError as UnknownQuantityError
+from ._schema import format_feed as format_feed
 from ._schema import quantity as quantity
 from ._splits import feed_groups as feed_groups
 from ._splits import group_folds as group_folds

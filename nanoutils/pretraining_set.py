@@ -1,0 +1,137 @@
+"""The simulated pre-training set (paper Section 2.2), generated once and cached.
+
+:class:`PretrainingSpec` names everything that decides the labels: compositions
+(:func:`nanoutils.sampling.sobol_compositions`: count, seed, bounds, subset
+sizes), the flux grid (:func:`nanoutils.sampling.flux_grid`: points, maximum in
+m/s), the membrane (Table 2 NF270 by default), the temperature (25 °C), no film
+layer, the DSPM-DE discretisation and the package version. :func:`pretraining_set`
+labels the compositions with the batched DSPM-DE, drops unconverged points and
+counts them (:meth:`TransportData.from_labels`), and saves the set with that
+specification as metadata under ``runs/<profile>/data/``; a later call with the
+same specification loads the file instead (it prints "cache hit" or "cache miss"
+with the reason). :func:`split` cuts train/validation/test by composition.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import dspmde, sampling, units
+from .profiles import SETTINGS, Profile, get
+from .training_data import TransportData, split_by_composition
+
+FILE_NAME = "pretraining.npz"
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("nanoutils")
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+@dataclass(frozen=True)
+class PretrainingSpec:
+    """What decides the simulated set. Concentrations in mol/m³, fluxes in m/s, temperature in K;
+    ``membrane`` is a :class:`nanoutils.dspmde.Membrane` (default Table 2 NF270); ``val_fraction``
+    and ``test_fraction`` are fractions of compositions held out by :func:`split`."""
+
+    n_compositions: int = SETTINGS["pretraining_compositions"].default
+    n_flux: int = SETTINGS["pretraining_fluxes"].default
+    j_max: float = sampling.J_MAX_M_S
+    seed: int = 0
+    c_min: float = sampling.C_MIN_MOL_M3
+    c_max: float = sampling.C_MAX_MOL_M3
+    min_species: int = 2
+    max_species: int | None = None
+    membrane: dspmde.Membrane = field(default_factory=dspmde.Membrane.nf270)
+    temperature: float = 298.15
+    n_cells: int = 20  # finite volumes across the pore (the solver's default)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.n_compositions < 3 or self.n_flux < 1:
+            raise ValueError(f"need ≥ 3 compositions and ≥ 1 flux point, got {self.n_compositions}, {self.n_flux}")
+        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise ValueError(f"val_fraction and test_fraction must be in (0, 1) with a sum < 1, "
+                             f"got {self.val_fraction}, {self.test_fraction}")
+
+    @classmethod
+    def for_profile(cls, profile: str | Profile, **overrides: Any) -> "PretrainingSpec":
+        """The sizes of a run profile (knobs ``pretraining_compositions`` and ``pretraining_fluxes`` of
+        :data:`nanoutils.profiles.SETTINGS`; the flux grid runs from J_max/n to J_max), with ``overrides``."""
+        s = get(profile).settings
+        return replace(cls(n_compositions=s.pretraining_compositions, n_flux=s.pretraining_fluxes), **overrides)
+
+    def fluxes(self) -> np.ndarray:
+        """The flux grid in m/s."""
+        return sampling.flux_grid(self.n_flux, self.j_max)
+
+    def compositions(self) -> sampling.Compositions:
+        """The Sobol feed compositions this specification labels."""
+        return sampling.sobol_compositions(self.n_compositions, seed=self.seed, c_min=self.c_min, c_max=self.c_max,
+                                           min_species=self.min_species, max_species=self.max_species)
+
+    def metadata(self) -> dict[str, Any]:
+        """JSON-serialisable description (the cache key): every field, the film (none) and the package version."""
+        meta = asdict(self)
+        meta.update(j_max_lmh=float(units.m_s_to_lmh(self.j_max)), film=None, nanoutils_version=_version(),
+                    labeller="nanoutils.dspmde.solve")
+        return meta
+
+
+def pretraining_set(spec: PretrainingSpec | None = None, directory: str | Path | None = None, *,
+                    profile: str | Profile = "default", verbose: bool = True) -> TransportData:
+    """The labelled set of ``spec`` (default: the profile's), loaded from ``directory`` (default
+    ``runs/<profile>/data/``) when its metadata matches, otherwise labelled with DSPM-DE and saved.
+
+    The returned metadata holds the specification, ``n_compositions_labelled``,
+    ``n_points_unconverged``, ``n_compositions_dropped`` and ``labelling_seconds``.
+    """
+    spec = spec or PretrainingSpec.for_profile(profile)
+    path = Path(directory or get(profile).subdir("data")) / FILE_NAME
+    key = spec.metadata()
+    if path.exists():
+        try:
+            cached = TransportData.load(path)
+            reason = None if cached.metadata.get("spec") == key else "its specification differs"
+        except (ValueError, KeyError, OSError) as err:
+            reason = f"it could not be read ({err})"
+        if reason is None:
+            _say(verbose, f"cache hit: {path} ({len(cached)} compositions)")
+            return cached
+        _say(verbose, f"cache miss: {path} exists but {reason}; labelling again")
+    else:
+        _say(verbose, f"cache miss: no {path}; labelling")
+    comp = spec.compositions()
+    t0 = time.perf_counter()
+    permeate, converged = sampling.label_with_dspmde(comp, spec.fluxes(), membrane=spec.membrane,
+                                                     temperature=spec.temperature, n_cells=spec.n_cells)
+    seconds = time.perf_counter() - t0
+    data = TransportData.from_labels(comp.concentration, comp.mask, spec.fluxes(), permeate, converged, comp.species,
+                                     {"spec": key, "labelling_seconds": round(seconds, 3)})
+    data.save(path)
+    _say(verbose, f"labelled {len(comp)} compositions × {spec.n_flux} fluxes in {seconds:.1f} s; "
+                  f"{data.metadata['n_points_unconverged']} points unconverged, "
+                  f"{data.metadata['n_compositions_dropped']} compositions dropped; saved {path}")
+    return data
+
+
+def split(data: TransportData, spec: PretrainingSpec | None = None) -> dict[str, TransportData]:
+    """``{"train", "val", "test"}`` by whole composition, with the fractions and seed of ``spec``."""
+    spec = spec or PretrainingSpec(**{k: v for k, v in data.metadata["spec"].items()
+                                      if k in ("seed", "val_fraction", "test_fraction")})
+    rest, test = split_by_composition(data, spec.test_fraction, seed=spec.seed)
+    train, val = split_by_composition(rest, spec.val_fraction / (1 - spec.test_fraction), seed=spec.seed + 1)
+    return {"train": train, "val": val, "test": test}
+
+
+def _say(verbose: bool, message: str) -> None:
+    if verbose:
+        print(message, flush=True)
