@@ -108,16 +108,17 @@ def not_run(name: str, reason: str) -> RowResult:
 
 
 def pretrain(name: str, simulated: Mapping[str, TransportData], profile: str | Profile = "default", *,
-             seed: int = 0, run_dir=None, resume: bool = False, device: str = "auto",
+             seed: int = 0, run_dir=None, resume: bool = False, device: str = "auto", progress: bool = False,
              **config: Any) -> training.TrainResult:
     """Pre-train model ``name`` (sized for ``profile``, config ``overrides``) on ``simulated["train"]``, best
     epoch on ``simulated["val"]``, with ``TrainConfig.for_profile(profile, seed=seed)`` — chapter 04's
-    procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run."""
+    procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run;
+    ``progress`` shows a progress bar."""
     env.seed_everything(seed)
     model = models.build(name, profile, **config)
     cfg = training.TrainConfig.for_profile(profile, seed=seed)
     return training.train(model, simulated["train"], simulated["val"], cfg, run_dir=run_dir, resume=resume,
-                          device=device, progress=False)
+                          device=device, progress=progress)
 
 
 def _seconds(result: training.TrainResult) -> float:
