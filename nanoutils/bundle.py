@@ -143,7 +143,8 @@ class Bundle:
             frame["R_std"] = 0.0
         if self.point_estimate and len(self.members) > 1:
             point = predict(feed_list, fluxes_m_s, self.members[0], batch_size=batch_size)
-            frame[["c_perm", "R", "converged"]] = point[["c_perm", "R", "converged"]].to_numpy()
+            for column in ("c_perm", "R", "converged"):
+                frame[column] = point[column].to_numpy()
         by_feed = [feed_reasons(f, self.domain) for f in feed_list]
         by_flux = {j: flux_reasons(j, self.domain) for j in np.unique(frame["Jv_m_s"])}
         why = ["; ".join(by_feed[n] + by_flux[j]) for n, j in zip(frame["feed_id"], frame["Jv_m_s"])]
