@@ -48,8 +48,6 @@ def _output_path(path: str) -> Path:
     p = Path(path)
     if not p.parent.resolve().is_dir():
         raise ValueError(f"{p}: cannot write there, directory {p.parent} does not exist")
-    if p.is_dir() and p.suffix:
-        raise ValueError(f"{p}: is a directory")
     return p
 
 
@@ -67,6 +65,8 @@ def _predict(args: argparse.Namespace) -> int:
     from .prediction import predict, read_feeds_csv, to_csv_frame
 
     out = _output_path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise ValueError(f"{out}: is a directory; --out takes a CSV file name")
     if args.feeds_csv:
         ids, feeds = read_feeds_csv(_input_file(args.feeds_csv))
     else:
@@ -93,6 +93,8 @@ def _predict(args: argparse.Namespace) -> int:
     for w in caught:
         if args.model and issubclass(w.category, ExtrapolationWarning):
             print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if out is None:
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -111,7 +113,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds {args.seeds}: need at least 1")
     meas = load_measurements(paths)
     bundle = calibrate(args.model, meas, profile=args.profile, seeds=args.seeds, sources=paths,
-                       command=" ".join(["nanoutils", *sys.argv[1:]]))
+                       command=" ".join(["nanoutils", *args.argv]))
     bundle.save(out)
     s = bundle.scored
     print(f"calibrated {args.model} on {len(s)} points of {len(meas.feeds)} feeds: in-sample error "
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     pred.set_defaults(func=_predict)
     _add_calibrate(sub)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
     except (ValueError, OSError) as err:  # bad input a user can fix: say what, on one line, not a traceback

@@ -124,6 +124,10 @@ class Bundle:
         """What :func:`nanoutils.predict` takes: the single member, or the list of members."""
         return self.members[0] if len(self.members) == 1 else list(self.members)
 
+    def score(self, meas: Measurements) -> pd.DataFrame:
+        """Every measurement of ``meas`` with this bundle's prediction and ``R_std`` (:func:`score_points`)."""
+        return score_points(self.members, meas, self.point_estimate)
+
     def predict_frame(self, feeds, fluxes_m_s, *, batch_size: int = 256) -> pd.DataFrame:
         """:func:`nanoutils.predict` of the members (mean) with ``R_std`` (0 for one member), ``extrapolated``
         and ``why`` per row; warns once (:class:`ExtrapolationWarning`) when any row extrapolates. Nothing

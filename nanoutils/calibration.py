@@ -254,3 +254,10 @@ def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "defaul
         info=[f.info for f in fits],
         scored=bundle.score_points(members, meas, point), point_estimate=point,
     )
+
+
+def fitter(name: str, *, profile: str | Profile = "default") -> Callable[[Measurements, int], Any]:
+    """``(train_meas, seed) -> Bundle``: :func:`calibrate` of ``name`` with that one seed, for protocols that refit a
+    model per fold (score the result on held-out feeds with :meth:`nanoutils.bundle.Bundle.score`)."""
+    calibrator(name)
+    return lambda meas, seed: calibrate(name, meas, profile=profile, seeds=[seed])

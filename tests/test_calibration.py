@@ -64,6 +64,7 @@ def test_calibrated_bundle_predicts_with_the_fit_and_the_spread_of_its_posterior
     assert b.point_estimate and len(b.members) == 1 + calibration.POSTERIOR_DRAWS
     scored = fitting.predictions(real, b.members[0])
     np.testing.assert_allclose(b.scored["R_pred"], scored["R_pred"], rtol=1e-12)  # R is the fitted model's
+    np.testing.assert_allclose(b.score(real)["R_std"], b.scored["R_std"], rtol=1e-12)
     assert (b.scored["R_std"] > 0).any()
     loaded = nanoutils.load(directory)
     assert loaded.members == b.members and loaded.domain == json.loads(json.dumps(b.domain))

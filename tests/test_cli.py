@@ -151,6 +151,8 @@ def _cases(tmp_path: Path, bundles: dict[str, Path], feeds: Path) -> dict[str, t
         "negative flux": (["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "-5", "--out", pred], "", "≥ 0"),
         "predict out in a missing directory": (["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "5", "--out",
                                                 str(tmp_path / "no" / "p.csv")], "no", "does not exist"),
+        "predict out is a directory": (["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "5", "--out",
+                                        str(tmp_path / "adir")], "adir", "is a directory"),
         "feed the model cannot take": (["predict", "--feed", "KCl 10 mM", "--flux-lmh", "5", "--out", pred,
                                         "--model", str(bundles["sf"])], "", "K+"),
     }
@@ -162,7 +164,7 @@ CASES = ["missing data file", "data is a directory", "empty CSV", "binary file",
          "foreign checkpoint", "checkpoint is a directory", "missing bundle", "bundle is a file",
          "bundle without model.json", "garbled model.json", "missing member", "corrupt member",
          "bundle of a newer version", "missing feeds CSV", "negative flux", "predict out in a missing directory",
-         "feed the model cannot take"]
+         "predict out is a directory", "feed the model cannot take"]
 
 
 @pytest.mark.parametrize("case", CASES)
