@@ -6,7 +6,9 @@
    of the command (a fresh process: imports included).
 2. ``predict`` of 10,000 feed × flux points (1,000 Sobol feeds of the pre-training ion table × 10 fluxes,
    5–180 LMH) from a bundle of each model in ``--models`` calibrated on the VIRTUAL train + validation feeds,
-   in-process wall time of :func:`nanoutils.predict` on the loaded bundle.
+   in-process wall time of :func:`nanoutils.predict` on the loaded bundle; and (``--ode-profile``) from a
+   3-member neural ODE bundle of that profile's size with untrained weights — its fixed-step RK4 costs the
+   same whatever the weights, so this times a calibrated bundle without pre-training one.
 3. Coverage on the VIRTUAL test split (``comparison.splits``: 25 % of the virtual feeds): the fraction of test
    measurements inside the bundle's prediction ± 2 std (``bundle.coverage``), and the test error (pp).
 Prints markdown for benchmarks/RESULTS.md.
@@ -38,11 +40,32 @@ def cli_calibrate_seconds(out: Path) -> float:
     return time.perf_counter() - t0
 
 
+def ode_predict_seconds(profile: str, meas: data.Measurements, tmp: Path, feeds, fluxes) -> float:
+    from nanoutils import env, models
+
+    members = []
+    for seed in range(3):
+        env.seed_everything(seed)
+        members.append(models.build("neural_ode", profile))
+    b = bundle.Bundle("neural_ode", "learned", members, bundle.domain_of(meas, {
+        "ions": list(members[0].config.species), "c_mM": [0.1, 1000.0], "flux_LMH": [0.0, 216.0], "T_C": [25, 25]}),
+        bundle.provenance([], profile, "bench", [0, 1, 2]), [])
+    loaded = bundle.load(b.save(tmp / "ode"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        frame = loaded.predict_frame(feeds, fluxes)
+        seconds = time.perf_counter() - t0
+    assert frame.groupby(["feed_id", "Jv_m_s"]).ngroups == 10_000 and (frame["R_std"] >= 0).all()
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="default")
     parser.add_argument("--models", nargs="+", default=["dspmde"])
     parser.add_argument("--skip-cli", action="store_true")
+    parser.add_argument("--ode-profile", help="also time predict from a 3-member neural ODE bundle of this profile")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}\n")
     tmp = Path(tempfile.mkdtemp())
@@ -56,6 +79,9 @@ def main() -> None:
     print("| model | members | calibrate s (VIRTUAL train+val) | predict 10,000 points s | VIRTUAL test error (pp) "
           "| coverage ± 2 std (VIRTUAL test) | test points |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    if args.ode_profile:
+        print(f"predict 10,000 points, 3-member neural ODE bundle ({args.ode_profile} size): "
+              f"{ode_predict_seconds(args.ode_profile, virtual, tmp, feeds, fluxes):.2f} s\n")
     for name in args.models:
         t0 = time.perf_counter()
         b = calibration.calibrate(name, trainval, profile=args.profile)

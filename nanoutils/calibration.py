@@ -85,8 +85,9 @@ TORCH_MEMBER = MemberFormat(".pt", _save_torch, _load_torch)
 
 @dataclass(frozen=True)
 class Fitted:
-    """What one fit gives: its ``members``, JSON-serialisable ``info`` (fitted values, notes) and, for learned
-    models, the ``pretraining`` domain (ions, ``c_mM`` range, ``flux_LMH`` range, ``T_C``) of their weights."""
+    """What one fit gives: its ``members`` (mechanistic: the fitted model first), JSON-serialisable ``info`` (fitted
+    values, notes; ``chi2`` ranks the seeds of a mechanistic model) and, for learned models, the ``pretraining``
+    domain (ions, ``c_mM`` range, ``flux_LMH`` range, ``T_C``) of their weights."""
 
     members: list
     info: dict[str, Any] = field(default_factory=dict)
@@ -245,7 +246,7 @@ def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "defaul
     fits = [cal.fit(meas, P, s) for s in seed_list]
     point = cal.kind == "mechanistic"
     if point:  # the best fit's parameters give the predictions
-        fits.sort(key=lambda f: f.info["chi2"])
+        fits.sort(key=lambda f: f.info.get("chi2", np.inf))
     members = [m for f in fits for m in f.members]
     return bundle.Bundle(
         name=name, kind=cal.kind, members=members,
