@@ -16,8 +16,10 @@ loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
 NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations),
 :mod:`nanoutils.friction` (the solution-friction baseline), :mod:`nanoutils.sdem` (the
 solution–diffusion–electromigration model), :mod:`nanoutils.comparison` (Table 1),
-:mod:`nanoutils.plotting` and :mod:`nanoutils.report` (figures, result tables, README blocks), and
-:func:`predict` (one prediction API for trained models and DSPM-DE).
+:mod:`nanoutils.plotting` and :mod:`nanoutils.report` (figures, result tables, README blocks),
+:mod:`nanoutils.calibration` (calibrate a model by name on measurements) and :mod:`nanoutils.bundle` (the
+model bundle it writes), :func:`predict` (one prediction API for trained models, DSPM-DE and bundles) and
+:func:`load` (a model bundle).
 
 Submodules are imported when first used (``nanoutils.fitting`` …), so ``import nanoutils`` is quick and
 ``python -m nanoutils.virtual_lab`` runs its module once. ``nanoutils.data``, ``nanoutils.datasets`` and
@@ -33,18 +35,20 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-_MODULES = ("activity", "comparison", "constants", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
+_MODULES = ("activity", "bundle", "calibration", "comparison", "constants", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
             "measurements", "metrics", "models", "plotting", "prediction", "pretraining_set", "profiles", "report",
             "sampling", "sdem", "training", "training_data", "units", "virtual_lab")
 #: Old module names, aliases of the new ones for one release (CHANGELOG.md).
 _ALIASES = ("data", "datasets", "transport_data")
-__all__ = [*_MODULES, "predict", "__version__"]
+__all__ = [*_MODULES, "load", "predict", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import a submodule (or :func:`predict`) on first access."""
+    """Import a submodule (or :func:`predict`, :func:`load`) on first access."""
     if name in _MODULES or name in _ALIASES:
         return importlib.import_module(f".{name}", __name__)
     if name == "predict":
         return importlib.import_module(".prediction", __name__).predict
+    if name == "load":
+        return importlib.import_module(".bundle", __name__).load
     raise AttributeError(f"module 'nanoutils' has no attribute {name!r}")

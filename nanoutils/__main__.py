@@ -1,8 +1,11 @@
-"""Command line: ``python -m nanoutils run …`` (see ``--help``)."""
+"""Command line: ``python -m nanoutils run | predict | calibrate …`` (see ``--help``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
+from pathlib import Path
 
 from . import ions
 from .env import DEVICES
@@ -26,25 +29,122 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _input_file(path: str) -> Path:
+    """``path`` as a readable file, or a ValueError saying what it is instead."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"{p}: no such file")
+    if p.is_dir():
+        raise ValueError(f"{p}: is a directory, not a file")
+    if not os.access(p, os.R_OK):
+        raise ValueError(f"{p}: not readable (permission denied)")
+    if p.stat().st_size == 0:
+        raise ValueError(f"{p}: empty file")
+    return p
+
+
+def _output_path(path: str) -> Path:
+    """``path`` for an output, or a ValueError when its directory does not exist."""
+    p = Path(path)
+    if not p.parent.resolve().is_dir():
+        raise ValueError(f"{p}: cannot write there, directory {p.parent} does not exist")
+    return p
+
+
+def _write_csv_atomically(frame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _predict(args: argparse.Namespace) -> int:
     from . import dspmde, units
     from .prediction import predict, read_feeds_csv, to_csv_frame
 
+    out = _output_path(args.out) if args.out else None
+    if out is not None and out.is_dir():
+        raise ValueError(f"{out}: is a directory; --out takes a CSV file name")
     if args.feeds_csv:
-        ids, feeds = read_feeds_csv(args.feeds_csv)
+        ids, feeds = read_feeds_csv(_input_file(args.feeds_csv))
     else:
         feeds = [ions.Feed.from_salts(text) for text in args.feed]
         ids = [str(i) for i in range(len(feeds))]
-    fluxes = units.lmh_to_m_s(args.flux_lmh) if args.flux_lmh else args.flux_m_s
-    if args.checkpoint:
+    given = args.flux_lmh if args.flux_lmh else args.flux_m_s
+    bad = [j for j in given if not j >= 0]
+    if bad:
+        raise ValueError(f"--flux-{'lmh' if args.flux_lmh else 'm-s'} {bad[0]:g}: fluxes must be ≥ 0")
+    fluxes = units.lmh_to_m_s(given) if args.flux_lmh else given
+    if args.model:
+        from .bundle import ExtrapolationWarning, load
+
+        model = load(args.model)
+    elif args.checkpoint:
         from .training import load_model
 
         model = [load_model(path) for path in args.checkpoint]
     else:
         model = dspmde.Membrane.nf270()
-    frame = to_csv_frame(predict(feeds, fluxes, model), ids)
-    frame.to_csv(args.out if args.out else sys.stdout, index=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        frame = to_csv_frame(predict(feeds, fluxes, model), ids)
+    for w in caught:
+        if args.model and issubclass(w.category, ExtrapolationWarning):
+            print(f"warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if out is None:
+        frame.to_csv(sys.stdout, index=False)
+    else:
+        _write_csv_atomically(frame, out)
     return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from .calibration import calibrate, calibrator
+    from .data import load_measurements
+
+    calibrator(args.model)  # an unknown name fails before any work
+    out = _output_path(args.out)
+    paths = [_input_file(p) for p in args.data]
+    if args.seeds is not None and args.seeds < 1:
+        raise ValueError(f"--seeds {args.seeds}: need at least 1")
+    meas = load_measurements(paths)
+    bundle = calibrate(args.model, meas, profile=args.profile, seeds=args.seeds, sources=paths,
+                       command=" ".join(["nanoutils", *args.argv]))
+    bundle.save(out)
+    s = bundle.scored
+    print(f"calibrated {args.model} on {len(s)} points of {len(meas.feeds)} feeds: in-sample error "
+          f"{100 * (s['R_pred'] - s['R_meas']).abs().mean():.2f} pp; bundle: {out}/ (report: {out}/report/summary.md)")
+    return 0
+
+
+def _calibrate_epilog() -> str:
+    from .calibration import CALIBRATORS, DEFAULT_MODEL
+
+    width = max(map(len, CALIBRATORS))
+    lines = [f"  {c.name:<{width}}  [{c.kind}] {c.description}" for c in CALIBRATORS.values()]
+    return f"models (--model, default {DEFAULT_MODEL}):\n" + "\n".join(lines)
+
+
+def _add_calibrate(sub) -> None:
+    from .calibration import DEFAULT_MODEL
+
+    cal = sub.add_parser("calibrate", help="fit a model to measurements (CSV) and write a model bundle",
+                         description="Fit a model to measured rejections (the CSV schema of data/measured/README.md) "
+                         "and write a model bundle DIR for `predict --model DIR` and nanoutils.load(DIR).",
+                         epilog=_calibrate_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    cal.add_argument("data", nargs="+", metavar="DATA.csv", help="measurement CSV file(s)")
+    cal.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=f"model to fit (default {DEFAULT_MODEL}; "
+                     "list below)")
+    cal.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write (replaced if a bundle)")
+    cal.add_argument("--profile", choices=PROFILES, default="default", help="run profile: fit budgets, network "
+                     "sizes and pre-trained weights (default: default)")
+    cal.add_argument("--seeds", type=int, metavar="N", help="fits with seeds 0…N−1, members pooled (default: 1 for "
+                         "mechanistic models, 3 for learned ones)")
+    cal.set_defaults(func=_calibrate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,17 +166,23 @@ def main(argv: list[str] | None = None) -> int:
     flux = pred.add_mutually_exclusive_group(required=True)
     flux.add_argument("--flux-lmh", nargs="+", type=float, metavar="J", help="permeate fluxes in L m⁻² h⁻¹")
     flux.add_argument("--flux-m-s", nargs="+", type=float, metavar="J", help="permeate fluxes in m/s")
-    pred.add_argument("--checkpoint", nargs="+", metavar="PT", help="trained model checkpoint(s); several = ensemble "
-                      "(default: DSPM-DE with the paper's NF270 parameters)")
+    model = pred.add_mutually_exclusive_group()
+    model.add_argument("--model", metavar="DIR", help="model bundle written by `nanoutils calibrate`: adds R_std, "
+                       "extrapolated and why columns")
+    model.add_argument("--checkpoint", nargs="+", metavar="PT", help="trained model checkpoint(s); several = ensemble "
+                       "(default: DSPM-DE with the paper's NF270 parameters)")
     pred.add_argument("--out", metavar="CSV", help="output CSV (default: standard output)")
     pred.set_defaults(func=_predict)
     sub.add_parser("profiles", help="print every setting of the smoke, default and paper profiles as one table"
                    ).set_defaults(func=lambda args: print(table()) or 0)
+    _add_calibrate(sub)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad input a user can fix: say what, not a traceback
-        print(f"error: {err}", file=sys.stderr)
+    except (ValueError, OSError) as err:  # bad input a user can fix: say what, on one line, not a traceback
+        text = str(err) if not isinstance(err, OSError) or not err.strerror else f"{err.filename}: {err.strerror}"
+        print("error: " + " ".join(text.split()), file=sys.stderr)
         return 2
 
 

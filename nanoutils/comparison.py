@@ -108,17 +108,17 @@ def combined_folds(split: Splits) -> list[tuple[str, Measurements, Measurements]
 
 
 def pretrain(name: str, simulated: Mapping[str, TransportData], profile: str | Profile = "default", *,
-             seed: int = 0, run_dir=None, resume: bool | str = False, device: str = "auto",
+             seed: int = 0, run_dir=None, resume: bool | str = False, device: str = "auto", progress: bool = False,
              **config: Any) -> training.TrainResult:
     """Pre-train model ``name`` (sized for ``profile``, config ``overrides``) on ``simulated["train"]``, best
     epoch on ``simulated["val"]``, with ``TrainConfig.for_profile(profile, seed=seed)`` — chapter 04's
     procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run
-    (``resume`` as :func:`nanoutils.training.train`)."""
+    (``resume`` as :func:`nanoutils.training.train`); ``progress`` shows a progress bar."""
     env.seed_everything(seed)
     model = models.build(name, profile, **config)
     cfg = training.TrainConfig.for_profile(profile, seed=seed)
     return training.train(model, simulated["train"], simulated["val"], cfg, run_dir=run_dir, resume=resume,
-                          device=device, progress=False)
+                          device=device, progress=progress)
 
 
 def _seconds(result: training.TrainResult) -> float:

@@ -5,12 +5,14 @@ neural ODE, loaded with :func:`nanoutils.training.load_model`), a list of such
 models (an ensemble: the frame then carries the spread), a
 :class:`nanoutils.dspmde.Membrane` (DSPM-DE with those parameters), or a mechanistic model
 with a ``solve(feeds, fluxes)`` method returning a :class:`nanoutils.dspmde.Result` (the
-solution-friction :class:`nanoutils.friction.SFModel`, the SDEM :class:`nanoutils.sdem.SDEMModel`). It returns
+solution-friction :class:`nanoutils.friction.SFModel`, the SDEM :class:`nanoutils.sdem.SDEMModel`), a list of those, or a model bundle
+(:func:`nanoutils.load`). It returns
 the same tidy frame as :meth:`nanoutils.dspmde.Result.to_frame`:
 feed_id, Jv_m_s, ion, c_feed, c_perm (mol/m³), R, converged.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -51,38 +53,62 @@ def _torch_permeate(model, conc: np.ndarray, fluxes: np.ndarray, batch_size: int
     return np.concatenate(out)
 
 
+def _is_mechanistic(model) -> bool:
+    return isinstance(model, dspmde.Membrane) or (callable(getattr(model, "solve", None))
+                                                  and not hasattr(model, "parameters"))
+
+
+def _mechanistic_permeate(model, feeds: list[ions.Feed], fluxes: np.ndarray, species: tuple[str, ...]) -> np.ndarray:
+    """Permeate (N, M, d) of a membrane or a model with ``solve``; NaN where a case did not converge."""
+    res = (dspmde.solve(feeds, fluxes, membrane=model, species=species) if isinstance(model, dspmde.Membrane)
+           else model.solve(feeds, fluxes, species=species))
+    return np.where(res.converged[..., None], res.permeate, np.nan)
+
+
 def predict(feeds: Feeds, fluxes_m_s, model, *, batch_size: int = 256) -> pd.DataFrame:
     """Tidy predictions for N feeds × M fluxes (m/s) from ``model`` (see module docstring).
 
-    For an ensemble (a list of models) ``c_perm`` and ``R`` are ensemble means and the
-    columns ``c_perm_std`` and ``R_std`` give the spread across members.
+    For an ensemble (a list of torch models, or of mechanistic models such as posterior draws of a fit)
+    ``c_perm`` and ``R`` are ensemble means and the columns ``c_perm_std`` and ``R_std`` give the spread
+    across members (members whose case did not converge are left out of both; ``converged`` is True where
+    every member converged). A model bundle (:func:`nanoutils.load`) adds ``R_std`` and the validity columns
+    ``extrapolated`` and ``why`` (:meth:`nanoutils.bundle.Bundle.predict`).
     """
+    if hasattr(model, "predict_frame"):
+        return model.predict_frame(feeds, fluxes_m_s, batch_size=batch_size)
     feed_list = _as_feed_list(feeds)
     fluxes = _fluxes(fluxes_m_s)
-    if isinstance(model, dspmde.Membrane):
-        return dspmde.solve(feed_list, fluxes, membrane=model).to_frame()
-    if callable(getattr(model, "solve", None)) and not hasattr(model, "parameters"):
+    if _is_mechanistic(model):
+        if isinstance(model, dspmde.Membrane):
+            return dspmde.solve(feed_list, fluxes, membrane=model).to_frame()
         return model.solve(feed_list, fluxes).to_frame()
     members = list(model) if isinstance(model, (list, tuple)) else [model]
-    if not members or not all(hasattr(m, "parameters") for m in members):
+    torch_members = bool(members) and all(hasattr(m, "parameters") for m in members)
+    if not (torch_members or (members and all(_is_mechanistic(m) for m in members))):
         raise TypeError(f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
-                        f"or a list of torch models, got {type(model).__name__}")
-    species = tuple(getattr(members[0], "config").species)
-    conc, _ = ions.stack(feed_list, species)
-    permeate = np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
-    mean = permeate.mean(axis=0)
+                        f"or a list of either, got {type(model).__name__}")
+    if torch_members:
+        species = tuple(getattr(members[0], "config").species)
+        conc, _ = ions.stack(feed_list, species)
+        permeate = np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
+    else:
+        conc, species = ions.stack(feed_list)
+        permeate = np.stack([_mechanistic_permeate(m, feed_list, fluxes, species) for m in members])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a case no member converged on stays NaN
+        mean, std = np.nanmean(permeate, axis=0), np.nanstd(permeate, axis=0)
     result = dspmde.Result(
         species=species,
         feed=conc,
         fluxes=fluxes,
         permeate=mean,
         membrane_surface=np.broadcast_to(conc[:, None, :], mean.shape),
-        converged=np.isfinite(mean).all(axis=-1),
+        converged=np.isfinite(permeate).all(axis=(0, -1)),
     )
     frame = result.to_frame()
     if len(members) > 1:
         spread = pd.DataFrame(
-            {"c_perm_std": permeate.std(axis=0).ravel(), "present": np.broadcast_to(conc[:, None, :] > 0, mean.shape).ravel()}
+            {"c_perm_std": std.ravel(), "present": np.broadcast_to(conc[:, None, :] > 0, mean.shape).ravel()}
         )
         frame["c_perm_std"] = spread.loc[spread.present, "c_perm_std"].to_numpy()
         frame["R_std"] = frame["c_perm_std"] / frame["c_feed"]

@@ -273,13 +273,42 @@ def evaluate(model: nn.Module, data: TransportData, batch_size: int = 256, *, lo
     return float(masked_mse(pred, t["permeate"], t["scale"], t["target_mask"], t["weight"]))
 
 
+class CheckpointError(ValueError):
+    """A file that is not a readable model checkpoint (corrupt, truncated, or another program's); names it."""
+
+
 def load_model(path: str | os.PathLike, device: str = "cpu") -> nn.Module:
-    """The model stored in a checkpoint written by :func:`train` (rebuilt by name, weights loaded)."""
-    ckpt = torch.load(path, map_location=env.resolve_device(device), weights_only=False)
-    model = models.from_spec(ckpt["model_spec"])
-    model.to(dtype=getattr(torch, ckpt["train_config"]["dtype"]))
-    model.load_state_dict(ckpt["model"])
+    """The model stored in a checkpoint written by :func:`train` or :func:`save_model` (rebuilt by name,
+    weights loaded). A missing, corrupt or foreign file raises :class:`CheckpointError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: {'is a directory' if path.is_dir() else 'no such file'}, not a checkpoint")
+    try:
+        ckpt = torch.load(path, map_location=env.resolve_device(device), weights_only=False)
+    except Exception as err:  # torch.load raises whatever the unpickler meets in a foreign or broken file
+        raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from None
+    if not isinstance(ckpt, dict) or not {"model", "model_spec", "train_config"} <= set(ckpt) \
+            or not isinstance(ckpt["model_spec"], dict):
+        raise CheckpointError(f"{path}: a torch file but not a nanoutils model checkpoint (no model spec and weights)")
+    try:
+        model = models.from_spec(ckpt["model_spec"])
+        model.to(dtype=getattr(torch, ckpt["train_config"]["dtype"]))
+        model.load_state_dict(ckpt["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise CheckpointError(f"{path}: checkpoint does not match its model spec ({type(err).__name__})") from None
     return model
+
+
+def save_model(model: nn.Module, path: str | os.PathLike, config: TrainConfig | None = None) -> Path:
+    """Write ``model`` (a registered model) with its spec and ``config`` as a checkpoint that :func:`load_model`
+    reads (the checkpoint of :func:`train` without optimiser and loop state); written to a temporary name first."""
+    cfg = config or TrainConfig(dtype=str(next(model.parameters()).dtype).removeprefix("torch."))
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "model_spec": models.spec(model), "train_config": asdict(cfg),
+                "nanoutils_format": FORMAT_VERSION}, tmp)
+    os.replace(tmp, path)
+    return path
 
 
 def _loss(model: nn.Module, b: dict[str, Tensor], target: Tensor) -> Tensor:

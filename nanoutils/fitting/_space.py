@@ -3,7 +3,8 @@ variant (:class:`Spec`) and model (:class:`Model`) they describe."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -124,6 +125,20 @@ class Model:
     def charge(self, c_feed: np.ndarray, species: tuple[str, ...]) -> np.ndarray:
         """Membrane charge X (mol/m³) for feeds ``c_feed`` (…, d) in mol/m³ of ``species``, shape (…)."""
         return (self.isotherm or dspmde.ChargeIsotherm()).charge(self.membrane.X_d, c_feed, species)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable description (SI) that :meth:`from_dict` rebuilds."""
+        iso = None if self.isotherm is None else {**asdict(self.isotherm), "binding": dict(self.isotherm.binding)}
+        return {"membrane": asdict(self.membrane), "isotherm": iso, "temperature_model": self.temperature_model}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Model":
+        """The Model of :meth:`to_dict` output; bad or missing values raise a ``ValueError`` naming them."""
+        try:
+            iso = None if d["isotherm"] is None else dspmde.ChargeIsotherm(**d["isotherm"])
+            return cls(dspmde.Membrane(**d["membrane"]), iso, str(d["temperature_model"]))
+        except (KeyError, TypeError) as err:
+            raise FitError(f"not a DSPM-DE model description ({type(err).__name__}: {err})") from None
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,8 @@ class SFFit:
     """A fitted :class:`SFModel` (``model``), ``chi2`` (eq. 11), ``n_points``, ``stderr_theta`` (standard errors
     of θ = (ln P_i, ln ℓ, Y/100) from the Gauss–Newton Hessian scaled by max(1, reduced χ²)), ``n_unconverged``
     measurements at the optimum, ``starts`` (χ² reached from each start), ``n_evaluations`` of the residuals,
-    ``trace``, ``wall_s``."""
+    ``trace``, ``wall_s``, the ``covariance`` of θ (whose diagonal gives ``stderr_theta``) and the θ
+    ``space`` (:class:`Space`: θ ↔ model)."""
 
     model: SFModel
     chi2: float
@@ -84,6 +85,8 @@ class SFFit:
     n_evaluations: int
     trace: pd.DataFrame
     wall_s: float
+    covariance: np.ndarray
+    space: Space
 
     @property
     def n_params(self) -> int:
@@ -151,6 +154,6 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
     r, n_bad = obj.residuals(model)
     chi2 = float(r @ r)
     s2 = max(1.0, chi2 / max(len(r) - len(best.x), 1))
-    stderr = np.sqrt(np.abs(np.diag(s2 * np.linalg.pinv(best.jac.T @ best.jac))))
-    return SFFit(model, chi2, obj.n_points, stderr, n_bad, results, len(obj.trace), obj.trace_frame(),
-                 time.perf_counter() - t0)
+    cov = s2 * np.linalg.pinv(best.jac.T @ best.jac)
+    return SFFit(model, chi2, obj.n_points, np.sqrt(np.abs(np.diag(cov))), n_bad, results, len(obj.trace),
+                 obj.trace_frame(), time.perf_counter() - t0, cov, space)

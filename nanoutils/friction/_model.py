@@ -110,6 +110,19 @@ class SFModel:
         return {**{f"r[{k}]": v for k, v in self.friction_ratio.items()},
                 **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
 
+    def to_dict(self) -> dict[str, object]:
+        """JSON-serialisable description (SI) that :meth:`from_dict` rebuilds."""
+        return {"friction_ratio": dict(self.friction_ratio), "born_eps_p": self.born_eps_p, "eps_b": self.eps_b,
+                **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> "SFModel":
+        """The model of :meth:`to_dict` output; bad or missing values raise :class:`SFError` naming them."""
+        try:
+            return cls(**d)
+        except TypeError as err:
+            raise SFError(f"not an SF model description ({err})") from None
+
     def with_(self, **changes: object) -> "SFModel":
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)

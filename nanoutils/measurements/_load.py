@@ -143,6 +143,13 @@ def available_datasets() -> list[str]:
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[int], list[list[str]]]:
+    try:
+        return _read_text_csv(path)
+    except UnicodeDecodeError as err:
+        raise S.MeasurementValueError(f"not a UTF-8 text CSV (byte {err.start}: {err.reason})", file=str(path)) from None
+
+
+def _read_text_csv(path: Path) -> tuple[list[str], list[int], list[list[str]]]:
     file = str(path)
     if not path.is_file():
         raise FileNotFoundError(f"measurement file not found: {file}")

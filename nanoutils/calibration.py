@@ -1,0 +1,260 @@
+"""Calibrate a model on measured rejections, by name: the registry :data:`CALIBRATORS` and :func:`calibrate`.
+
+A :class:`Calibrator` fits one model kind to a :class:`nanoutils.measurements.Measurements` set for one seed and
+returns its members (what :func:`nanoutils.predict` averages):
+
+* **mechanistic** (DSPM-DE variants, SF): one eq. 11 fit (budget of the profile: ``baseline_fit``
+  / ``sf_fit`` in :data:`nanoutils.profiles.SETTINGS`), then :data:`POSTERIOR_DRAWS` parameter sets drawn from its Laplace posterior
+  N(θ̂, Σ) in the fit's transformed space θ (Σ: the Gauss–Newton covariance, scaled by max(1, reduced χ²)),
+  clipped to the fit's bounds; predictions are the fitted model's, ``R_std`` the spread of fit and draws;
+  a parameter that ended at a bound is held there (its σ means nothing) and the fit's info says so.
+  Members are saved as JSON (``to_dict`` / ``from_dict``).
+* **learned** (neural ODE, PINN, ResNet, U-Net): the profile's pre-trained weights (chapters 04 and 06
+  checkpoints under ``runs/<profile>/checkpoints``; pre-trained first, with a progress bar, when absent), then
+  eq. 5 fine-tuning on all the measurements (``finetuning.finetune``, the profile's schedule, no validation
+  feeds, seeded); one member per seed, saved as a :mod:`nanoutils.training` checkpoint.
+
+Registering a model is one entry of :data:`CALIBRATORS`.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import fitting, friction, ions
+from .measurements import Measurements
+from .profiles import Profile, get
+
+#: Laplace-posterior members drawn per mechanistic fit.
+POSTERIOR_DRAWS = 8
+#: The model ``nanoutils calibrate`` fits when ``--model`` is not given.
+DEFAULT_MODEL = "dspmde"
+
+
+class CalibrationError(ValueError):
+    """Bad input to a calibration (unknown model name, data the model cannot take); names the culprit."""
+
+
+@dataclass(frozen=True)
+class MemberFormat:
+    """How a member is stored in a bundle: file ``suffix``, ``save(member, path)``, ``load(path) -> member``
+    (a missing, corrupt or foreign file raises a ``ValueError`` naming the path)."""
+
+    suffix: str
+    save: Callable[[Any, Path], Any]
+    load: Callable[[Path], Any]
+
+
+def json_member(cls: type) -> MemberFormat:
+    """Members of a class with ``to_dict`` and ``from_dict``, stored as JSON."""
+
+    def save(model: Any, path: Path) -> None:
+        path.write_text(json.dumps(model.to_dict(), indent=1))
+
+    def load(path: Path) -> Any:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CalibrationError(f"{path}: not valid JSON ({err})") from None
+        except (ValueError, TypeError, AttributeError) as err:
+            raise CalibrationError(f"{path}: {err}") from None
+
+    return MemberFormat(".json", save, load)
+
+
+def _save_torch(model: Any, path: Path) -> None:
+    from .training import save_model
+
+    save_model(model, path)
+
+
+def _load_torch(path: Path) -> Any:
+    from .training import load_model
+
+    return load_model(path)
+
+
+TORCH_MEMBER = MemberFormat(".pt", _save_torch, _load_torch)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What one fit gives: its ``members`` (mechanistic: the fitted model first), JSON-serialisable ``info`` (fitted
+    values, notes; ``chi2`` ranks the seeds of a mechanistic model) and, for learned models, the ``pretraining``
+    domain (ions, ``c_mM`` range, ``flux_LMH`` range, ``T_C``) of their weights."""
+
+    members: list
+    info: dict[str, Any] = field(default_factory=dict)
+    pretraining: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A calibratable model: registry ``name``, ``kind`` ("mechanistic" or "learned"), a one-line
+    ``description``, ``fit(meas, profile, seed) -> Fitted``, the ``member`` file format and the number of
+    seeds a calibration uses by default. Mechanistic fits return the fitted model first, then posterior draws."""
+
+    name: str
+    kind: str
+    description: str
+    fit: Callable[[Measurements, Profile, int], Fitted]
+    member: MemberFormat
+    default_seeds: int = 1
+
+
+def laplace_draws(theta: np.ndarray, cov: np.ndarray, to_model: Callable[[np.ndarray], Any], seed: int,
+                  lo: np.ndarray, hi: np.ndarray, fixed: Sequence[int] = (), n: int = POSTERIOR_DRAWS) -> list:
+    """``n`` models ``to_model(θ_k)`` with θ_k ~ N(θ, cov), seeded, clipped to the box [lo, hi] the fit searched
+    (a poorly identified parameter spans its bounds instead of leaving them); coordinates ``fixed`` stay at θ.
+    A covariance that is not positive semi-definite (numerical noise of the Gauss–Newton inverse) has its
+    negative eigenvalues set to 0."""
+    cov = np.nan_to_num(np.asarray(cov, float))
+    keep = np.setdiff1d(np.arange(len(theta)), np.asarray(fixed, int))
+    sub = 0.5 * (cov[np.ix_(keep, keep)] + cov[np.ix_(keep, keep)].T)
+    w, v = np.linalg.eigh(sub)
+    z = np.random.default_rng(seed).standard_normal((n, len(keep)))
+    draws = np.tile(np.asarray(theta, float), (n, 1))
+    draws[:, keep] += (z * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    return [to_model(t) for t in np.clip(draws, lo, hi)]
+
+
+def _dspmde_fit(meas: Measurements, profile: Profile, seed: int, isotherm: str = "constant",
+                binding: bool = False) -> Fitted:
+    binding_ions: tuple[str, ...] = ()
+    if binding:
+        species = meas.arrays().species
+        binding_ions = tuple(s for s in species if ions.get(s).z >= 2)
+        if not binding_ions:
+            raise CalibrationError(f"a Langmuir charge isotherm binds divalent cations, but the data hold none "
+                                   f"(ions: {', '.join(species)}); choose another model")
+    res = fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, isotherm=isotherm, binding_ions=binding_ions,
+                      **profile.settings.baseline_fit)
+    space = fitting.Space(res.bounds, res.names)
+    fixed = [res.names.index(n) for n in res.at_bounds]
+    members = [res.model] + laplace_draws(space.theta(res.params), res.covariance,
+                                          lambda t: res.spec.model(space.params(t)), seed, space.lo,
+                                          space.lo + space.span, fixed)
+    table = res.table().reset_index()
+    info = {"parameters": table.to_dict("records"), "at_bounds": list(res.at_bounds), "chi2": res.chi2,
+            "reduced_chi2": res.reduced_chi2, "n_points": res.n_points, "wall_s": res.wall_s,
+            "note": (f"{', '.join(res.at_bounds)} at a bound: held there in the posterior draws (σ not meaningful)"
+                     if res.at_bounds else "")}
+    return Fitted(members, info)
+
+
+def _sf_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
+    res = friction.fit(meas, seed=seed, **profile.settings.sf_fit)
+    members = [res.model] + laplace_draws(res.space.theta(res.model), res.covariance, res.space.model, seed,
+                                          res.space.lo, res.space.hi)
+    info = {"parameters": res.table().reset_index().to_dict("records"), "chi2": res.chi2, "n_points": res.n_points,
+            "wall_s": res.wall_s}
+    return Fitted(members, info)
+
+
+def _pretrained(name: str, profile: Profile):
+    """The profile's pre-trained ``name`` (chapter 04/06 checkpoint, loaded or trained) and its simulated split."""
+    from . import comparison, pretraining_set, training
+
+    simulated = pretraining_set.split(pretraining_set.pretraining_set(profile=profile))
+    ckpt = profile.run_dir / "checkpoints"
+    run_dir = ckpt / "neural_ode" if name == "neural_ode" else ckpt / "table1" / name
+    if not (run_dir / "last.pt").exists():
+        print(f"no pre-trained {name} in {run_dir}: pre-training it ({profile.name} profile)", file=sys.stderr)
+    try:
+        result = comparison.pretrain(name, simulated, profile, run_dir=run_dir, resume=True, progress=True)
+    except training.CheckpointMismatchError as err:
+        run_dir = ckpt / "calibrate" / name
+        print(f"{err}\n→ pre-training {name} in {run_dir}", file=sys.stderr)
+        result = comparison.pretrain(name, simulated, profile, run_dir=run_dir, resume=True, progress=True)
+    return result.model.cpu(), simulated, run_dir
+
+
+def _learned_fit(name: str) -> Callable[[Measurements, Profile, int], Fitted]:
+    def fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
+        from . import pretraining_set, finetuning, models, units
+
+        base, simulated, run_dir = _pretrained(name, profile)
+        cfg = finetuning.finetune_config(profile, seed=seed)
+        res = finetuning.finetune(models.clone(base), meas, None, profile=profile, simulated=simulated["train"],
+                                  config=cfg, progress=True)
+        spec = pretraining_set.PretrainingSpec.for_profile(profile)
+        pre = {"ions": list(base.config.species), "c_mM": [spec.c_min, spec.c_max],
+               "flux_LMH": [0.0, float(units.m_s_to_lmh(spec.j_max))], "T_C": [spec.temperature - 273.15] * 2}
+        info = {"pretrained": str(run_dir), "epochs": len(res.history), "final_train_loss": res.history[-1]["train_loss"]}
+        return Fitted([res.model.cpu()], info, pre)
+
+    return fit
+
+
+def _learned(name: str, label: str) -> Calibrator:
+    return Calibrator(name, "learned", f"{label}: the profile's pre-trained weights fine-tuned by eq. 5 (one member "
+                      "per seed)", _learned_fit(name), TORCH_MEMBER, default_seeds=3)
+
+
+#: Calibratable models by name.
+CALIBRATORS: dict[str, Calibrator] = {c.name: c for c in (
+    Calibrator("dspmde", "mechanistic", "DSPM-DE with fitted Z = (r_p, Δx_e, ε_p, X_d), constant charge",
+               _dspmde_fit, json_member(fitting.Model)),
+    Calibrator("dspmde_freundlich", "mechanistic", "DSPM-DE with a Freundlich charge X_d (I/10 mM)^n (Z and n fitted)",
+               lambda m, p, s: _dspmde_fit(m, p, s, "freundlich"), json_member(fitting.Model)),
+    Calibrator("dspmde_langmuir", "mechanistic", "DSPM-DE with Langmuir binding of the divalent cations in the "
+               "data (Z, Γ, K_i fitted)", lambda m, p, s: _dspmde_fit(m, p, s, "langmuir", binding=True),
+               json_member(fitting.Model)),
+    Calibrator("sf", "mechanistic", "solution-friction model, one friction factor per ion (predicts only the "
+               "ions of its data)", _sf_fit, json_member(friction.SFModel)),
+    _learned("neural_ode", "physics-constrained neural ODE"),
+    _learned("pinn", "PINN (DSPM-DE residual, Table 2 Z)"),
+    _learned("resnet", "ResNet"),
+    _learned("unet", "U-Net"),
+)}
+
+
+def calibrator(name: str) -> Calibrator:
+    """The registered calibrator ``name``; an unknown name raises :class:`CalibrationError` listing the known ones."""
+    try:
+        return CALIBRATORS[name]
+    except KeyError:
+        raise CalibrationError(f"unknown model {name!r}; choose one of {', '.join(CALIBRATORS)}") from None
+
+
+def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "default",
+              seeds: int | Sequence[int] | None = None, sources: Sequence[str | Path] = (), command: str = ""):
+    """Calibrate model ``name`` (:data:`CALIBRATORS`) on ``meas``: one fit per seed (``seeds``: a count, a list of
+    seeds, or None for the model's default), all members in one :class:`nanoutils.bundle.Bundle` with the
+    calibration domain, provenance (``sources``: the data files, hashed; ``command``) and the in-sample
+    scored points of its report."""
+    from . import bundle
+
+    cal = calibrator(name)
+    P = get(profile)
+    if not isinstance(meas, Measurements) or len(meas) == 0:
+        raise CalibrationError("no measurements to calibrate on")
+    seed_list = list(range(cal.default_seeds if seeds is None else seeds)) if seeds is None or isinstance(seeds, int) \
+        else [int(s) for s in seeds]
+    if not seed_list:
+        raise CalibrationError(f"need at least one seed, got {seeds!r}")
+    fits = [cal.fit(meas, P, s) for s in seed_list]
+    point = cal.kind == "mechanistic"
+    if point:  # the best fit's parameters give the predictions
+        fits.sort(key=lambda f: f.info.get("chi2", np.inf))
+    members = [m for f in fits for m in f.members]
+    return bundle.Bundle(
+        name=name, kind=cal.kind, members=members,
+        domain=bundle.domain_of(meas, fits[0].pretraining),
+        provenance=bundle.provenance(sources, P.name, command, seed_list),
+        info=[f.info for f in fits],
+        scored=bundle.score_points(members, meas, point), point_estimate=point,
+    )
+
+
+def fitter(name: str, *, profile: str | Profile = "default") -> Callable[[Measurements, int], Any]:
+    """``(train_meas, seed) -> Bundle``: :func:`calibrate` of ``name`` with that one seed, for protocols that refit a
+    model per fold (score the result on held-out feeds with :meth:`nanoutils.bundle.Bundle.score`)."""
+    calibrator(name)
+    return lambda meas, seed: calibrate(name, meas, profile=profile, seeds=[seed])
