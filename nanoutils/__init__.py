@@ -13,6 +13,8 @@ loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
 :mod:`nanoutils.fitting` (eq. 11 fits of Z, Table 2), :mod:`nanoutils.virtual_lab` (the VIRTUAL
 NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations),
 :mod:`nanoutils.friction` (the solution-friction baseline), :mod:`nanoutils.comparison` (Table 1),
+:mod:`nanoutils.transfer` (the real-data leave-one-feed-out benchmark), :mod:`nanoutils.dspmde_plus`
+(DSPM-DE with ion binding and per-ion partition energies, and the benchmark's mechanistic calibrations),
 :mod:`nanoutils.plotting` and :mod:`nanoutils.report` (figures, result tables, README blocks), and
 :func:`predict` (one prediction API for trained models and DSPM-DE).
 
@@ -28,9 +30,9 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-_MODULES = ("activity", "comparison", "data", "datasets", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
-            "metrics", "models", "plotting", "prediction", "profiles", "report", "sampling", "training", "units",
-            "virtual_lab")
+_MODULES = ("activity", "comparison", "data", "datasets", "dspmde", "dspmde_plus", "env", "finetuning", "fitting",
+            "friction", "ions", "metrics", "models", "plotting", "prediction", "profiles", "report", "sampling",
+            "training", "transfer", "units", "virtual_lab")
 __all__ = [*_MODULES, "predict", "__version__"]
 
 

@@ -21,6 +21,8 @@ from ._membrane import Membrane as Membrane
 from ._membrane import MembraneError as MembraneError
 from ._partition import born_log_partition as born_log_partition
 from ._partition import MECHANISMS as MECHANISMS
+from ._partition import PartitionEnergyError as PartitionEnergyError
+from ._partition import partition_energies as partition_energies
 from ._partition import donnan_potential as donnan_potential
 from ._partition import partition_terms as partition_terms
 from ._partition import pore_ions as pore_ions
@@ -37,5 +39,5 @@ from ._temperature import water_viscosity as water_viscosity
 
 __all__ = ["ACTIVITY", "HINDRANCE", "ISOTHERMS", "MECHANISMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ChargeIsotherm",
            "ConvergenceWarning", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
-           "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
-           "image_log_partition", "partition_terms", "pore_ions", "solve", "solve_reference", "steric_partition", "water_viscosity"]
+           "PartitionEnergyError", "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
+           "image_log_partition", "partition_energies", "partition_terms", "pore_ions", "solve", "solve_reference", "steric_partition", "water_viscosity"]
