@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from functools import partial
 
+import numpy as np
 import pandas as pd
 
 from . import fitting, ions
@@ -73,18 +74,26 @@ def fit(meas: Measurements, *, variant: str = "dspmde_plus", seed: int = 0, prio
                        prior_width=prior_width, **{**BUDGET, **budget})
 
 
-def _cached(meas: Measurements, variant: str, seed: int, prior_width: float, options: dict) -> fitting.FitResult:
-    """:func:`fit` of ``variant`` with its default start, reused for the same data, seed and options."""
+def fitted(meas: Measurements, variant: str = "dspmde_plus", seed: int = 0, *, prior_width: float = PRIOR_WIDTH,
+           with_uncertainty: bool = False, **budget) -> fitting.FitResult:
+    """:func:`fit` of ``variant`` from its default start, reused for the same data, seed, prior and budget;
+    ``with_uncertainty`` adds the Gauss–Newton covariance (:func:`nanoutils.fitting.uncertainty`) once."""
+    options = {**BUDGET, **budget}
     key = _key(meas, variant, seed, prior_width, tuple(sorted(options.items())))
     if key not in _CACHE:
-        _CACHE[key] = fit(meas, variant=variant, seed=seed, prior_width=prior_width,
-                          **{**options, "with_uncertainty": options.get("with_uncertainty", False)})
-    return _CACHE[key]
+        _CACHE[key] = fit(meas, variant=variant, seed=seed, prior_width=prior_width, with_uncertainty=False, **options)
+    result = _CACHE[key]
+    if with_uncertainty and not np.isfinite(result.covariance).all():
+        objective = fitting.Objective(meas, n_cells=options["n_cells"])
+        cov, stderr = fitting.uncertainty(objective, result.params, fitting.Space(result.bounds, result.names),
+                                          spec=result.spec)
+        result = _CACHE[key] = replace(result, covariance=cov, stderr=stderr)
+    return result
 
 
 def calibrate(train: Measurements, seed: int, *, variant: str = "dspmde_plus", **options) -> fitting.Model:
     """The fitted model of ``variant`` on ``train`` (the benchmark's calibrate callable)."""
-    return _cached(train, variant, seed, options.pop("prior_width", PRIOR_WIDTH), {**BUDGET, **options}).model
+    return fitted(train, variant, seed, **options).model
 
 
 def calibrate_ensemble(train: Measurements, seed: int, *, variant: str = "dspmde_plus", n_draws: int = 16,
@@ -92,13 +101,19 @@ def calibrate_ensemble(train: Measurements, seed: int, *, variant: str = "dspmde
     """A Laplace posterior-predictive ensemble (:func:`nanoutils.fitting.laplace_ensemble`, ``n_draws``
     members) of ``variant`` fitted on ``train``: the benchmark scores its mean and the coverage of its
     95 % interval."""
-    prior_width = options.pop("prior_width", PRIOR_WIDTH)
-    options = {**BUDGET, **options}
-    result = _cached(train, variant, seed, prior_width, options)
-    objective = fitting.Objective(train, n_cells=options["n_cells"])
-    cov, stderr = fitting.uncertainty(objective, result.params, fitting.Space(result.bounds, result.names),
-                                      spec=result.spec)
-    return fitting.laplace_ensemble(replace(result, covariance=cov, stderr=stderr), n_draws=n_draws, seed=seed)
+    result = fitted(train, variant, seed, with_uncertainty=True, **options)
+    return fitting.laplace_ensemble(result, n_draws=n_draws, seed=seed)
+
+
+def calibrate_multistart(train: Measurements, seed: int, *, variant: str = "dspmde_plus", n_starts: int = 4,
+                         delta: float | None = None, **options) -> list[fitting.Model]:
+    """The optima of ``n_starts`` fits of ``variant`` on ``train`` from random starts (seeds ``n_starts·seed``
+    onwards) within Δχ² of the best (:func:`nanoutils.fitting.multistart`), as an ensemble."""
+    def fit_one(meas: Measurements, s: int) -> fitting.FitResult:
+        return fit(meas, variant=variant, seed=s, start="random", with_uncertainty=False, **options)
+
+    seeds = range(n_starts * seed, n_starts * (seed + 1))
+    return [r.model for r in fitting.multistart(train, fit_one, seeds, delta=delta)]
 
 
 CALIBRATIONS = {"DSPM-DE (fitted Z)": partial(calibrate, variant="dspmde"),
@@ -107,3 +122,6 @@ CALIBRATIONS = {"DSPM-DE (fitted Z)": partial(calibrate, variant="dspmde"),
 #: The same three as Laplace posterior-predictive ensembles (mean, spread, interval coverage).
 ENSEMBLES = {f"{name} (Laplace)": partial(calibrate_ensemble, variant=v)
              for name, v in zip(CALIBRATIONS, ("dspmde", "langmuir", "dspmde_plus"))}
+#: The same three as multi-start ensembles (random starts, optima within Δχ² of the best).
+MULTISTARTS = {f"{name} (multi-start)": partial(calibrate_multistart, variant=v)
+               for name, v in zip(CALIBRATIONS, ("dspmde", "langmuir", "dspmde_plus"))}

@@ -168,17 +168,21 @@ class Benchmark:
 
 
 def benchmark(meas: Measurements, models: Mapping[str, Calibrate], *, seeds: Sequence[int] = (0,),
-              in_sample: bool = True, keep_models: bool = True) -> Benchmark:
+              in_sample: bool = True, keep_models: bool = True, held_out: Sequence[str] | None = None) -> Benchmark:
     """Leave-one-feed-out transfer of every model of ``models`` (row name → calibrate callable) on
-    ``meas``, for every seed of ``seeds``, plus the in-sample calibration if ``in_sample``. Every
-    calibration is checked to hold no row of its test feed (:class:`LeakageError`)."""
+    ``meas``, for every seed of ``seeds``, plus the in-sample calibration if ``in_sample``. ``held_out``:
+    the feed keys to hold out in turn (default every feed). Every calibration is checked to hold no row
+    of its test feed (:class:`LeakageError`)."""
     keys = meas.feed_keys
     if len(keys) < 2:
         raise ValueError(f"the transfer benchmark needs at least 2 feeds, got {list(keys)}")
     if not models:
         raise ValueError("no models to benchmark")
+    unknown = set(held_out or ()) - set(keys)
+    if unknown:
+        raise ValueError(f"held_out feed(s) {sorted(unknown)} not in the data; feeds: {list(keys)}")
     folds = []
-    for key in keys:
+    for key in (keys if held_out is None else [k for k in keys if k in held_out]):
         train_keys = [k for k in keys if k != key]
         label, unseen = coverage(meas, key, train_keys)
         folds.append(("transfer", key, label, unseen, meas.subset(train_keys), meas.subset([key])))

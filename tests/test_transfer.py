@@ -5,10 +5,9 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
+from test_fitting import TRUE, synthetic_csv
 
 from nanoutils import data, fitting, transfer
-
-from test_fitting import TRUE, synthetic_csv
 
 matplotlib.use("Agg")
 
@@ -127,6 +126,10 @@ def test_bad_inputs_and_the_fold_figure(meas):
         transfer.benchmark(meas.subset(["synth/MgCl2"]), {"oracle": oracle})
     with pytest.raises(ValueError, match="empty"):
         transfer.predict_points(meas, [])
+    with pytest.raises(ValueError, match="'lab/none'"):
+        transfer.benchmark(meas, {"oracle": oracle}, held_out=["lab/none"])
+    one = transfer.benchmark(meas, {"oracle": oracle}, held_out=["synth/MgCl2"], in_sample=False)
+    assert list(one.folds["fold"]) == ["synth/MgCl2"]
     bench = transfer.benchmark(meas, {"oracle": oracle, "ens": lambda train, seed: [ORACLE, ORACLE]}, in_sample=False)
     fig = transfer.plot(bench, meas, n_points=5)
     visible = [ax for ax in fig.axes if ax.get_visible()]

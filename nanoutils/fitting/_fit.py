@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from functools import partial
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -20,8 +20,8 @@ from ._space import (_LINEAR_SCALE, BOUNDS, ISOTHERM_START, LOG_SCALE, PAPER_TAB
 class FitResult:
     """A fitted Z (and isotherm parameters, see :class:`Spec`): ``params`` (SI), standard errors ``stderr``
     (SI, from the Gauss–Newton Hessian scaled by the reduced χ²), ``covariance`` of θ (:meth:`Space.theta`:
-    ln r_p, ln Δx_e, ln ε_p, X_d/100[, n | ln Γ, ln K_i]), ``chi2`` (eq. 11), ``n_points``, ``trace`` (every
-    evaluation), ``n_unconverged`` at the optimum, ``start``, ``wall_s``, ``bounds`` and the ``spec``."""
+    ln r_p, ln Δx_e, ln ε_p, X_d/100[, n | ln Γ, ln K_i][, ΔW_i]), ``chi2`` (eq. 11, plus the prior residuals
+    of a fit with ΔW), ``n_points``, ``trace`` (every evaluation), ``n_unconverged`` at the optimum, ``start``, ``wall_s``, ``bounds`` and the ``spec``."""
 
     params: dict[str, float]
     stderr: dict[str, float]
