@@ -210,7 +210,7 @@ def plot(bench: Benchmark, meas: Measurements, names: Sequence[str] | None = Non
          n_points: int = 60, ncols: int = 3):
     """Per transfer fold, rejection vs flux (µm/s) of the held-out feed: the measurements ± σ and the
     curves of the models ``names`` (default all) calibrated without it (solid, dashed, …; an ensemble
-    with its ±2 R_std band). Returns the figure."""
+    with its ±2 R_std band), the rejection axis cut to the measurements' range. Returns the figure."""
     import matplotlib.pyplot as plt
 
     from . import plotting
@@ -225,8 +225,12 @@ def plot(bench: Benchmark, meas: Measurements, names: Sequence[str] | None = Non
     labels = bench.folds.drop_duplicates("fold").set_index("fold")["ions"]
     for ax, key in zip(axes.flat, folds):
         predictors = {n: bench.models[(n, seed, key)] for n in names if (n, seed, key) in bench.models}
-        plotting.rejection_curves(ax, meas.subset([key]), predictors, n_points=n_points, flux_scale_m_s=1e-6)
-        ax.set(title=f"{key}\n({labels.get(key, '')})", xlabel="flux (µm/s)")
+        test = meas.subset([key])
+        plotting.rejection_curves(ax, test, predictors, n_points=n_points, flux_scale_m_s=1e-6)
+        lo, hi = test.table["R"].min(), test.table["R"].max()
+        pad = 0.25 * max(hi - lo, 0.2)
+        ax.set(title=f"{key}\n({labels.get(key, '')})", xlabel="flux (µm/s)", ylim=(lo - pad, max(hi, 1.0) + pad))
+        ax.legend(fontsize=7, loc="lower right")
     for ax in list(axes.flat)[len(folds):]:
         ax.set_visible(False)
     styles = ("-", "--", ":", "-.")

@@ -126,7 +126,7 @@ def test_laplace_ensemble_draws_the_fit_covariance_within_the_bounds(fit_plus, s
     assert (draws >= space.lo - 1e-12).all() and (draws <= space.lo + space.span + 1e-12).all()
     sd = np.sqrt(np.diag(fit_plus.covariance))
     inside = (np.abs(space.theta(fit_plus.params) - space.lo - 0.5 * space.span) + 3 * sd < 0.5 * space.span)
-    assert inside.sum() >= 5  # parameters far from their bounds: drawn with the covariance's spread
+    assert inside.sum() >= 3  # parameters far from their bounds: drawn with the covariance's spread
     np.testing.assert_allclose(draws.std(0)[inside], sd[inside], rtol=0.2)
     pts = transfer.predict_points(synth_plus, members[:8])
     assert (pts["R_std"] > 0).any() and pts["R_pred"].notna().all()
