@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--laplace", type=int, default=8, help="ensemble draws (0: no ensemble rows)")
     parser.add_argument("--multistart", type=int, default=0, help="random starts per multi-start ensemble (0: none)")
     parser.add_argument("--held-out", nargs="+", default=None, help="feed keys to hold out (default all)")
+    parser.add_argument("--models", nargs="+", default=None, help="rows to run (default all)")
+    parser.add_argument("--no-in-sample", action="store_true", help="transfer folds only")
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -37,8 +39,11 @@ def main() -> None:
         models |= {k: partial(f, n_draws=args.laplace) for k, f in dspmde_plus.ENSEMBLES.items()}
     if args.multistart:
         models |= {k: partial(f, n_starts=args.multistart) for k, f in dspmde_plus.MULTISTARTS.items()}
+    if args.models:
+        models = {k: f for k, f in models.items() if k in args.models}
     t0 = time.perf_counter()
-    bench = transfer.benchmark(meas, models, seeds=args.seeds, held_out=args.held_out)
+    bench = transfer.benchmark(meas, models, seeds=args.seeds, held_out=args.held_out,
+                               in_sample=not args.no_in_sample)
     wall = time.perf_counter() - t0
     bench.folds.to_csv(args.out / "folds.csv", index=False)
     bench.points.to_csv(args.out / "points.csv", index=False)
@@ -52,6 +57,11 @@ def main() -> None:
         [c for c in ("interval_coverage", "mean_R_std_pp") if c in bench.folds]
     print(report.markdown(bench.folds[cols]), "\n")
     print(report.markdown(bench.per_quantity().reset_index()), "\n")
+    names = [n for n in ("DSPM-DE (fitted Z)", "dspmde_plus", "dspmde_plus (Laplace)") if n in models] or list(models)
+    fig = transfer.plot(bench, meas, names, seed=args.seeds[0])
+    fig.savefig(args.out / "transfer_folds.png", dpi=150, bbox_inches="tight")
+    if args.no_in_sample:
+        return
     result = dspmde_plus.fitted(meas, "dspmde_plus", args.seeds[0], with_uncertainty=True)
     table = result.table()
     table.to_csv(args.out / "dspmde_plus_table.csv")
@@ -61,9 +71,6 @@ def main() -> None:
           f"fit {result.wall_s:.0f} s\n")
     print(report.markdown(table), "\n")
     print(report.markdown(corr.rename_axis("parameter"), digits=2), "\n")
-    names = [n for n in ("DSPM-DE (fitted Z)", "dspmde_plus", "dspmde_plus (Laplace)") if n in models]
-    fig = transfer.plot(bench, meas, names, seed=args.seeds[0])
-    fig.savefig(args.out / "transfer_folds.png", dpi=150, bbox_inches="tight")
     print(f"wrote {args.out}/", np.round(wall, 1))
 
 
