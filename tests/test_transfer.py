@@ -135,3 +135,18 @@ def test_bad_inputs_and_the_fold_figure(meas):
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == len(meas.feed_keys)
     assert all(len(ax.lines) > 0 for ax in visible)
+
+
+def test_a_torch_model_is_scored_at_each_feeds_own_fluxes(meas):
+    from nanoutils import models, prediction
+
+    net = models.build("resnet", "smoke").double()
+    bench = transfer.benchmark(meas, {"net": lambda train, seed: net}, in_sample=False)
+    assert bench.folds["n_nan"].sum() == 0
+    key = "synth/MgCl2"
+    test = meas.subset([key])
+    a = test.arrays(tuple(net.config.species))
+    curve = prediction.rejection_curves(test, net, a.Jv[0])  # (1, M, Q) at this feed's fluxes
+    pts = bench.points[bench.points["fold"] == key]
+    expected = curve[0][np.nonzero(a.mask[0])]
+    np.testing.assert_allclose(pts["R_pred"].to_numpy(), expected, rtol=1e-12)
