@@ -142,6 +142,10 @@ def test_multistart_keeps_the_optima_within_delta_chi2(synth_plus):
     assert len(every) == 3 and [r.chi2 for r in every] == sorted(r.chi2 for r in every)
     assert all(r.chi2 <= every[0].chi2 + fitting.delta_chi2(every[0]) for r in kept)
     assert kept[0].chi2 == every[0].chi2
+    members = dspmde_plus.calibrate_multistart(synth_plus, 0, variant="dspmde", n_starts=2, delta=np.inf,
+                                               nm_maxiter=3)
+    default = dspmde_plus.fitted(synth_plus, "dspmde", 0, nm_maxiter=3).model
+    assert len(members) == 2 and default in members  # the default start is one of the starts
 
 
 def test_variants_choose_binding_and_partition_ions_from_the_calibration_feeds(synth_plus):
