@@ -16,6 +16,8 @@ loop), :mod:`nanoutils.sampling` (Sobol feed compositions for pre-training),
 NF270 data set), :mod:`nanoutils.finetuning` (eq. 5 fine-tuning on measurements, ablations),
 :mod:`nanoutils.friction` (the solution-friction baseline), :mod:`nanoutils.sdem` (the
 solution–diffusion–electromigration model), :mod:`nanoutils.comparison` (Table 1),
+:mod:`nanoutils.transfer` (the real-data leave-one-feed-out benchmark), :mod:`nanoutils.dspmde_plus`
+(DSPM-DE with ion binding and per-ion partition energies, and the benchmark's mechanistic calibrations),
 :mod:`nanoutils.plotting` and :mod:`nanoutils.report` (figures, result tables, README blocks),
 :mod:`nanoutils.calibration` (calibrate a model by name on measurements) and :mod:`nanoutils.bundle` (the
 model bundle it writes), :func:`predict` (one prediction API for trained models, DSPM-DE and bundles) and
@@ -35,9 +37,9 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-_MODULES = ("activity", "bundle", "calibration", "comparison", "constants", "dspmde", "env", "finetuning", "fitting", "friction", "ions",
+_MODULES = ("activity", "bundle", "calibration", "comparison", "constants", "dspmde", "dspmde_plus", "env", "finetuning", "fitting", "friction", "ions",
             "measurements", "metrics", "models", "plotting", "prediction", "pretraining_set", "profiles", "report",
-            "sampling", "sdem", "training", "training_data", "units", "virtual_lab")
+            "sampling", "sdem", "training", "training_data", "transfer", "units", "virtual_lab")
 #: Old module names, aliases of the new ones for one release (CHANGELOG.md).
 _ALIASES = ("data", "datasets", "transport_data")
 __all__ = [*_MODULES, "load", "predict", "__version__"]

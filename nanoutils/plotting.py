@@ -84,11 +84,18 @@ def rejection_curves(ax: plt.Axes, meas, predictors: Mapping[str, object], *, fe
                      flux_scale_m_s: float = 1.0) -> None:
     """Rejection of every measured quantity of feed ``feed`` of ``meas`` (:class:`nanoutils.measurements.Measurements`)
     vs flux / ``flux_scale_m_s``: each model's curve (``predictors``: label → any model
-    :func:`nanoutils.prediction.quantity_curves` takes; solid for the first, dashed, dotted … after) on
-    ``n_points`` fluxes from 0 to 1.05 × the highest measured one, and the measurements with their σ_R."""
+    :func:`nanoutils.prediction.quantity_curves` takes, or a list of them — an ensemble drawn as its mean
+    with a ±2 std band; solid for the first, dashed, dotted … after) on ``n_points`` fluxes from 0 to
+    1.05 × the highest measured one, and the measurements with their σ_R."""
     arrays = meas.arrays()
     grid = np.linspace(0.0, 1.05 * arrays.Jv[arrays.flux_mask].max(), n_points)
-    curves = {label: prediction.quantity_curves(meas, model, grid) for label, model in predictors.items()}
+    curves, bands = {}, {}
+    for label, model in predictors.items():
+        if isinstance(model, (list, tuple)):
+            members = np.stack([prediction.quantity_curves(meas, m, grid) for m in model])
+            curves[label], bands[label] = np.nanmean(members, axis=0), np.nanstd(members, axis=0)
+        else:
+            curves[label] = prediction.quantity_curves(meas, model, grid)
     styles = ("-", "--", ":", "-.")
     x = grid / flux_scale_m_s
     for q, name in enumerate(arrays.quantities):
@@ -97,9 +104,12 @@ def rejection_curves(ax: plt.Axes, meas, predictors: Mapping[str, object], *, fe
             continue
         color = f"C{q % 10}"
         label = ion_label(name) if name in ions.species() else name
-        for i, R in enumerate(curves.values()):
+        for i, (name, R) in enumerate(curves.items()):
             ax.plot(x, R[feed, :, q], color=color, ls=styles[i % len(styles)], lw=1.4 if i == 0 else 1.1,
                     label=label if i == 0 else None)
+            if name in bands:
+                spread = 2 * bands[name][feed, :, q]
+                ax.fill_between(x, R[feed, :, q] - spread, R[feed, :, q] + spread, color=color, alpha=0.15, lw=0)
         ax.errorbar(arrays.Jv[feed, m] / flux_scale_m_s, arrays.R[feed, m, q], arrays.sigma_R[feed, m, q],
                     fmt="o", ms=3.5, color=color, capsize=2)
     ax.axhline(0, color="0.3", lw=0.8)

@@ -26,6 +26,8 @@ from ._membrane import MembraneError as MembraneError
 from ._partition import born_log_partition as born_log_partition
 from ._partition import MECHANISMS as MECHANISMS
 from ._partition import PoreIons as PoreIons
+from ._partition import PartitionEnergyError as PartitionEnergyError
+from ._partition import partition_energies as partition_energies
 from ._partition import donnan_potential as donnan_potential
 from ._partition import partition_terms as partition_terms
 from ._partition import pore_ions as pore_ions
@@ -47,6 +49,6 @@ from ._temperature import water_viscosity as water_viscosity
 
 __all__ = ["ACTIVITY", "DEFAULT_CELLS", "HINDRANCE", "ISOTHERMS", "MECHANISMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ActivityModel", "as_concentrations", "as_fluxes", "check_temperature", "ChargeIsotherm",
            "ConvergenceWarning", "Departure", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
-           "PoreIons", "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
-           "image_log_partition", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "solve_transport", "steric_partition", "thermal_voltage",
+           "PartitionEnergyError", "PoreIons", "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
+           "image_log_partition", "partition_energies", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "solve_transport", "steric_partition", "thermal_voltage",
            "water_viscosity"]

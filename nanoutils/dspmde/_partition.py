@@ -3,12 +3,14 @@
 At each pore end (eq. 8 of the paper, ideal solutions by default; see ``_activity``)
     γ_pore c_pore = γ_out c_out · φ_S · φ_D · exp(−z Δψ_D),
 with φ_S = (1 − λ)², φ_D = exp(−(ΔW_B + ΔW_im) / k_B T) (ΔW_im = 0 unless image forces are
-switched on, see ``_image``) and the Donnan potential Δψ_D (dimensionless, F ψ / RT) fixed by
+switched on, see ``_image``), an optional ion-specific partition energy ΔW_i added to them
+(``partition_energy``, in k_B T; 0 by default) and the Donnan potential Δψ_D (dimensionless, F ψ / RT) fixed by
 electroneutrality in the pore, Σ z c_pore + X_d = 0.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,13 +53,29 @@ class PoreIons:
         return np.isfinite(self.ln_phi)
 
 
+class PartitionEnergyError(ValueError):
+    """An invalid ion-specific partition energy; the message names the ion and the value."""
+
+
+def partition_energies(species: Sequence[str], partition_energy: Mapping[str, float] | None) -> np.ndarray:
+    """ΔW_i / k_B T (d,) for ``species`` from a mapping ion → ΔW (k_B T; ions not named get 0). Positive
+    ΔW excludes the ion from the pore, negative ΔW draws it in."""
+    given = {}
+    for ion, value in (partition_energy or {}).items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise PartitionEnergyError(f"partition energy of {ion} must be a finite number (k_B T), got {value!r}")
+        given[ions.canonical(ion)] = float(value)
+    return np.array([given.get(ions.canonical(s), 0.0) for s in species])
+
+
 def pore_ions(species: Sequence[str], membrane: Membrane, temperature: float, *, image_forces: bool = False,
-              temperature_model: str = "none") -> PoreIons:
+              temperature_model: str = "none", partition_energy: Mapping[str, float] | None = None) -> PoreIons:
     """Steric/dielectric partitioning and hindrance factors of ``species`` in ``membrane`` at ``temperature`` (K).
 
     ``image_forces``: add the cylindrical-pore image-force energy with ``membrane.eps_m`` to the
     Born term. ``temperature_model`` (a key of ``TEMPERATURE_MODELS``) scales the 25 °C diffusivities
-    and ε_b to ``temperature``.
+    and ε_b to ``temperature``. ``partition_energy``: ion → ΔW_i (k_B T) added to the Born energy,
+    ln φ_i −= ΔW_i (:func:`partition_energies`).
     """
     d_ratio, eps_ratio = scaling(temperature_model, temperature)
     table = [ions.get(s) for s in species]
@@ -70,6 +88,8 @@ def pore_ions(species: Sequence[str], membrane: Membrane, temperature: float, *,
         ln_phi = np.log(steric_partition(lam)) + born_log_partition(z, r_s, membrane.eps_p, eps_b, temperature)
     if image_forces:
         ln_phi = ln_phi + image_log_partition(z, membrane.r_p, membrane.eps_p, membrane.eps_m, temperature)
+    if partition_energy:
+        ln_phi = ln_phi - partition_energies(species, partition_energy)
     diff = np.array([i.diffusivity for i in table]) * d_ratio
     return PoreIons(tuple(i.name for i in table), z, diff, lam, k_c, k_d, ln_phi)
 

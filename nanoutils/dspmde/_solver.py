@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -64,7 +64,7 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
           temperature: float = 298.15, species: Sequence[str] | None = None, n_cells: int = DEFAULT_CELLS,
           activity: str | ActivityModel | None = None, profiles: bool = False, tol: float = 1e-8,
           isotherm: ChargeIsotherm | None = None, image_forces: bool = False, temperature_model: str = "none",
-          pore: str = "nernst_planck") -> Result:
+          pore: str = "nernst_planck", partition_energy: Mapping[str, float] | None = None) -> Result:
     """Permeate concentrations of every feed at every flux (flux-specified DSPM-DE).
 
     ``feeds``: a :class:`~nanoutils.ions.Feed`, a list of feeds, or a dense (N, d) array in
@@ -84,6 +84,8 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
       constant ``membrane.X_d``); the charge used is returned in ``info["X_d"]`` (N,), mol/m³.
     - ``image_forces``: add the cylindrical-pore image-force exclusion with ``membrane.eps_m``
       (Yaroshchuk 2000, unscreened) to the Born term.
+    - ``partition_energy``: ion → ΔW_i (k_B T), an ion-specific partition energy added to the Born
+      term (ln φ_i −= ΔW_i; ions not named get 0, the original model).
     - ``temperature_model``: ``"none"`` or ``"stokes_einstein"`` (D ∝ T/η(T), ε_b(T); 5–50 °C only).
     - ``pore``: ``"nernst_planck"`` (``n_cells`` exponentially fitted cells) or ``"single_element"``
       (one finite-difference element with mean concentrations, as WaterTAP's DSPMDE0D; ``n_cells``
@@ -99,14 +101,16 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
     temperature = check_temperature(temperature)
     n_cells = check_pore_model(pore, n_cells)
     model = activity_model(activity, names, temperature)
-    pore_props = pore_ions(names, membrane, temperature, image_forces=image_forces, temperature_model=temperature_model)
+    pore_props = pore_ions(names, membrane, temperature, image_forces=image_forces, temperature_model=temperature_model,
+                           partition_energy=partition_energy)
     isotherm = ChargeIsotherm() if isotherm is None else isotherm
     if not isinstance(isotherm, ChargeIsotherm):
         raise IsothermError(f"isotherm must be a dspmde.ChargeIsotherm or None, got {isotherm!r}")
     x_feed = isotherm.charge(membrane.X_d, c_feed, names)
     options = {"activity": activity if isinstance(activity, str) or activity is None else "callable",
                "isotherm": isotherm.kind, "image_forces": bool(image_forces),
-               "temperature_model": temperature_model, "pore": pore}
+               "temperature_model": temperature_model, "pore": pore,
+               "partition_energy": {k: float(v) for k, v in (partition_energy or {}).items()}}
     return solve_cases(c_feed, jv, pore_props, membrane.dx_e, x_feed, film=film, n_cells=n_cells, model=model, tol=tol,
                        pore_model=pore, profiles=profiles, temperature=temperature,
                        info={"hindrance": membrane.hindrance, "X_d": x_feed, "options": options}, label="DSPM-DE")

@@ -21,14 +21,23 @@ site density Γ and a binding constant K_i per ion of ``binding_ions`` (both log
 >>> result.table()                                                                            # doctest: +SKIP
 >>> fitting.fit(measurements.load_dataset("nf270_fdl2021"), isotherm="langmuir", binding_ions=("Mg2+",),
 ...             temperature_model="stokes_einstein").model                                   # doctest: +SKIP
+
+``partition_ions`` adds a per-ion partition energy ΔW (k_B T, "dW[ion]", added to the Born term) with a
+Gaussian prior toward 0 as extra residuals; :func:`laplace_ensemble` and :func:`multistart` turn a fit
+into an ensemble of models whose spread says what the data do not pin down.
 """
+from ._fit import LOCAL_METHODS as LOCAL_METHODS
 from ._fit import FitResult as FitResult
 from ._fit import fit as fit
 from ._fit import table2 as table2
 from ._fit import uncertainty as uncertainty
 from ._objective import Objective as Objective
 from ._objective import performance as performance
+from ._objective import prediction_frame as prediction_frame
 from ._objective import predictions as predictions
+from ._posterior import delta_chi2 as delta_chi2
+from ._posterior import laplace_ensemble as laplace_ensemble
+from ._posterior import multistart as multistart
 from ._space import BOUNDS as BOUNDS
 from ._space import FILM_COLUMN as FILM_COLUMN
 from ._space import ISOTHERM_BOUNDS as ISOTHERM_BOUNDS
@@ -45,6 +54,7 @@ from ._space import Spec as Spec
 from ._space import check_bounds as check_bounds
 from ._space import membrane as membrane
 
-__all__ = ["BOUNDS", "FILM_COLUMN", "ISOTHERM_BOUNDS", "ISOTHERM_START", "LOG_SCALE", "PAPER_TABLE2", "PARAMETERS",
-           "PENALTY_R", "UNITS", "FitError", "FitResult", "Model", "Objective", "Space", "Spec", "check_bounds", "fit",
-           "membrane", "performance", "predictions", "table2", "uncertainty"]
+__all__ = ["BOUNDS", "FILM_COLUMN", "ISOTHERM_BOUNDS", "ISOTHERM_START", "LOCAL_METHODS", "LOG_SCALE", "PAPER_TABLE2",
+           "PARAMETERS", "PENALTY_R", "UNITS", "FitError", "FitResult", "Model", "Objective", "Space", "Spec",
+           "check_bounds", "delta_chi2", "fit", "laplace_ensemble", "membrane", "multistart", "performance",
+           "prediction_frame", "predictions", "table2", "uncertainty"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import dual_annealing, minimize
+from scipy.optimize import dual_annealing, least_squares, minimize
 
 from .. import dspmde
 from ..measurements import Measurements
@@ -19,8 +20,8 @@ from ._space import (_LINEAR_SCALE, BOUNDS, ISOTHERM_START, LOG_SCALE, PAPER_TAB
 class FitResult:
     """A fitted Z (and isotherm parameters, see :class:`Spec`): ``params`` (SI), standard errors ``stderr``
     (SI, from the Gauss–Newton Hessian scaled by the reduced χ²), ``covariance`` of θ (:meth:`Space.theta`:
-    ln r_p, ln Δx_e, ln ε_p, X_d/100[, n | ln Γ, ln K_i]), ``chi2`` (eq. 11), ``n_points``, ``trace`` (every
-    evaluation), ``n_unconverged`` at the optimum, ``start``, ``wall_s``, ``bounds`` and the ``spec``."""
+    ln r_p, ln Δx_e, ln ε_p, X_d/100[, n | ln Γ, ln K_i][, ΔW_i]), ``chi2`` (eq. 11, plus the prior residuals
+    of a fit with ΔW), ``n_points``, ``trace`` (every evaluation), ``n_unconverged`` at the optimum, ``start``, ``wall_s``, ``bounds`` and the ``spec``."""
 
     params: dict[str, float]
     stderr: dict[str, float]
@@ -74,21 +75,25 @@ class FitResult:
 
 def uncertainty(objective: Objective, params: Mapping[str, float], space: Space, step: float = 1e-3,
                 spec: Spec | None = None) -> tuple[np.ndarray, dict[str, float]]:
-    """Covariance of θ from central-difference residual Jacobians, cov = s² (JᵀJ)⁻¹ with
-    s² = max(1, χ²/(n − p)) (inflated when the model does not fit to within σ), and standard errors
-    of the physical parameters by the delta method. ``spec`` (default :class:`Spec`) builds the model."""
-    model = (spec or Spec()).model
+    """Covariance of θ from central-difference residual Jacobians (the prior residuals of ``spec``
+    included), cov = s² (JᵀJ)⁻¹ with s² = max(1, χ²/(n − p)) (inflated when the model does not fit to
+    within σ), and standard errors of the physical parameters by the delta method. ``spec`` (default
+    :class:`Spec`) builds the model."""
+    spec = spec or Spec()
+
+    def residuals(p: Mapping[str, float]) -> np.ndarray:
+        return np.concatenate([objective.residuals(spec.model(p))[0], spec.prior_residuals(p)])
+
     theta = space.theta(params)
     cols = []
     for i in range(len(theta)):
         plus, minus = theta.copy(), theta.copy()
         plus[i] += step
         minus[i] -= step
-        cols.append((objective.residuals(model(space.params(plus)))[0]
-                     - objective.residuals(model(space.params(minus)))[0]) / (2 * step))
+        cols.append((residuals(space.params(plus)) - residuals(space.params(minus))) / (2 * step))
     jac = np.stack(cols, axis=1)
-    r = objective.residuals(model(params))[0]
-    s2 = max(1.0, float(r @ r) / max(len(r) - len(theta), 1))
+    r = residuals(params)
+    s2 = max(1.0, float(r @ r) / max(objective.n_points - len(theta), 1))
     cov = s2 * np.linalg.pinv(jac.T @ jac)
     sd = np.sqrt(np.diag(cov))
     stderr = {n: float(params[n] * s) if LOG_SCALE[_family(n)] else float(_LINEAR_SCALE.get(n, 1.0) * s)
@@ -96,11 +101,29 @@ def uncertainty(objective: Objective, params: Mapping[str, float], space: Space,
     return cov, stderr
 
 
+#: Local searches after the annealing (see :func:`fit`).
+LOCAL_METHODS = ("nelder-mead", "least-squares")
+_JAC_STEP = 1e-3  # forward-difference step in the unit box (well above the solver's tolerance)
+
+
+def _forward_jacobian(residuals, u: np.ndarray) -> np.ndarray:
+    """Forward differences of ``residuals`` at ``u`` in the unit box, stepping inwards at the upper bound."""
+    r0 = residuals(u)
+    cols = []
+    for i in range(len(u)):
+        h = _JAC_STEP if u[i] + _JAC_STEP <= 1.0 else -_JAC_STEP
+        v = u.copy()
+        v[i] += h
+        cols.append((residuals(v) - r0) / h)
+    return np.stack(cols, axis=1)
+
+
 def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None = None,
         start: Mapping[str, float] | None = None, seed: int = 0, anneal_maxiter: int = 40,
         nm_maxiter: int = 400, activity: str | None = None, n_cells: int = 20,
         with_uncertainty: bool = True, isotherm: str = "constant", binding_ions: tuple[str, ...] = (),
-        temperature_model: str = "none") -> FitResult:
+        temperature_model: str = "none", partition_ions: tuple[str, ...] = (), prior_width: float = 1.0,
+        local: str = "nelder-mead") -> FitResult:
     """Fit Z to ``meas`` by eq. 11: dual annealing (``anneal_maxiter`` iterations of 2 evaluations per
     parameter, seeded; 0 skips it) from ``start`` (default: a random point inside the bounds drawn with
     ``seed``), then bounded Nelder–Mead (``nm_maxiter`` iterations) from the best point found.
@@ -108,14 +131,20 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
     ``isotherm`` (``"constant"``, ``"freundlich"`` or ``"langmuir"`` with ``binding_ions``) adds the charge
     isotherm's parameters (:class:`Spec`; bounds :data:`ISOTHERM_BOUNDS`, overridable by name in ``bounds``,
     e.g. ``"K[Mg2+]"``); a ``start`` with Z only takes :data:`ISOTHERM_START` for them. ``temperature_model``
-    goes to :func:`dspmde.solve` (``"stokes_einstein"`` for data away from 25 °C)."""
+    goes to :func:`dspmde.solve` (``"stokes_einstein"`` for data away from 25 °C). ``partition_ions`` adds
+    a partition energy ΔW (k_B T) per ion with the Gaussian prior N(0, ``prior_width``²) as extra residuals
+    (:class:`Spec`). ``local`` is the local search after annealing: ``"nelder-mead"`` (``nm_maxiter``
+    iterations) or ``"least-squares"`` (trust-region reflective on the residuals with a forward-difference
+    Jacobian, ``nm_maxiter`` Jacobians at most; fewer evaluations when there are many parameters)."""
     t0 = time.perf_counter()
-    spec = Spec(isotherm, binding_ions, temperature_model)
+    if local not in LOCAL_METHODS:
+        raise FitError(f"unknown local method {local!r}; choose one of {', '.join(LOCAL_METHODS)}")
+    spec = Spec(isotherm, binding_ions, temperature_model, partition_ions=partition_ions, prior_width=prior_width)
     space = Space(bounds, spec.names)
     obj = Objective(meas, activity=activity, n_cells=n_cells)
-    absent = [i for i in spec.binding_ions if i not in obj.arrays.species]
+    absent = [i for i in spec.binding_ions + spec.partition_ions if i not in obj.arrays.species]
     if absent:
-        raise FitError(f"binding ion(s) {', '.join(absent)} occur in no feed of the data "
+        raise FitError(f"binding or partition ion(s) {', '.join(absent)} occur in no feed of the data "
                        f"(species: {', '.join(obj.arrays.species)})")
     if int(anneal_maxiter) < 0 or int(nm_maxiter) < 0:
         raise FitError(f"iteration budgets must be ≥ 0, got anneal_maxiter={anneal_maxiter}, nm_maxiter={nm_maxiter}")
@@ -124,8 +153,12 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
         start = {**{n: ISOTHERM_START[_family(n)] for n in spec.names[len(PARAMETERS):]}, **start}
     u0 = space.to_unit(start) if start is not None else np.random.default_rng(seed).uniform(0.0, 1.0, dim)
 
+    def residuals(u: np.ndarray) -> np.ndarray:
+        p = space.from_unit(u)
+        return obj.traced_residuals(spec.model(p), spec.prior_residuals(p))
+
     def f(u: np.ndarray) -> float:
-        return obj.chi2(spec.model(space.from_unit(u)))
+        return float(np.sum(residuals(u) ** 2))
 
     obj.phase = "start"
     best_u, best_f = u0, f(u0)
@@ -134,7 +167,13 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
         da = dual_annealing(f, [(0.0, 1.0)] * dim, maxiter=int(anneal_maxiter), rng=seed, x0=u0, no_local_search=True)
         if da.fun < best_f:
             best_u, best_f = da.x, da.fun
-    if nm_maxiter:
+    if nm_maxiter and local == "least-squares":
+        obj.phase = "least-squares"
+        ls = least_squares(residuals, best_u, jac=partial(_forward_jacobian, residuals), bounds=(0.0, 1.0),
+                           method="trf", max_nfev=int(nm_maxiter), x_scale=1.0)
+        if 2 * ls.cost <= best_f:
+            best_u, best_f = ls.x, 2 * float(ls.cost)
+    elif nm_maxiter:
         obj.phase = "nelder-mead"
         simplex = np.vstack([best_u] + [best_u + np.where(best_u[i] < 0.5, 0.05, -0.05) * np.eye(dim)[i]
                                         for i in range(dim)])

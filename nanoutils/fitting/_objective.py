@@ -94,12 +94,17 @@ class Objective:
         r[bad] = PENALTY_R / a.sigma_R[a.mask][bad]
         return r, int(bad.sum())
 
-    def chi2(self, mem: dspmde.Membrane) -> float:
-        """The objective of eq. 11 for ``mem``; appended to :attr:`trace`."""
+    def chi2(self, mem: dspmde.Membrane, prior: np.ndarray | None = None) -> float:
+        """The objective of eq. 11 for ``mem``, plus the squares of the ``prior`` residuals (a Gaussian
+        prior's share, :meth:`Spec.prior_residuals`); appended to :attr:`trace`."""
+        return float(np.sum(self.traced_residuals(mem, prior) ** 2))
+
+    def traced_residuals(self, mem: dspmde.Membrane, prior: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`residuals` followed by the ``prior`` residuals; the sum of squares is appended to :attr:`trace`."""
         r, n_bad = self.residuals(mem)
-        value = float(r @ r)
-        self.trace.append((self.phase, value, n_bad))
-        return value
+        r = np.concatenate([r, np.asarray(prior if prior is not None else [], dtype=float)])
+        self.trace.append((self.phase, float(r @ r), n_bad))
+        return r
 
     def trace_frame(self) -> pd.DataFrame:
         """Every evaluation: index, phase, objective, running best, unconverged measurements."""
@@ -115,8 +120,12 @@ def predictions(meas: Measurements, mem, *, activity: str | None = None) -> pd.D
     quantity), Jv_um_s, R_meas, sigma_R, R_pred (NaN if unconverged), residual (R_pred − R_meas)/σ, converged —
     the frame :func:`nanoutils.metrics.rejection_error` scores."""
     obj = Objective(meas, activity=activity)
-    a = obj.arrays
-    c_perm, converged = obj.permeate(mem)
+    return prediction_frame(obj.arrays, *obj.permeate(mem))
+
+
+def prediction_frame(a, c_perm: np.ndarray, converged: np.ndarray) -> pd.DataFrame:
+    """The frame of :func:`predictions` from measured arrays ``a`` (:class:`nanoutils.data.MeasuredArrays`)
+    and a model's permeate ``c_perm`` (N, M, d) mol/m³ and ``converged`` (N, M) at their points."""
     R_pred = a.model_rejection(c_perm)
     n, m, q = np.nonzero(a.mask)
     frame = pd.DataFrame({"feed_id": np.asarray(a.feed_keys, dtype=object)[n],

@@ -51,8 +51,12 @@ class MeasuredArrays:
         return self.c_feed @ self.weights.T
 
     def model_quantities(self, c: np.ndarray) -> np.ndarray:
-        """Quantities (…, Q) from ion concentrations (…, d) in mol/m³."""
-        return np.asarray(c, dtype=float) @ self.weights.T
+        """Quantities (…, Q) from ion concentrations (…, d) in mol/m³; NaN only where an ion the quantity
+        weighs is NaN (a model that cannot predict one ion still gives the quantities without it)."""
+        c = np.asarray(c, dtype=float)
+        missing = np.isnan(c)
+        q = np.where(missing, 0.0, c) @ self.weights.T
+        return np.where(missing.astype(float) @ (self.weights.T != 0) > 0, np.nan, q)
 
     def model_rejection(self, c_perm: np.ndarray) -> np.ndarray:
         """Rejection of every quantity (N, M, Q) from model permeate concentrations (N, M, d)."""

@@ -1,0 +1,56 @@
+"""What a fit does not pin down: Laplace posterior-predictive ensembles and multi-start optima.
+
+With few feeds, fits of nearly equal quality can sit at very different parameters and predict a new
+feed very differently. Two ways to carry that into a prediction, both as a list of member models
+(each with ``solve``) whose spread is the prediction's uncertainty:
+
+- :func:`laplace_ensemble`: draws θ ~ N(θ̂, Σ) in the fit's transformed coordinates θ
+  (:meth:`Space.theta`; Σ the Gauss–Newton covariance of :func:`uncertainty`, prior residuals
+  included), clipped to the bounds;
+- :func:`multistart`: the optima of fits from several starts whose objective lies within Δχ² of
+  the best, Δχ² = s² χ²₀.₉₅(p) by default (p parameters, s² = max(1, χ²_best/(n − p)) the same
+  inflation as Σ).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.stats import chi2 as chi2_dist
+
+from ..measurements import Measurements
+from ._fit import FitResult
+from ._space import FitError, Model, Space
+
+
+def laplace_ensemble(result: FitResult, n_draws: int = 16, *, seed: int = 0) -> list[Model]:
+    """``n_draws`` models with parameters drawn from the Laplace approximation N(θ̂, Σ) of ``result``
+    (needs its covariance: ``fit(with_uncertainty=True)``), clipped to the fit's bounds."""
+    if n_draws < 2:
+        raise FitError(f"an ensemble needs n_draws ≥ 2, got {n_draws!r}")
+    if not np.isfinite(result.covariance).all():
+        raise FitError("the fit has no covariance (fit with with_uncertainty=True)")
+    space = Space(result.bounds, result.names)
+    theta = space.theta(result.params)
+    draws = np.random.default_rng(seed).multivariate_normal(theta, result.covariance, size=n_draws,
+                                                            check_valid="ignore", method="eigh")
+    draws = np.clip(draws, space.lo, space.lo + space.span)
+    return [result.spec.model(space.params(t)) for t in draws]
+
+
+def delta_chi2(result: FitResult, level: float = 0.95) -> float:
+    """Default Δχ² of :func:`multistart` for ``result``: s² χ²_level(p)."""
+    p = len(result.names)
+    s2 = max(1.0, result.chi2 / max(result.n_points - p, 1))
+    return float(s2 * chi2_dist.ppf(level, p))
+
+
+def multistart(meas: Measurements, fit_one: Callable[[Measurements, int], FitResult], seeds: Sequence[int], *,
+               delta: float | None = None) -> list[FitResult]:
+    """Fits ``fit_one(meas, seed)`` for every seed; those within ``delta`` (default :func:`delta_chi2` of
+    the best) of the lowest objective, best first. Their ``.model`` s form an ensemble."""
+    results = sorted((fit_one(meas, int(s)) for s in seeds), key=lambda r: r.chi2)
+    if not results:
+        raise FitError("multistart needs at least one seed")
+    cut = results[0].chi2 + (delta_chi2(results[0]) if delta is None else float(delta))
+    return [r for r in results if r.chi2 <= cut]

@@ -1,0 +1,240 @@
+"""The real-data transfer benchmark: calibrate on some measured feeds, predict a feed not seen.
+
+For every feed F of a :class:`nanoutils.measurements.Measurements` (feed key ``study/feed_id``; any number of
+feeds and studies) a model is calibrated on all other feeds and predicts F at its measured fluxes,
+evaluated as in scoring (each feed's temperature, the film layer for observed rejections:
+:func:`nanoutils.fitting.predictions`), and scored by :func:`nanoutils.metrics.rejection_error`
+(mean |R_pred − R_meas| in percentage points). Each fold is labelled by what its training feeds
+covered: ``"ions seen"`` when every ion of F occurs in some training feed, else ``"ion X unseen"``.
+Headline, in this order: (a) the mean over "ions seen" folds, (b) the mean over all folds, (c) the
+in-sample error (calibrated on all feeds, scored on them); over seeds, their mean and spread.
+
+A model is given by its calibration, ``calibrate(train: Measurements, seed: int) -> model``, where the
+model is anything :func:`nanoutils.fitting.predictions` takes (a :class:`dspmde.Membrane`, a model with
+DSPM-DE's ``solve``), a torch model (``.parameters()`` and ``.config.species``), or a list of such
+models (an ensemble: the mean is scored, the spread ``R_std`` gives a 95 % predictive interval with
+the measurement σ, and the share of measured points inside it is reported). Points a model cannot
+predict (NaN) are counted and named per fold, never dropped silently.
+
+>>> from nanoutils import measurements, transfer, dspmde_plus
+>>> bench = transfer.benchmark(measurements.load_dataset("nf270_fdl2021"), dspmde_plus.CALIBRATIONS)  # doctest: +SKIP
+>>> bench.headline()                                                                          # doctest: +SKIP
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import fitting, ions
+from .measurements import Measurements
+from .metrics import rejection_error
+
+Calibrate = Callable[[Measurements, int], object]
+SEEN = "ions seen"
+IN_SAMPLE = "in-sample"
+#: z of the two-sided 95 % predictive interval of an ensemble (member spread and measurement σ in quadrature).
+Z95 = 1.959964
+
+
+class LeakageError(AssertionError):
+    """A test feed's rows reached the calibration of its own fold."""
+
+
+def feed_ions(meas: Measurements, keys: Sequence[str]) -> set[str]:
+    """The ions present (c > 0) in any of the feeds ``keys`` of ``meas``."""
+    return {ion for k in keys for ion, c in meas.feeds[k].items() if c > 0}
+
+
+def coverage(meas: Measurements, test_key: str, train_keys: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """Label of a fold ("ions seen" or "ion X unseen" / "ions X, Y unseen") and its unseen ions, in
+    the order of the ion table."""
+    unseen = feed_ions(meas, [test_key]) - feed_ions(meas, train_keys)
+    order = ions.species()
+    names = tuple(sorted(unseen, key=lambda s: order.index(s) if s in order else len(order)))
+    if not names:
+        return SEEN, ()
+    return f"ion{'s' if len(names) > 1 else ''} {', '.join(names)} unseen", names
+
+
+def check_no_leak(train: Measurements, test_keys: Sequence[str]) -> None:
+    """Raise :class:`LeakageError` if any row or feed of ``test_keys`` is in ``train``."""
+    leaked = (set(train.feed_keys) | set(train.table["feed_key"])) & set(test_keys)
+    if leaked:
+        raise LeakageError(f"test feed(s) {sorted(leaked)} reached the calibration data")
+
+
+def _ensemble_frame(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """Member frames (same rows) → one frame: R_pred the mean over members that predict a point,
+    R_std their spread, converged where at least one member predicts it."""
+    R = np.stack([f["R_pred"].to_numpy(float) for f in frames])
+    ok = np.isfinite(R)
+    out = frames[0].copy()
+    with np.errstate(invalid="ignore"):
+        count = ok.sum(0)
+        mean = np.where(ok, R, 0.0).sum(0) / np.maximum(count, 1)
+        var = np.where(ok, (R - mean) ** 2, 0.0).sum(0) / np.maximum(count, 1)
+    out["R_pred"] = np.where(count > 0, mean, np.nan)
+    out["R_std"] = np.where(count > 0, np.sqrt(var), np.nan)
+    out["converged"] = count > 0
+    out["residual"] = (out["R_pred"] - out["R_meas"]) / out["sigma_R"]
+    return out
+
+
+def _torch_frame(meas: Measurements, model) -> pd.DataFrame:
+    from .prediction import _torch_permeate
+
+    a = meas.arrays(tuple(model.config.species))
+    c_perm = np.stack([_torch_permeate(model, a.c_feed[n : n + 1], a.Jv[n], 256)[0] for n in range(len(a.feed_keys))])
+    return fitting.prediction_frame(a, c_perm, np.isfinite(c_perm).all(axis=-1))
+
+
+def predict_points(meas: Measurements, model) -> pd.DataFrame:
+    """One row per measurement of ``meas`` with the model's R_pred (NaN where it cannot predict), the
+    frame of :func:`nanoutils.fitting.predictions`; an ensemble (list) adds R_std (see module docstring)."""
+    if isinstance(model, (list, tuple)):
+        if not model:
+            raise ValueError("an ensemble needs at least one member model, got an empty list")
+        return _ensemble_frame([predict_points(meas, m) for m in model])
+    if hasattr(model, "parameters") and hasattr(model, "config"):
+        return _torch_frame(meas, model)
+    return fitting.predictions(meas, model)
+
+
+def _fold_row(frame: pd.DataFrame) -> dict:
+    """Error (pp) over the predictable points of one fold, and the points it could not predict."""
+    finite = np.isfinite(frame["R_pred"].to_numpy(float))
+    bad = frame[~finite]
+    row = {"n_points": int(finite.sum()), "n_nan": int((~finite).sum()),
+           "nan_points": "; ".join(f"{r.feed_id} {r.ion} at {r.Jv_um_s:.3g} µm/s" for r in bad.itertuples()),
+           "error_pp": rejection_error(frame[finite]).value if finite.any() else np.nan}
+    if "R_std" in frame:
+        f = frame[finite]
+        half = Z95 * np.sqrt(f["R_std"] ** 2 + f["sigma_R"] ** 2)
+        row["interval_coverage"] = float(((f["R_meas"] - f["R_pred"]).abs() <= half).mean()) if len(f) else np.nan
+        row["mean_R_std_pp"] = float(100 * f["R_std"].mean()) if len(f) else np.nan
+    return row
+
+
+@dataclass
+class Benchmark:
+    """The benchmark's outcome: ``points`` (one row per model, seed, fold and measurement: split
+    "transfer" or "in-sample", fold = the held-out feed key or "in-sample", ions = the coverage label,
+    and the :func:`predict_points` columns), ``folds`` (one row per model, seed and fold: coverage,
+    unseen ions, error_pp over predictable points, n_points, n_nan and which points were NaN, and for
+    ensembles interval_coverage and mean_R_std_pp) and the calibrated ``models`` by (name, seed, fold)."""
+
+    points: pd.DataFrame
+    folds: pd.DataFrame
+    models: dict[tuple[str, int, str], object] = field(repr=False, default_factory=dict)
+
+    def headline(self) -> pd.DataFrame:
+        """Per model: (a) mean error over "ions seen" folds, (b) over all folds, (c) in-sample (pp), each
+        the mean over seeds with its spread (sample std, NaN for one seed), the number of folds of each
+        kind and of NaN points; ensembles add the mean interval coverage over transfer folds."""
+        rows = []
+        for name, g in self.folds.groupby("model", sort=False):
+            per_seed = []
+            for _, s in g.groupby("seed"):
+                t = s[s["split"] == "transfer"]
+                per_seed.append({"seen": t.loc[t["ions"] == SEEN, "error_pp"].mean(), "all": t["error_pp"].mean(),
+                                 "in": s.loc[s["split"] == IN_SAMPLE, "error_pp"].mean(),
+                                 "cov": t["interval_coverage"].mean() if "interval_coverage" in t else np.nan})
+            ps = pd.DataFrame(per_seed)
+            t0 = g[(g["split"] == "transfer") & (g["seed"] == g["seed"].iloc[0])]
+            row = {"model": name, "ions seen (pp)": ps["seen"].mean(), "ions seen spread": ps["seen"].std(),
+                   "all folds (pp)": ps["all"].mean(), "all folds spread": ps["all"].std(),
+                   "in-sample (pp)": ps["in"].mean(), "in-sample spread": ps["in"].std(),
+                   "folds ions seen": int((t0["ions"] == SEEN).sum()), "folds": len(t0),
+                   "seeds": len(ps), "NaN points": int(g["n_nan"].sum())}
+            if ps["cov"].notna().any():
+                row["95% interval coverage"] = ps["cov"].mean()
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("model")
+
+    def _abs(self) -> pd.DataFrame:
+        p = self.points[np.isfinite(self.points["R_pred"].to_numpy(float))]
+        return p.assign(error_pp=100 * (p["R_pred"] - p["R_meas"]).abs())
+
+    def per_quantity(self) -> pd.DataFrame:
+        """Mean error (pp, over seeds and flux points) per model, fold and measured quantity."""
+        return self._abs().groupby(["model", "split", "fold", "ions", "ion"], sort=False)["error_pp"].mean().unstack("ion")
+
+    def per_flux(self) -> pd.DataFrame:
+        """Mean error (pp, over seeds and quantities) per model, fold and flux (µm/s)."""
+        return self._abs().groupby(["model", "split", "fold", "Jv_um_s"], sort=False)["error_pp"].mean().unstack("model")
+
+
+def benchmark(meas: Measurements, models: Mapping[str, Calibrate], *, seeds: Sequence[int] = (0,),
+              in_sample: bool = True, keep_models: bool = True, held_out: Sequence[str] | None = None) -> Benchmark:
+    """Leave-one-feed-out transfer of every model of ``models`` (row name → calibrate callable) on
+    ``meas``, for every seed of ``seeds``, plus the in-sample calibration if ``in_sample``. ``held_out``:
+    the feed keys to hold out in turn (default every feed). Every calibration is checked to hold no row
+    of its test feed (:class:`LeakageError`)."""
+    keys = meas.feed_keys
+    if len(keys) < 2:
+        raise ValueError(f"the transfer benchmark needs at least 2 feeds, got {list(keys)}")
+    if not models:
+        raise ValueError("no models to benchmark")
+    unknown = set(held_out or ()) - set(keys)
+    if unknown:
+        raise ValueError(f"held_out feed(s) {sorted(unknown)} not in the data; feeds: {list(keys)}")
+    folds = []
+    for key in (keys if held_out is None else [k for k in keys if k in held_out]):
+        train_keys = [k for k in keys if k != key]
+        label, unseen = coverage(meas, key, train_keys)
+        folds.append(("transfer", key, label, unseen, meas.subset(train_keys), meas.subset([key])))
+    if in_sample:
+        folds.append((IN_SAMPLE, IN_SAMPLE, SEEN, (), meas, meas))
+    points, rows, kept = [], [], {}
+    for name, calibrate in models.items():
+        for seed in seeds:
+            for split, fold, label, unseen, train, test in folds:
+                if split == "transfer":
+                    check_no_leak(train, [fold])
+                model = calibrate(train, int(seed))
+                if keep_models:
+                    kept[(name, int(seed), fold)] = model
+                frame = predict_points(test, model)
+                meta = {"model": name, "seed": int(seed), "split": split, "fold": fold, "ions": label}
+                points.append(frame.assign(**meta))
+                rows.append({**meta, "unseen": ", ".join(unseen), **_fold_row(frame)})
+    first = ["model", "seed", "split", "fold", "ions"]
+    frame = pd.concat(points, ignore_index=True)
+    return Benchmark(frame[first + [c for c in frame.columns if c not in first]], pd.DataFrame(rows), kept)
+
+
+def plot(bench: Benchmark, meas: Measurements, names: Sequence[str] | None = None, *, seed: int = 0,
+         n_points: int = 60, ncols: int = 3):
+    """Per transfer fold, rejection vs flux (µm/s) of the held-out feed: the measurements ± σ and the
+    curves of the models ``names`` (default all) calibrated without it (solid, dashed, …; an ensemble
+    with its ±2 R_std band), the rejection axis cut to the measurements' range. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+
+    names = list(names or dict.fromkeys(m for m, _, _ in bench.models))
+    folds = [k for k in meas.feed_keys if any((n, seed, k) in bench.models for n in names)]
+    if not folds:
+        raise ValueError(f"no calibrated models of {names} for seed {seed}; run benchmark(keep_models=True)")
+    nrows = -(-len(folds) // ncols)
+    fig, axes = plt.subplots(nrows, min(ncols, len(folds)), figsize=(4.2 * min(ncols, len(folds)), 3.4 * nrows),
+                             squeeze=False)
+    labels = bench.folds.drop_duplicates("fold").set_index("fold")["ions"]
+    for ax, key in zip(axes.flat, folds):
+        predictors = {n: bench.models[(n, seed, key)] for n in names if (n, seed, key) in bench.models}
+        test = meas.subset([key])
+        plotting.rejection_curves(ax, test, predictors, n_points=n_points, flux_scale_m_s=1e-6)
+        lo, hi = test.table["R"].min(), test.table["R"].max()
+        pad = 0.25 * max(hi - lo, 0.2)
+        ax.set(title=f"{key}\n({labels.get(key, '')})", xlabel="flux (µm/s)", ylim=(lo - pad, max(hi, 1.0) + pad))
+        ax.legend(fontsize=7, loc="lower right")
+    for ax in list(axes.flat)[len(folds):]:
+        ax.set_visible(False)
+    styles = ("-", "--", ":", "-.")
+    handles = [plt.Line2D([], [], color="0.2", ls=styles[i % len(styles)]) for i in range(len(names))]
+    fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig

@@ -1,0 +1,152 @@
+"""The real-data transfer benchmark on a synthetic multi-feed, multi-study CSV in the schema."""
+from dataclasses import dataclass, replace
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from test_fitting import TRUE, synthetic_csv
+
+from nanoutils import measurements, fitting, transfer
+
+matplotlib.use("Agg")
+
+# Two studies; the K2SO4 feed has two ions no other feed has, MgCl2 one, the NaCl feeds none.
+STUDY_A = {"NaCl-5": "NaCl 5 mM", "MgCl2": "MgCl2 5 mM + NaCl 1 mM"}
+STUDY_B = {"NaCl-20": "NaCl 20 mM", "K2SO4": "K2SO4 5 mM + NaCl 1 mM"}
+FLUXES = (2.0, 10.0, 40.0)
+ORACLE = fitting.Spec().model(TRUE)
+
+
+@pytest.fixture(scope="module")
+def user_csv(tmp_path_factory):
+    """A user's own file: two studies in one CSV, written from DSPM-DE at Z = TRUE."""
+    tmp = tmp_path_factory.mktemp("user")
+    a = pd.read_csv(synthetic_csv(tmp / "a.csv", feeds=STUDY_A, fluxes_um_s=FLUXES))
+    b = pd.read_csv(synthetic_csv(tmp / "b.csv", feeds=STUDY_B, fluxes_um_s=FLUXES)).assign(study="other-lab")
+    path = tmp / "mine.csv"
+    pd.concat([a, b]).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def meas(user_csv):
+    return measurements.load_measurements(user_csv)
+
+
+def oracle(train, seed):
+    return ORACLE
+
+
+def test_the_generating_model_transfers_with_zero_error_and_a_wrong_one_does_not(meas):
+    wrong = replace(ORACLE, membrane=ORACLE.membrane.with_(X_d=-5.0))
+    bench = transfer.benchmark(meas, {"oracle": oracle, "wrong": lambda train, seed: wrong}, seeds=(0, 1))
+    assert set(bench.folds["fold"]) == set(meas.feed_keys) | {"in-sample"}
+    assert len(bench.folds) == 2 * 2 * (len(meas.feed_keys) + 1)
+    head = bench.headline()
+    assert head.loc["oracle", ["ions seen (pp)", "all folds (pp)", "in-sample (pp)"]].max() < 1e-6
+    assert head.loc["wrong", "all folds (pp)"] > 1.0
+    assert head.loc["oracle", "folds"] == 4 and head.loc["oracle", "folds ions seen"] == 2
+    assert head.loc["wrong", "seeds"] == 2 and head.loc["wrong", "NaN points"] == 0
+    # every measurement of every held-out feed is scored once per model, seed and fold
+    transfer_points = bench.points[(bench.points["split"] == "transfer") & (bench.points["model"] == "oracle")]
+    assert len(transfer_points) == 2 * len(meas)
+    per_q = bench.per_quantity()
+    assert per_q.loc["wrong"].notna().any().all()
+    assert set(bench.per_flux().columns) == {"oracle", "wrong"}
+
+
+def test_folds_are_labelled_by_the_ions_their_training_feeds_covered(meas):
+    labels = {key: transfer.coverage(meas, key, [k for k in meas.feed_keys if k != key])[0] for key in meas.feed_keys}
+    assert labels == {"synth/NaCl-5": "ions seen", "other-lab/NaCl-20": "ions seen",
+                      "synth/MgCl2": "ion Mg2+ unseen", "other-lab/K2SO4": "ions K+, SO4-2 unseen"}
+    bench = transfer.benchmark(meas, {"oracle": oracle}, in_sample=False)
+    folds = bench.folds.set_index("fold")
+    assert folds.loc["other-lab/K2SO4", "unseen"] == "K+, SO4-2"
+    assert folds.loc["synth/NaCl-5", "ions"] == "ions seen"
+
+
+def test_no_test_feed_row_ever_reaches_its_calibration(meas):
+    seen = []
+
+    def recording(train, seed):
+        seen.append((set(train.feed_keys), set(train.table["feed_key"])))
+        return ORACLE
+
+    bench = transfer.benchmark(meas, {"rec": recording}, in_sample=False)
+    assert len(seen) == len(meas.feed_keys)
+    for (keys, rows), fold in zip(seen, bench.folds["fold"]):
+        assert fold not in keys and fold not in rows
+        assert keys == rows == set(meas.feed_keys) - {fold}
+    with pytest.raises(transfer.LeakageError, match="synth/MgCl2"):
+        transfer.check_no_leak(meas, ["synth/MgCl2"])
+
+
+@dataclass(frozen=True)
+class DeclinesIon:
+    """A model that cannot predict one ion (as the SF model without that ion's friction factor)."""
+
+    model: fitting.Model
+    ion: str
+
+    def solve(self, feeds, fluxes, **options):
+        res = self.model.solve(feeds, fluxes, **options)
+        if self.ion in res.species:
+            res.permeate[..., res.species.index(self.ion)] = np.nan
+        return res
+
+
+def test_points_a_model_cannot_predict_are_counted_and_named(meas):
+    bench = transfer.benchmark(meas, {"no-Mg": lambda train, seed: DeclinesIon(ORACLE, "Mg2+")}, in_sample=False)
+    folds = bench.folds.set_index("fold")
+    n_mg = int((meas.table["quantity"] == "Mg2+").sum())
+    assert folds.loc["synth/MgCl2", "n_nan"] == n_mg and folds["n_nan"].sum() == n_mg
+    assert folds.loc["synth/MgCl2", "nan_points"].count("synth/MgCl2 Mg2+ at") == n_mg
+    assert folds.loc["synth/MgCl2", "error_pp"] < 1e-6  # the other ions are still scored
+    assert bench.headline().loc["no-Mg", "NaN points"] == n_mg
+
+
+def test_an_ensemble_is_scored_by_its_mean_with_interval_coverage(meas):
+    spread = [replace(ORACLE, membrane=ORACLE.membrane.with_(X_d=x)) for x in (-25.0, -30.0, -35.0)]
+    bench = transfer.benchmark(meas, {"ens": lambda train, seed: spread, "one": lambda train, seed: [ORACLE, ORACLE]},
+                               in_sample=False)
+    folds = bench.folds.set_index(["model", "fold"])
+    assert (folds.loc["one", "mean_R_std_pp"] == 0).all() and (folds.loc["one", "interval_coverage"] == 1).all()
+    assert (folds.loc["ens", "mean_R_std_pp"] > 0).all()
+    pts = bench.points[bench.points["model"] == "ens"]
+    single = transfer.predict_points(meas, spread[1])
+    members = np.stack([transfer.predict_points(meas, m)["R_pred"] for m in spread])
+    np.testing.assert_allclose(transfer.predict_points(meas, spread)["R_pred"], members.mean(0), rtol=1e-12)
+    assert len(pts) == len(single)
+    assert "95% interval coverage" in bench.headline().columns
+
+
+def test_bad_inputs_and_the_fold_figure(meas):
+    with pytest.raises(ValueError, match="at least 2 feeds"):
+        transfer.benchmark(meas.subset(["synth/MgCl2"]), {"oracle": oracle})
+    with pytest.raises(ValueError, match="empty"):
+        transfer.predict_points(meas, [])
+    with pytest.raises(ValueError, match="'lab/none'"):
+        transfer.benchmark(meas, {"oracle": oracle}, held_out=["lab/none"])
+    one = transfer.benchmark(meas, {"oracle": oracle}, held_out=["synth/MgCl2"], in_sample=False)
+    assert list(one.folds["fold"]) == ["synth/MgCl2"]
+    bench = transfer.benchmark(meas, {"oracle": oracle, "ens": lambda train, seed: [ORACLE, ORACLE]}, in_sample=False)
+    fig = transfer.plot(bench, meas, n_points=5)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == len(meas.feed_keys)
+    assert all(len(ax.lines) > 0 for ax in visible)
+
+
+def test_a_torch_model_is_scored_at_each_feeds_own_fluxes(meas):
+    from nanoutils import models, prediction
+
+    net = models.build("resnet", "smoke").double()
+    bench = transfer.benchmark(meas, {"net": lambda train, seed: net}, in_sample=False)
+    assert bench.folds["n_nan"].sum() == 0
+    key = "synth/MgCl2"
+    test = meas.subset([key])
+    a = test.arrays(tuple(net.config.species))
+    curve = prediction.quantity_curves(test, net, a.Jv[0])  # (1, M, Q) at this feed's fluxes
+    pts = bench.points[bench.points["fold"] == key]
+    expected = curve[0][np.nonzero(a.mask[0])]
+    np.testing.assert_allclose(pts["R_pred"].to_numpy(), expected, rtol=1e-12)
