@@ -27,14 +27,14 @@ from typing import Any
 
 import numpy as np
 
-from . import fitting, friction, ions
+from . import dspmde_plus, fitting, friction, ions, sdem
 from .measurements import Measurements
 from .profiles import Profile, get
 
 #: Laplace-posterior members drawn per mechanistic fit.
 POSTERIOR_DRAWS = 8
 #: The model ``nanoutils calibrate`` fits when ``--model`` is not given.
-DEFAULT_MODEL = "dspmde"
+DEFAULT_MODEL = "sdem"
 
 
 class CalibrationError(ValueError):
@@ -108,20 +108,19 @@ class Calibrator:
     default_seeds: int = 1
 
 
-def laplace_draws(theta: np.ndarray, cov: np.ndarray, to_model: Callable[[np.ndarray], Any], seed: int,
-                  lo: np.ndarray, hi: np.ndarray, fixed: Sequence[int] = (), n: int = POSTERIOR_DRAWS) -> list:
-    """``n`` models ``to_model(θ_k)`` with θ_k ~ N(θ, cov), seeded, clipped to the box [lo, hi] the fit searched
-    (a poorly identified parameter spans its bounds instead of leaving them); coordinates ``fixed`` stay at θ.
-    A covariance that is not positive semi-definite (numerical noise of the Gauss–Newton inverse) has its
-    negative eigenvalues set to 0."""
-    cov = np.nan_to_num(np.asarray(cov, float))
-    keep = np.setdiff1d(np.arange(len(theta)), np.asarray(fixed, int))
-    sub = 0.5 * (cov[np.ix_(keep, keep)] + cov[np.ix_(keep, keep)].T)
-    w, v = np.linalg.eigh(sub)
-    z = np.random.default_rng(seed).standard_normal((n, len(keep)))
-    draws = np.tile(np.asarray(theta, float), (n, 1))
-    draws[:, keep] += (z * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-    return [to_model(t) for t in np.clip(draws, lo, hi)]
+def _fit_members(res: fitting.FitResult, seed: int) -> Fitted:
+    """A DSPM-DE fit (any variant) as bundle members: the fitted model and its Laplace draws (parameters at a
+    bound held there), with the fit table as the report's parameters."""
+    space = fitting.Space(res.bounds, res.names)
+    fixed = [res.names.index(n) for n in res.at_bounds]
+    members = [res.model] + fitting.laplace_draws(space.theta(res.params), res.covariance,
+                                                  lambda t: res.spec.model(space.params(t)), seed, space.lo,
+                                                  space.lo + space.span, fixed, n=POSTERIOR_DRAWS)
+    info = {"parameters": res.table().reset_index().to_dict("records"), "at_bounds": list(res.at_bounds),
+            "chi2": res.chi2, "reduced_chi2": res.reduced_chi2, "n_points": res.n_points, "wall_s": res.wall_s,
+            "note": (f"{', '.join(res.at_bounds)} at a bound: held there in the posterior draws (σ not meaningful)"
+                     if res.at_bounds else "")}
+    return Fitted(members, info)
 
 
 def _dspmde_fit(meas: Measurements, profile: Profile, seed: int, isotherm: str = "constant",
@@ -133,25 +132,39 @@ def _dspmde_fit(meas: Measurements, profile: Profile, seed: int, isotherm: str =
         if not binding_ions:
             raise CalibrationError(f"a Langmuir charge isotherm binds divalent cations, but the data hold none "
                                    f"(ions: {', '.join(species)}); choose another model")
-    res = fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, isotherm=isotherm, binding_ions=binding_ions,
-                      **profile.settings.baseline_fit)
-    space = fitting.Space(res.bounds, res.names)
-    fixed = [res.names.index(n) for n in res.at_bounds]
-    members = [res.model] + laplace_draws(space.theta(res.params), res.covariance,
-                                          lambda t: res.spec.model(space.params(t)), seed, space.lo,
-                                          space.lo + space.span, fixed)
-    table = res.table().reset_index()
-    info = {"parameters": table.to_dict("records"), "at_bounds": list(res.at_bounds), "chi2": res.chi2,
-            "reduced_chi2": res.reduced_chi2, "n_points": res.n_points, "wall_s": res.wall_s,
-            "note": (f"{', '.join(res.at_bounds)} at a bound: held there in the posterior draws (σ not meaningful)"
-                     if res.at_bounds else "")}
+    return _fit_members(fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, isotherm=isotherm,
+                                    binding_ions=binding_ions, **profile.settings.baseline_fit), seed)
+
+
+def _dspmde_plus_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
+    return _fit_members(dspmde_plus.fit(meas, variant="dspmde_plus", seed=seed, **profile.settings.dspmde_plus_fit),
+                        seed)
+
+
+def _sdem_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
+    """SDEM with one set of permeances for all calibration feeds (the transfer form); an ion absent from the
+    calibration data takes the diffusivity fallback (flagged by the bundle's domain as not calibrated)."""
+    res = sdem.fit(meas, fallback="diffusivity", seed=seed, **profile.settings.sdem_fit)
+    base, n = res.model, len(res.names)
+    ion_names = [name[2:-1] for name in res.names]  # "P[ion]"
+    lo, hi = np.log(sdem.BOUNDS["P"])
+
+    def to_model(theta: np.ndarray) -> sdem.SDEMModel:
+        return sdem.SDEMModel({ion: float(np.exp(t)) for ion, t in zip(ion_names, theta, strict=True)},
+                              exponent=base.exponent, c_ref=base.c_ref, fallback=base.fallback)
+
+    fixed = [res.names.index(name) for name in res.at_bounds]
+    members = [base] + fitting.laplace_draws(res.theta, res.covariance, to_model, seed, np.full(n, lo),
+                                             np.full(n, hi), fixed, n=POSTERIOR_DRAWS)
+    info = {"parameters": res.table().reset_index().to_dict("records"), "at_bounds": list(res.at_bounds),
+            "chi2": res.chi2, "reduced_chi2": res.reduced_chi2, "n_points": res.n_points, "wall_s": res.wall_s}
     return Fitted(members, info)
 
 
 def _sf_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
     res = friction.fit(meas, seed=seed, **profile.settings.sf_fit)
-    members = [res.model] + laplace_draws(res.space.theta(res.model), res.covariance, res.space.model, seed,
-                                          res.space.lo, res.space.hi)
+    members = [res.model] + fitting.laplace_draws(res.space.theta(res.model), res.covariance, res.space.model, seed,
+                                                  res.space.lo, res.space.hi, n=POSTERIOR_DRAWS)
     info = {"parameters": res.table().reset_index().to_dict("records"), "chi2": res.chi2, "n_points": res.n_points,
             "wall_s": res.wall_s}
     return Fitted(members, info)
@@ -206,6 +219,12 @@ CALIBRATORS: dict[str, Calibrator] = {c.name: c for c in (
     Calibrator("dspmde_langmuir", "mechanistic", "DSPM-DE with Langmuir binding of the divalent cations in the "
                "data (Z, Γ, K_i fitted)", lambda m, p, s: _dspmde_fit(m, p, s, "langmuir", binding=True),
                json_member(fitting.Model)),
+    Calibrator("dspmde_plus", "mechanistic", "DSPM-DE with Langmuir binding of the divalent cations and a "
+               "partition energy ΔW_i per ion (N(0, 1 kT) prior; Z, Γ, K_i, ΔW_i fitted)", _dspmde_plus_fit,
+               json_member(fitting.Model)),
+    Calibrator("sdem", "mechanistic", "solution–diffusion–electromigration model: one permeance per ion shared by "
+               "all feeds (ions not calibrated: scaled from diffusivity, flagged)", _sdem_fit,
+               json_member(sdem.SDEMModel)),
     Calibrator("sf", "mechanistic", "solution-friction model, one friction factor per ion (predicts only the "
                "ions of its data)", _sf_fit, json_member(friction.SFModel)),
     _learned("neural_ode", "physics-constrained neural ODE"),

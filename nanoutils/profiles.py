@@ -73,6 +73,10 @@ SETTINGS: dict[str, Knob] = {
                          "eq. 11 budget of DSPM-DE fitted on training feeds, the baseline (05, 06)"),
     "sf_fit": Knob({"n_starts": 1, "max_nfev": 3}, {"n_starts": 1, "max_nfev": 40}, {"n_starts": 3, "max_nfev": 60},
                    "fit budget of the solution-friction model (06, friction.fit)"),
+    "sdem_fit": Knob({"n_starts": 1, "max_nfev": 10}, {"n_starts": 3, "max_nfev": 100}, {"n_starts": 6, "max_nfev": 200},
+                     "fit budget of SDEM (calibrate --model sdem, sdem.fit)"),
+    "dspmde_plus_fit": Knob({"nm_maxiter": 3}, {"nm_maxiter": 25}, {"nm_maxiter": 100},
+                            "local-search budget of dspmde_plus (calibrate --model dspmde_plus, dspmde_plus.fit)"),
 }
 #: Knobs whose ``epochs`` a profile's ``max_epochs`` caps.
 EPOCH_KNOBS = ("pretraining", "finetuning")

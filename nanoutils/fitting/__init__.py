@@ -36,6 +36,7 @@ from ._objective import performance as performance
 from ._objective import prediction_frame as prediction_frame
 from ._objective import predictions as predictions
 from ._posterior import delta_chi2 as delta_chi2
+from ._posterior import laplace_draws as laplace_draws
 from ._posterior import laplace_ensemble as laplace_ensemble
 from ._posterior import multistart as multistart
 from ._space import BOUNDS as BOUNDS
@@ -56,5 +57,5 @@ from ._space import membrane as membrane
 
 __all__ = ["BOUNDS", "FILM_COLUMN", "ISOTHERM_BOUNDS", "ISOTHERM_START", "LOCAL_METHODS", "LOG_SCALE", "PAPER_TABLE2",
            "PARAMETERS", "PENALTY_R", "UNITS", "FitError", "FitResult", "Model", "Objective", "Space", "Spec",
-           "check_bounds", "delta_chi2", "fit", "laplace_ensemble", "membrane", "multistart", "performance",
+           "check_bounds", "delta_chi2", "fit", "laplace_draws", "laplace_ensemble", "membrane", "multistart", "performance",
            "prediction_frame", "predictions", "table2", "uncertainty"]

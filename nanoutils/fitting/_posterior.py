@@ -14,6 +14,7 @@ feed very differently. Two ways to carry that into a prediction, both as a list 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import chi2 as chi2_dist
@@ -21,6 +22,22 @@ from scipy.stats import chi2 as chi2_dist
 from ..measurements import Measurements
 from ._fit import FitResult
 from ._space import FitError, Model, Space
+
+
+def laplace_draws(theta: np.ndarray, cov: np.ndarray, to_model: Callable[[np.ndarray], Any], seed: int,
+                  lo: np.ndarray, hi: np.ndarray, fixed: Sequence[int] = (), n: int = 16) -> list:
+    """``n`` models ``to_model(θ_k)`` with θ_k ~ N(θ, cov), seeded, clipped to the box [lo, hi] the fit searched
+    (a poorly identified parameter spans its bounds instead of leaving them); coordinates ``fixed`` stay at θ.
+    A covariance that is not positive semi-definite (numerical noise of the Gauss–Newton inverse) has its
+    negative eigenvalues set to 0. Works for any fit with a parameter vector (DSPM-DE, SF, SDEM)."""
+    cov = np.nan_to_num(np.asarray(cov, float))
+    keep = np.setdiff1d(np.arange(len(theta)), np.asarray(fixed, int))
+    sub = 0.5 * (cov[np.ix_(keep, keep)] + cov[np.ix_(keep, keep)].T)
+    w, v = np.linalg.eigh(sub)
+    z = np.random.default_rng(seed).standard_normal((n, len(keep)))
+    draws = np.tile(np.asarray(theta, float), (n, 1))
+    draws[:, keep] += (z * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    return [to_model(t) for t in np.clip(draws, lo, hi)]
 
 
 def laplace_ensemble(result: FitResult, n_draws: int = 16, *, seed: int = 0) -> list[Model]:
@@ -31,11 +48,8 @@ def laplace_ensemble(result: FitResult, n_draws: int = 16, *, seed: int = 0) -> 
     if not np.isfinite(result.covariance).all():
         raise FitError("the fit has no covariance (fit with with_uncertainty=True)")
     space = Space(result.bounds, result.names)
-    theta = space.theta(result.params)
-    draws = np.random.default_rng(seed).multivariate_normal(theta, result.covariance, size=n_draws,
-                                                            check_valid="ignore", method="eigh")
-    draws = np.clip(draws, space.lo, space.lo + space.span)
-    return [result.spec.model(space.params(t)) for t in draws]
+    return laplace_draws(space.theta(result.params), result.covariance, lambda t: result.spec.model(space.params(t)),
+                         seed, space.lo, space.lo + space.span, n=n_draws)
 
 
 def delta_chi2(result: FitResult, level: float = 0.95) -> float:
