@@ -3,9 +3,9 @@
 At a converged state x of the discrete equations R(x, p) = 0 (:mod:`._discrete`) the permeate moves
 with a membrane quantity p as dx/dp = −(∂R/∂x)⁻¹ ∂R/∂p — one linear solve per case with one
 right-hand side per quantity, no differentiation through the Newton iterations. ∂R/∂x is the
-exact Jacobian of the Newton step (assembled densely here from :meth:`Chain.links`,
-:meth:`Chain.neutrality` and :meth:`Chain.current`; (K+2)(d+1) unknowns per case). The quantities,
-per case (:data:`QUANTITIES`):
+exact Jacobian of the Newton step, and each solve reuses its structured elimination
+(:func:`._newton.direction`, O(K d²) per case, all cases at once). The quantities, per case
+(:data:`QUANTITIES`):
 
 - ``r_p``, ``dx_e``, ``eps_p``: ∂R/∂p by central differences of the residuals at the fixed state
   (relative step :data:`FD_STEP`; they enter through λ, the hindrance factors, the cell
@@ -30,12 +30,12 @@ from ._film import Film
 from ._membrane import Membrane
 from ._partition import pore_ions
 from ._setup import build_chain
+from ._newton import direction
 from ._solver import _solve_chain, case_permeate
 
 #: Membrane quantities with a sensitivity, in column order; then one ``dW`` column per ion.
 QUANTITIES = ("r_p", "dx_e", "eps_p", "X")
 FD_STEP = 1e-6  # relative step of the central differences of the residuals
-CHUNK = 128  # cases per dense solve (memory: CHUNK · ((K+2)(d+1))² floats)
 
 
 class Sensitivity(NamedTuple):
@@ -48,44 +48,31 @@ class Sensitivity(NamedTuple):
     converged: np.ndarray
 
 
-def _columns(chain: Chain) -> tuple[np.ndarray, np.ndarray]:
-    """Unknown indices of ln c (K+3, d) and ψ (K+3,) at bulk, every node and the permeate (−1: bulk, fixed).
-
-    Unknown vector per case: [U (K+1, d) row-major, Ψ (K+1), v (d), ψ_p]."""
-    n, d = chain.n_nodes, chain.z.size
-    ucol = np.full((n + 2, d), -1)
-    ucol[1:n + 1] = np.arange(n * d).reshape(n, d)
-    ucol[n + 1] = n * d + n + np.arange(d)
-    pcol = np.full(n + 2, -1)
-    pcol[1:n + 1] = n * d + np.arange(n)
-    pcol[n + 1] = n * d + n + d
-    return ucol, pcol
-
-
 def residual(chain: Chain, st: State) -> np.ndarray:
     """All residuals per case (B, (K+2)(d+1)): links (row-major), node neutrality, zero current."""
     f = chain.links(st, derivatives=False)
     return np.concatenate([f.reshape(len(f), -1), chain.neutrality(st)[0], chain.current(st)[0][:, None]], axis=1)
 
 
-def jacobian(chain: Chain, st: State) -> np.ndarray:
-    """∂R/∂x (B, n, n) of :func:`residual`, n = (K+2)(d+1), from the analytic partial derivatives."""
-    f, fa, fb, fpa, fpb, fv = chain.links(st)
-    dn, di = chain.neutrality(st)[1], chain.current(st)[1]
-    b, links, d = f.shape
-    ucol, pcol = _columns(chain)
-    rows = np.arange(links * d).reshape(links, d)
-    pa, pb = np.broadcast_to(pcol[:-1, None], (links, d)), np.broadcast_to(pcol[1:, None], (links, d))
-    jac = np.zeros((b, rows.size + chain.n_nodes + 1, rows.size + chain.n_nodes + 1))
-    jac[:, rows[1:], ucol[1:-1]] += fa[:, 1:]  # the bulk (link 0's upstream node) is fixed
-    jac[:, rows[1:], pa[1:]] += fpa[:, 1:]
-    jac[:, rows, ucol[1:]] += fb
-    jac[:, rows, pb] += fpb
-    jac[:, rows, np.broadcast_to(ucol[-1], (links, d))] += fv
-    node_rows = np.broadcast_to(rows.size + np.arange(chain.n_nodes)[:, None], (chain.n_nodes, d))
-    jac[:, node_rows, ucol[1:-1]] = dn
-    jac[:, -1, ucol[-1]] = di
-    return jac
+class _System:
+    """The Newton system of a chain linearised at a state, with its residuals replaced by a right-hand side:
+    it answers the three calls :func:`._newton.direction` makes, which then returns −J⁻¹ rhs by the
+    structured (block-bidiagonal with a border) elimination of the Newton step."""
+
+    def __init__(self, chain: Chain, st: State):
+        self.derivatives = chain.links(st)[1:]
+        self.dn, self.di = chain.neutrality(st)[1], chain.current(st)[1]
+        self.shape = chain.mask.shape[0], chain.n_nodes + 1, chain.mask.shape[1]
+        self.rhs = np.zeros((self.shape[0], self.shape[1] * (self.shape[2] + 1)))
+
+    def links(self, st: State):
+        return (self.rhs[:, :self.shape[1] * self.shape[2]].reshape(self.shape), *self.derivatives)
+
+    def neutrality(self, st: State):
+        return self.rhs[:, self.shape[1] * self.shape[2]:-1], self.dn
+
+    def current(self, st: State):
+        return self.rhs[:, -1], self.di
 
 
 def parameter_partials(chain: Chain, st: State, rebuild, membrane: Membrane) -> np.ndarray:
@@ -106,20 +93,6 @@ def parameter_partials(chain: Chain, st: State, rebuild, membrane: Membrane) -> 
     for link in (chain.part_in, chain.part_out):
         out[:, link * d + ions, 4 + ions] = chain.mask
     return out
-
-
-def _solve_dense(jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """Batched jac⁻¹ rhs; cases with a singular Jacobian give NaN."""
-    try:
-        return np.linalg.solve(jac, rhs)
-    except np.linalg.LinAlgError:
-        out = np.full(rhs.shape, np.nan)
-        for i in range(len(jac)):
-            try:
-                out[i] = np.linalg.solve(jac[i], rhs[i])
-            except np.linalg.LinAlgError:
-                pass
-        return out
 
 
 def sensitivities(c_feed: np.ndarray, jv: np.ndarray, membrane: Membrane, species: tuple[str, ...], *,
@@ -144,13 +117,12 @@ def sensitivities(c_feed: np.ndarray, jv: np.ndarray, membrane: Membrane, specie
     d_perm = np.zeros((b, d, len(QUANTITIES) + d))
     d_perm[~converged] = np.nan
     run = np.flatnonzero(converged & iterated)
-    ucol = _columns(chain)[0][-1]
-    for part in np.array_split(run, max(1, -(-run.size // CHUNK))):
-        if part.size == 0:
-            continue
-        sub, cur = chain.take(part), st.take(part)
-        sub_rebuild = lambda mem, part=part: rebuild(mem).take(part)  # noqa: E731
-        dx = -_solve_dense(jacobian(sub, cur), parameter_partials(sub, cur, sub_rebuild, membrane))
-        d_perm[part] = np.where(sub.mask[..., None], c_p[part][..., None] * dx[:, ucol], 0.0)
+    if run.size:
+        sub, cur = chain.take(run), st.take(run)
+        partials = parameter_partials(sub, cur, lambda mem: rebuild(mem).take(run), membrane)
+        system = _System(sub, cur)
+        for j in range(partials.shape[2]):
+            system.rhs = partials[:, :, j]
+            d_perm[run, :, j] = np.where(sub.mask, c_p[run] * direction(system, cur).v, 0.0)
     permeate = np.where(converged[:, None], c_p, np.nan)
     return Sensitivity(permeate, d_perm, converged)
