@@ -10,7 +10,8 @@ exact Jacobian of the Newton step, and each solve reuses its structured eliminat
 - ``r_p``, ``dx_e``, ``eps_p``: ∂R/∂p by central differences of the residuals at the fixed state
   (relative step :data:`FD_STEP`; they enter through λ, the hindrance factors, the cell
   resistances and the Born term);
-- ``X``: the pore charge (mol/m³), analytic (the neutrality residual of every pore node);
+- ``X``: the pore charge (mol/m³), analytic (the neutrality residual of every pore node; the
+  charge also enters that residual's scale, a term that vanishes with the residual at convergence);
 - ``dW[i]``: a per-ion partition energy ΔW_i/(k_B T) added at both pore ends, ln φ_i → ln φ_i − ΔW_i/(k_B T),
   analytic (the two partition links of ion i).
 
@@ -28,9 +29,9 @@ import numpy as np
 from ._discrete import Chain, State
 from ._film import Film
 from ._membrane import Membrane
+from ._newton import direction
 from ._partition import pore_ions
 from ._setup import build_chain
-from ._newton import direction
 from ._solver import _solve_chain, case_permeate
 
 #: Membrane quantities with a sensitivity, in column order; then one ``dW`` column per ion.

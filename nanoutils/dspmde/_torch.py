@@ -11,9 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from ._film import Film
 from ._grad import QUANTITIES, sensitivities
 from ._isotherm import ChargeIsotherm, IsothermError
-from ._film import Film
 from ._membrane import Membrane, MembraneError
 from ._setup import as_concentrations, as_fluxes, check_pore_model, check_temperature
 from ._solver import DEFAULT_CELLS, ConvergenceWarning
@@ -58,7 +58,8 @@ def solve_torch(feeds, fluxes, params: torch.Tensor, *, dW: torch.Tensor | None 
     ``membrane`` supplies ε_b, ε_m and the hindrance source (default :meth:`Membrane.nf270`);
     ``isotherm`` maps X_d to each feed's charge (every kind is affine in X_d, so dX/dX_d is exact).
     Feeds, fluxes, species, film, temperature, n_cells and pore as in :func:`solve` (ideal
-    activities, no image forces). Cases that do not converge have NaN permeate and NaN gradients
+    activities, no image forces). The rejection 1 − c_p/c_f follows differentiably in torch.
+    Cases that do not converge have NaN permeate and NaN gradients
     (a :class:`ConvergenceWarning` counts them); a loss that leaves them out (zero cotangent) gets
     finite gradients from the others.
     """
