@@ -111,3 +111,12 @@ def test_gradient_fit_reaches_at_least_the_nelder_mead_optimum_from_the_same_sta
     assert grad.chi2 < 0.5 * nm.trace["objective"].iloc[0]  # it moved well away from the start
     assert grad.chi2 == pytest.approx(fitting.Objective(real).chi2(grad.membrane), rel=1e-10)
     assert set(grad.stderr) == set(fitting.PARAMETERS) and grad.n_unconverged == 0
+
+
+def test_more_starts_never_end_worse_and_bad_count_is_rejected(real):
+    one = fitting.fit_gradient(real, seed=3, max_nfev=15)
+    two = fitting.fit_gradient(real, seed=3, n_starts=2, max_nfev=15)
+    assert two.start == one.start and two.chi2 <= one.chi2 * (1 + 1e-9)
+    assert len(two.trace) > len(one.trace)
+    with pytest.raises(fitting.FitError, match="n_starts"):
+        fitting.fit_gradient(real, n_starts=0)

@@ -14,7 +14,7 @@ from ..data import Measurements
 from ..dspmde._grad import sensitivities
 from ._fit import FitResult
 from ._objective import Objective
-from ._space import _LINEAR_SCALE, LOG_SCALE, PARAMETERS, PENALTY_R, Space, Spec, membrane
+from ._space import _LINEAR_SCALE, LOG_SCALE, PARAMETERS, PENALTY_R, FitError, Space, Spec, membrane
 
 
 def residual_jacobian(obj: Objective, params: Mapping[str, float], space: Space
@@ -45,17 +45,24 @@ def residual_jacobian(obj: Objective, params: Mapping[str, float], space: Space
 
 
 def fit_gradient(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None = None,
-                 start: Mapping[str, float] | None = None, seed: int = 0, n_cells: int = 20,
+                 start: Mapping[str, float] | None = None, seed: int = 0, n_starts: int = 1, n_cells: int = 20,
                  max_nfev: int = 100) -> FitResult:
     """Fit Z = {r_p, Δx_e, ε_p, X_d} (constant charge, ideal activities) to ``meas`` by eq. 11 with a
     trust-region Gauss–Newton method and exact residual Jacobians, from ``start`` (default: the random
     point in the bounds that :func:`fit` draws with the same ``seed``), at most ``max_nfev`` evaluations
-    (one DSPM-DE solve plus one linear solve per case each). Standard errors as :func:`uncertainty`:
-    cov = s² (JᵀJ)⁻¹ in θ with s² = max(1, χ²/(n − p)), from the Jacobian at the optimum."""
+    (one DSPM-DE solve plus one linear solve per case each). The method is local and eq. 11 can have
+    several minima: ``n_starts`` > 1 adds random starts (drawn with ``seed``) and keeps the best.
+    Standard errors as :func:`uncertainty`: cov = s² (JᵀJ)⁻¹ in θ with s² = max(1, χ²/(n − p)), from the
+    Jacobian at the optimum."""
     t0 = time.perf_counter()
+    if int(n_starts) < 1:
+        raise FitError(f"n_starts must be ≥ 1, got {n_starts!r}")
     space = Space(bounds, PARAMETERS)
     obj = Objective(meas, n_cells=n_cells)
-    u0 = space.to_unit(start) if start is not None else np.random.default_rng(seed).uniform(0.0, 1.0, len(PARAMETERS))
+    rng = np.random.default_rng(seed)
+    starts = rng.uniform(0.0, 1.0, (int(n_starts), len(PARAMETERS)))  # the first is fit's random start
+    if start is not None:
+        starts[0] = space.to_unit(start)
     last: dict[bytes, tuple[np.ndarray, np.ndarray, int]] = {}
 
     def evaluate(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -68,8 +75,9 @@ def fit_gradient(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]
 
     obj.phase = "gauss-newton"
     lo, hi = space.lo, space.lo + space.span
-    sol = least_squares(lambda t: evaluate(t)[0], space.lo + u0 * space.span, jac=lambda t: evaluate(t)[1],
-                        bounds=(lo, hi), method="trf", max_nfev=int(max_nfev))
+    sol = min((least_squares(lambda t: evaluate(t)[0], lo + u * space.span, jac=lambda t: evaluate(t)[1],
+                             bounds=(lo, hi), method="trf", max_nfev=int(max_nfev)) for u in starts),
+              key=lambda res: res.cost)
     params = space.params(sol.x)
     r, jac, n_bad = evaluate(sol.x)
     chi2 = float(r @ r)
@@ -77,5 +85,5 @@ def fit_gradient(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]
     sd = np.sqrt(np.diag(cov))
     stderr = {n: float(params[n] * s) if LOG_SCALE[n] else float(_LINEAR_SCALE.get(n, 1.0) * s)
               for n, s in zip(space.names, sd)}
-    return FitResult(params, stderr, cov, chi2, obj.n_points, n_bad, obj.trace_frame(), space.from_unit(u0),
+    return FitResult(params, stderr, cov, chi2, obj.n_points, n_bad, obj.trace_frame(), space.from_unit(starts[0]),
                      time.perf_counter() - t0, space.bounds, Spec())
