@@ -10,7 +10,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .. import dspmde
-from ..data import Measurements
+from ..measurements import Measurements
 from ..dspmde._grad import sensitivities
 from ._fit import FitResult
 from ._objective import Objective
