@@ -40,11 +40,11 @@ def test_laplace_draws_follow_the_covariance_hold_fixed_coordinates_and_stay_in_
     cov = np.array([[0.04, 0.018, 0.0], [0.018, 0.09, 0.0], [0.0, 0.0, 1.0]])
     theta = np.array([1.0, -2.0, 0.5])
     lo, hi = np.array([-10.0, -10.0, 0.0]), np.array([10.0, 10.0, 1.0])
-    draws = np.array(calibration.laplace_draws(theta, cov, lambda t: t, seed=3, lo=lo, hi=hi, fixed=[2], n=20000))
+    draws = np.array(fitting.laplace_draws(theta, cov, lambda t: t, seed=3, lo=lo, hi=hi, fixed=[2], n=20000))
     np.testing.assert_allclose(np.cov(draws[:, :2].T), cov[:2, :2], rtol=0.05)
     np.testing.assert_allclose(draws[:, :2].mean(axis=0), theta[:2], atol=0.01)
     assert (draws[:, 2] == 0.5).all()
-    wide = np.array(calibration.laplace_draws(theta, 100 * np.eye(3), lambda t: t, seed=0, lo=lo, hi=hi, n=500))
+    wide = np.array(fitting.laplace_draws(theta, 100 * np.eye(3), lambda t: t, seed=0, lo=lo, hi=hi, n=500))
     assert (wide >= lo).all() and (wide <= hi).all() and (wide[:, 2] == 0.0).any()
 
 

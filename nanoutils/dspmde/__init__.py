@@ -47,8 +47,18 @@ from ._temperature import TEMPERATURE_MODELS as TEMPERATURE_MODELS
 from ._temperature import TemperatureRangeError as TemperatureRangeError
 from ._temperature import water_viscosity as water_viscosity
 
+
+
+def __getattr__(name: str):
+    """``solve_torch`` (the solver as a differentiable torch function) is imported on first use: it needs torch."""
+    if name == "solve_torch":
+        from ._torch import solve_torch
+        return solve_torch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["ACTIVITY", "DEFAULT_CELLS", "HINDRANCE", "ISOTHERMS", "MECHANISMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ActivityModel", "as_concentrations", "as_fluxes", "check_temperature", "ChargeIsotherm",
            "ConvergenceWarning", "Departure", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
            "PartitionEnergyError", "PoreIons", "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
-           "image_log_partition", "partition_energies", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "solve_transport", "steric_partition", "thermal_voltage",
+           "image_log_partition", "partition_energies", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "solve_torch", "solve_transport", "steric_partition", "thermal_voltage",
            "water_viscosity"]

@@ -11,8 +11,7 @@ import numpy as np
 
 from ..constants import thermal_voltage
 from ._activity import ActivityModel, activity_model
-from ..constants import thermal_voltage
-from ._discrete import Chain
+from ._discrete import Chain, State
 from ._film import Film
 from ._isotherm import ChargeIsotherm, IsothermError
 from ._membrane import Membrane
@@ -58,6 +57,17 @@ def _solve_chain(chain: Chain, model: ActivityModel | None, tol: float):
         st.put(run, s)
         converged[run], iterations[run], residual[run] = conv, its, sub.residual_norm(s)
     return st, converged, iterations, residual
+
+
+def case_permeate(chain: Chain, st: State, c_feed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Permeate (B, d) mol/m³ of the solved cases of ``chain`` with feeds ``c_feed`` (B, d), and which
+    cases take it from the state ``st`` (B,): c_p = e^v for active ions, 0 where no cation–anion pair can
+    enter (no ion crosses without a partner of opposite charge), the feed at J_v = 0 (the J_v → 0 limit)."""
+    c_p = np.where(chain.mask, np.exp(st.v), 0.0)
+    both = (chain.mask & (chain.z > 0)).any(1) & (chain.mask & (chain.z < 0)).any(1)
+    c_p[~both] = 0.0
+    c_p[chain.Jv == 0] = c_feed[chain.Jv == 0]
+    return c_p, both & (chain.Jv > 0)
 
 
 def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None = None,
@@ -164,10 +174,7 @@ def solve_cases(c_feed: np.ndarray, jv: np.ndarray, pore_props: PoreIons, dx_e: 
         chain = build_chain(cases_c[idx], cases_j[idx], pore_props, slab, film, n_cells, X=cases_x[idx],
                             pore_model=pore_model)
         st, conv, its, res = _solve_chain(chain, model, tol)
-        c_p = np.where(chain.mask, np.exp(st.v), 0.0)
-        both = (chain.mask & (chain.z > 0)).any(1) & (chain.mask & (chain.z < 0)).any(1)
-        c_p[~both] = 0.0  # no ion crosses without a partner of opposite charge
-        c_p[chain.Jv == 0] = cases_c[idx][chain.Jv == 0]  # J_v → 0 limit: permeate = feed
+        c_p = case_permeate(chain, st, cases_c[idx])[0]
         conv &= np.isfinite(c_p).all(axis=1)
         keep = idx[conv]
         permeate[keep] = c_p[conv]

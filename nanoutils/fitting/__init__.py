@@ -31,6 +31,7 @@ from ._fit import FitResult as FitResult
 from ._fit import fit as fit
 from ._fit import table2 as table2
 from ._fit import uncertainty as uncertainty
+from ._gradient import fit_gradient as fit_gradient
 from ._objective import Objective as Objective
 from ._objective import performance as performance
 from ._objective import prediction_frame as prediction_frame
@@ -57,5 +58,6 @@ from ._space import membrane as membrane
 
 __all__ = ["BOUNDS", "FILM_COLUMN", "ISOTHERM_BOUNDS", "ISOTHERM_START", "LOCAL_METHODS", "LOG_SCALE", "PAPER_TABLE2",
            "PARAMETERS", "PENALTY_R", "UNITS", "FitError", "FitResult", "Model", "Objective", "Space", "Spec",
-           "check_bounds", "delta_chi2", "fit", "laplace_draws", "laplace_ensemble", "membrane", "multistart", "performance",
+           "check_bounds", "delta_chi2", "fit", "fit_gradient", "laplace_draws", "laplace_ensemble", "membrane", "multistart",
+           "performance",
            "prediction_frame", "predictions", "table2", "uncertainty"]
