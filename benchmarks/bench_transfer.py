@@ -1,6 +1,7 @@
 """The real-data transfer benchmark of the mechanistic models, and the fit report of dspmde_plus.
 
     .venv/bin/python benchmarks/bench_transfer.py [--seeds 0] [--laplace 16] [--out runs/transfer]
+    .venv/bin/python benchmarks/bench_transfer.py --models --laplace 0 --registry dspmde dspmde_plus sdem
 
 Data: the real FdL 2021 NF270 set (75 points, 3 feeds, one per dominant salt). Rows: DSPM-DE with
 fitted Z, + Langmuir binding of the divalent cations, dspmde_plus (+ per-ion ΔW, prior N(0, 1 kT²)),
@@ -28,7 +29,10 @@ def main() -> None:
     parser.add_argument("--laplace", type=int, default=8, help="ensemble draws (0: no ensemble rows)")
     parser.add_argument("--multistart", type=int, default=0, help="random starts per multi-start ensemble (0: none)")
     parser.add_argument("--held-out", nargs="+", default=None, help="feed keys to hold out (default all)")
-    parser.add_argument("--models", nargs="+", default=None, help="rows to run (default all)")
+    parser.add_argument("--models", nargs="*", default=None, help="dspmde_plus rows to run (default all; none: only --registry rows)")
+    parser.add_argument("--registry", nargs="+", default=[], metavar="NAME",
+                        help="also rows calibrated exactly as `nanoutils calibrate NAME` (e.g. dspmde dspmde_plus sdem)")
+    parser.add_argument("--profile", default="default", help="profile of the --registry rows (default: default)")
     parser.add_argument("--no-in-sample", action="store_true", help="transfer folds only")
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
     args = parser.parse_args()
@@ -39,8 +43,9 @@ def main() -> None:
         models |= {k: partial(f, n_draws=args.laplace) for k, f in dspmde_plus.ENSEMBLES.items()}
     if args.multistart:
         models |= {k: partial(f, n_starts=args.multistart) for k, f in dspmde_plus.MULTISTARTS.items()}
-    if args.models:
+    if args.models is not None:
         models = {k: f for k, f in models.items() if k in args.models}
+    models |= transfer.registry_rows(args.registry, profile=args.profile)
     t0 = time.perf_counter()
     bench = transfer.benchmark(meas, models, seeds=args.seeds, held_out=args.held_out,
                                in_sample=not args.no_in_sample)

@@ -167,6 +167,25 @@ class Benchmark:
         return self._abs().groupby(["model", "split", "fold", "Jv_um_s"], sort=False)["error_pp"].mean().unstack("model")
 
 
+def registry_rows(names: Sequence[str], *, profile: str = "default") -> dict[str, Calibrate]:
+    """Rows of :func:`benchmark` for models of the calibrate registry (:data:`nanoutils.calibration.CALIBRATORS`):
+    every fold calibrates exactly as ``nanoutils calibrate NAME --profile PROFILE`` does, one seed per run. A
+    mechanistic bundle is scored by its fitted parameter set (its point estimate), a learned one by its members'
+    mean."""
+    from . import calibration
+
+    def row(name: str) -> Calibrate:
+        calibration.calibrator(name)  # an unknown name fails here, before any fit
+
+        def calibrate(train: Measurements, seed: int) -> object:
+            fitted = calibration.calibrate(name, train, profile=profile, seeds=[seed])
+            return fitted.members[0] if fitted.point_estimate else fitted.model
+
+        return calibrate
+
+    return {name: row(name) for name in names}
+
+
 def benchmark(meas: Measurements, models: Mapping[str, Calibrate], *, seeds: Sequence[int] = (0,),
               in_sample: bool = True, keep_models: bool = True, held_out: Sequence[str] | None = None) -> Benchmark:
     """Leave-one-feed-out transfer of every model of ``models`` (row name → calibrate callable) on

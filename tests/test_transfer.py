@@ -150,3 +150,15 @@ def test_a_torch_model_is_scored_at_each_feeds_own_fluxes(meas):
     pts = bench.points[bench.points["fold"] == key]
     expected = curve[0][np.nonzero(a.mask[0])]
     np.testing.assert_allclose(pts["R_pred"].to_numpy(), expected, rtol=1e-12)
+
+
+def test_registry_rows_calibrate_as_the_cli_does_and_name_unknown_models(meas):
+    from nanoutils import calibration, sdem
+
+    with pytest.raises(calibration.CalibrationError, match="unknown model 'nope'"):
+        transfer.registry_rows(["nope"])
+    rows = transfer.registry_rows(["sdem"], profile="smoke")
+    nacl = meas.subset([k for k in meas.feed_keys if "NaCl" in k])
+    model = rows["sdem"](nacl, 0)
+    assert isinstance(model, sdem.SDEMModel)  # the bundle's point estimate, not its posterior draws
+    assert set(model.permeance) == {"Na+", "Cl-"}
