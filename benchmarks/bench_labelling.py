@@ -3,7 +3,7 @@
     PYTHONPATH=$PWD python benchmarks/bench_labelling.py [--compositions 1024] [--fluxes 10]
 
 A label is one (composition, flux) point solved by DSPM-DE. Each worker is a process with one thread and
-one BLAS thread, so the ratio measures parallel chunks, not BLAS threading. Prints the machine load (1-min
+one BLAS thread (``pretraining_set.DASK_CONFIG``), so the ratio measures parallel chunks, not BLAS threading. Prints the machine load (1-min
 load average) before and after, since other jobs on the machine lower the speed-up.
 """
 import os
@@ -14,6 +14,7 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import time  # noqa: E402
 
+import dask  # noqa: E402
 import numpy as np  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
@@ -36,7 +37,7 @@ def main() -> None:
     reference = pretraining_set.label(spec)
     rates = {"serial": n_labels / (time.perf_counter() - t0)}
     for workers in (1, 2):
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
+        with dask.config.set(pretraining_set.DASK_CONFIG), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
                 Client(lc) as client:
             client.run(pretraining_set.label, warm_up)  # imports and first solve on every worker, untimed
             t0 = time.perf_counter()
