@@ -11,14 +11,14 @@ import os
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = "1"
 
-import argparse  # noqa: E402
-import time  # noqa: E402
+import argparse
+import time
 
-import dask  # noqa: E402
-import numpy as np  # noqa: E402
-from distributed import Client, LocalCluster  # noqa: E402
+import dask
+import numpy as np
+from distributed import Client, LocalCluster
 
-from nanoutils import pretraining_set  # noqa: E402
+from nanoutils import pretraining_set
 
 
 def main() -> None:

@@ -82,7 +82,7 @@ class PretrainingSpec:
                              f"got {self.val_fraction}, {self.test_fraction}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides: Any) -> "PretrainingSpec":
+    def for_profile(cls, profile: str | Profile, **overrides: Any) -> PretrainingSpec:
         """The sizes of a run profile (knobs ``pretraining_compositions`` and ``pretraining_fluxes`` of
         :data:`nanoutils.profiles.SETTINGS`; the flux grid runs from J_max/n to J_max), with ``overrides``."""
         s = get(profile).settings
@@ -111,7 +111,7 @@ def label(spec: PretrainingSpec, scheduler: Any = None) -> tuple[np.ndarray, np.
     :data:`LOCAL_SCHEDULERS`, a dask-distributed scheduler address (``"tcp://host:8786"``) or a
     ``distributed.Client``. The result does not depend on the scheduler."""
     comp, fluxes = spec.compositions(), spec.fluxes()
-    options = dict(membrane=spec.membrane, temperature=spec.temperature, n_cells=spec.n_cells)
+    options = {"membrane": spec.membrane, "temperature": spec.temperature, "n_cells": spec.n_cells}
     chunks = [replace(comp, concentration=comp.concentration[i:i + CHUNK], mask=comp.mask[i:i + CHUNK])
               for i in range(0, len(comp), CHUNK)]
     if scheduler is None:

@@ -61,7 +61,7 @@ class Settings:
 
     model: str
     lr: float
-    config: dict[str, int] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     noise: bool = True
     value: float = float("nan")
     n_parameters: int = 0
@@ -99,14 +99,14 @@ def load_study(model: str, profile: str | Profile = "default", url: str | os.Pat
                                sampler=optuna.samplers.TPESampler(seed=sampler_seed))
 
 
-def sized_config(model: str, profile: str | Profile, depth: int, size: float) -> tuple[dict[str, int], int]:
+def sized_config(model: str, profile: str | Profile, depth: int, size: float) -> tuple[dict[str, Any], int]:
     """Config overrides ``{depth knob: depth, "width": w}`` whose parameter count is nearest to ``size`` × the
     profile's neural ODE's among the widths in the ±:data:`BAND` band (nearest of all when none is), and that
     count."""
     ref = models.n_parameters(models.build("neural_ode", profile))
     target = size * ref
     knob = DEPTH[_check_model(model)][0]
-    count = lambda w: models.n_parameters(models.build(model, profile, **{knob: depth, "width": w}))  # noqa: E731
+    count = lambda w: models.n_parameters(models.build(model, profile, **{knob: depth, "width": w}))
     lo, hi = 1, 2
     while count(hi) < target:
         lo, hi = hi, 2 * hi

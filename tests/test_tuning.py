@@ -8,7 +8,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from nanoutils import models, pretraining_set, tuning  # noqa: E402
+from nanoutils import models, pretraining_set, tuning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,7 +20,7 @@ def test_sized_config_takes_the_width_nearest_the_size_inside_the_parameter_band
     knob = tuning.DEPTH[model][0]
     for profile in ("smoke", "default"):
         ref = models.n_parameters(models.build("neural_ode", profile))
-        in_band = lambda n: abs(n - ref) <= tuning.BAND * ref  # noqa: E731
+        in_band = lambda n, ref=ref: abs(n - ref) <= tuning.BAND * ref
         default_depth = getattr(models.build(model, profile).config, knob)
         for depth in tuning.DEPTH[model][1]:
             for size in (1 - tuning.SIZE, 1.0, 1 + tuning.SIZE):
