@@ -1,4 +1,4 @@
-"""Command line: ``python -m nanoutils run | predict | calibrate …`` (see ``--help``)."""
+"""Command line: ``python -m nanoutils run | predict | calibrate | tune …`` (see ``--help``)."""
 from __future__ import annotations
 
 import argparse
@@ -147,6 +147,36 @@ def _add_calibrate(sub) -> None:
     cal.set_defaults(func=_calibrate)
 
 
+def _add_tune(sub) -> None:
+    from .tuning import DEPTH
+
+    def tune(args: argparse.Namespace) -> int:
+        from .tuning import best_settings, tune
+
+        study = tune(args.model, args.trials, args.profile, url=args.storage, name=args.study, seed=args.seed,
+                     device=args.device)
+        s = best_settings(study)
+        print(f"study {study.study_name}: {len(study.trials)} trials; best validation loss (VIRTUAL validation feeds) "
+              f"{s.value:.4g} with lr {s.lr:.3g}, {s.config}, {s.n_parameters:,} parameters, noise {s.noise}")
+        return 0
+
+    p = sub.add_parser("tune", help="hyper-parameter search of a deep model with Optuna (shareable by many workers)",
+                       description="Search the fine-tuning learning rate, width and depth (parameter count within "
+                       "±15 %% of the neural ODE's) and eq. 5 noise of a Table 1 model by the validation loss on the "
+                       "VIRTUAL validation feeds. Workers running this command with the same --storage and --study "
+                       "share one study and stop when it holds --trials trials.")
+    p.add_argument("--model", choices=tuple(DEPTH), required=True, help="deep model of Table 1")
+    p.add_argument("--trials", type=int, default=20, metavar="N", help="trials of the study over all workers "
+                   "(default 20; the same for every model)")
+    p.add_argument("--storage", metavar="URL", help="journal file path or database URL (sqlite:///x.db, "
+                   "postgresql://…); default runs/<profile>/tuning/studies.log")
+    p.add_argument("--profile", choices=PROFILES, default="default", help="run profile: budgets and sizes")
+    p.add_argument("--study", metavar="NAME", help="study name (default <model>-<profile>)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="torch device (auto picks CUDA when present)")
+    p.set_defaults(func=tune)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m nanoutils`` and the ``nanoutils`` script."""
     parser = argparse.ArgumentParser(prog="nanoutils", description=__doc__)
@@ -176,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("profiles", help="print every setting of the smoke, default and paper profiles as one table"
                    ).set_defaults(func=lambda args: print(table()) or 0)
     _add_calibrate(sub)
+    _add_tune(sub)
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -156,10 +156,13 @@ def finetune_run(model: nn.Module, train: Measurements, val: Measurements | None
 
 def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile: str | Profile = "default", *,
              seed: int = 0, lrs: Sequence[float] | None = None, physics: Mapping[str, Mapping[str, float]] | None = None,
-             device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool | str = False) -> RowResult:
+             device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool | str = False,
+             tuned: Any = None) -> RowResult:
     """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
     (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
-    PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified.
+    PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified. ``tuned``: the
+    settings of an Optuna study (:func:`nanoutils.tuning.best_settings`; ``pretrained`` made by :func:`pretrain`
+    with ``**tuned.config``) replace the search by their learning rate and eq. 5 noise.
 
     With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>/`` (``<set>``:
     ``virtual`` or the real test feed), ``resume`` continues or loads them as :func:`nanoutils.training.train`
@@ -167,15 +170,20 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     warning), ``info["checkpoints"]`` maps ``"virtual"`` and each fold key to the run kept for scoring and
     ``info["best epoch"]`` to its kept epoch."""
     P = get(profile)
-    lrs = tuple(P.settings.search_lr if lrs is None else lrs)
     base = pretrained.model.cpu()
+    if tuned is not None:
+        mismatch = {k: v for k, v in tuned.config.items() if getattr(base.config, k) != v}
+        if tuned.model != name or mismatch:
+            raise ValueError(f"tuned settings of {tuned.model} {tuned.config} do not match the pre-trained {name}")
+    lrs = (tuned.lr,) if tuned is not None else tuple(P.settings.search_lr if lrs is None else lrs)
+    noise = True if tuned is None else tuned.noise
     physics = physics or {}
     runs: list[training.TrainResult] = []
 
     def tune(train: Measurements, val: Measurements | None, lr: float, key: str) -> training.TrainResult:
         where = None if run_dir is None else Path(run_dir) / f"{key.split('/')[-1]}_lr{lr:g}"
-        res = finetune_run(_fresh(base, physics.get(key)), train, val, split, P, seed=seed, lr=lr, run_dir=where,
-                           resume=resume if where is not None else False, device=device)
+        res = finetune_run(_fresh(base, physics.get(key)), train, val, split, P, seed=seed, lr=lr, noise=noise,
+                           run_dir=where, resume=resume if where is not None else False, device=device)
         runs.append(res)
         return res
 

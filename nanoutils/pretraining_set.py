@@ -10,6 +10,14 @@ counts them (:meth:`TransportData.from_labels`), and saves the set with that
 specification as metadata under ``runs/<profile>/data/``; a later call with the
 same specification loads the file instead (it prints "cache hit" or "cache miss"
 with the reason). :func:`split` cuts train/validation/test by composition.
+
+Labelling runs in chunks of :data:`CHUNK` compositions (the batched solver's rounding depends on the batch,
+so the chunks are fixed whatever runs them): one after the other (``scheduler=None``) or in parallel with
+dask (``"threads"`` or ``"processes"`` on this machine, ``"tcp://host:8786"`` or a ``distributed.Client``
+on a cluster). Every scheduler gives bit-identical labels, and the scheduler is not part of the cache key.
+Start dask-distributed workers under ``dask.config.set(DASK_CONFIG)`` (or the same setting in the cluster's
+dask configuration): distributed's default ``MALLOC_TRIM_THRESHOLD_=65536`` in worker processes makes the
+solver's many array allocations about 2.5× slower.
 """
 from __future__ import annotations
 
@@ -26,6 +34,17 @@ from .profiles import SETTINGS, Profile, get
 from .training_data import TransportData, split_by_composition
 
 FILE_NAME = "pretraining.npz"
+#: Compositions per labelling chunk (one batched DSPM-DE solve; one dask task).
+CHUNK = 128
+#: Dask configuration for worker processes: one BLAS thread each, glibc's default malloc trimming.
+DASK_CONFIG = {"distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
+                                                       "OPENBLAS_NUM_THREADS": 1}}
+#: Local dask schedulers by name.
+LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
+
+
+class LabellingError(ValueError):
+    """A scheduler :func:`label` cannot use; names it."""
 
 
 def _version() -> str:
@@ -63,7 +82,7 @@ class PretrainingSpec:
                              f"got {self.val_fraction}, {self.test_fraction}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides: Any) -> "PretrainingSpec":
+    def for_profile(cls, profile: str | Profile, **overrides: Any) -> PretrainingSpec:
         """The sizes of a run profile (knobs ``pretraining_compositions`` and ``pretraining_fluxes`` of
         :data:`nanoutils.profiles.SETTINGS`; the flux grid runs from J_max/n to J_max), with ``overrides``."""
         s = get(profile).settings
@@ -86,10 +105,46 @@ class PretrainingSpec:
         return meta
 
 
+def label(spec: PretrainingSpec, scheduler: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """DSPM-DE permeate (N, M, d) mol/m³ and converged mask (N, M) of ``spec``'s compositions × fluxes, in
+    chunks of :data:`CHUNK` compositions run by ``scheduler``: None (serially, here), a name of
+    :data:`LOCAL_SCHEDULERS`, a dask-distributed scheduler address (``"tcp://host:8786"``) or a
+    ``distributed.Client``. The result does not depend on the scheduler."""
+    comp, fluxes = spec.compositions(), spec.fluxes()
+    options = {"membrane": spec.membrane, "temperature": spec.temperature, "n_cells": spec.n_cells}
+    chunks = [replace(comp, concentration=comp.concentration[i:i + CHUNK], mask=comp.mask[i:i + CHUNK])
+              for i in range(0, len(comp), CHUNK)]
+    if scheduler is None:
+        parts = [sampling.label_with_dspmde(c, fluxes, **options) for c in chunks]
+    else:
+        parts = _dask_map(chunks, fluxes, options, scheduler)
+    return np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
+
+
+def _dask_map(chunks: list[sampling.Compositions], fluxes: np.ndarray, options: dict[str, Any], scheduler: Any
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``label_with_dspmde`` of every chunk as dask tasks on ``scheduler`` (see :func:`label`)."""
+    import dask
+
+    tasks = [dask.delayed(sampling.label_with_dspmde, pure=True)(c, fluxes, **options) for c in chunks]
+    if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
+        return list(dask.compute(*tasks, scheduler=scheduler))
+    if isinstance(scheduler, str) and "://" in scheduler:
+        from distributed import Client
+
+        with Client(scheduler) as client:
+            return list(dask.compute(*tasks, scheduler=client))
+    if hasattr(scheduler, "get") and hasattr(scheduler, "gather"):  # a distributed.Client
+        return list(dask.compute(*tasks, scheduler=scheduler))
+    raise LabellingError(f"scheduler {scheduler!r}: expected None, one of {', '.join(LOCAL_SCHEDULERS)}, "
+                         f"an address such as 'tcp://host:8786', or a distributed.Client")
+
+
 def pretraining_set(spec: PretrainingSpec | None = None, directory: str | Path | None = None, *,
-                    profile: str | Profile = "default", verbose: bool = True) -> TransportData:
+                    profile: str | Profile = "default", verbose: bool = True, scheduler: Any = None) -> TransportData:
     """The labelled set of ``spec`` (default: the profile's), loaded from ``directory`` (default
-    ``runs/<profile>/data/``) when its metadata matches, otherwise labelled with DSPM-DE and saved.
+    ``runs/<profile>/data/``) when its metadata matches, otherwise labelled with DSPM-DE by ``scheduler``
+    (:func:`label`; None: serially) and saved.
 
     The returned metadata holds the specification, ``n_compositions_labelled``,
     ``n_points_unconverged``, ``n_compositions_dropped`` and ``labelling_seconds``.
@@ -111,8 +166,7 @@ def pretraining_set(spec: PretrainingSpec | None = None, directory: str | Path |
         _say(verbose, f"cache miss: no {path}; labelling")
     comp = spec.compositions()
     t0 = time.perf_counter()
-    permeate, converged = sampling.label_with_dspmde(comp, spec.fluxes(), membrane=spec.membrane,
-                                                     temperature=spec.temperature, n_cells=spec.n_cells)
+    permeate, converged = label(spec, scheduler)
     seconds = time.perf_counter() - t0
     data = TransportData.from_labels(comp.concentration, comp.mask, spec.fluxes(), permeate, converged, comp.species,
                                      {"spec": key, "labelling_seconds": round(seconds, 3)})

@@ -120,3 +120,19 @@ def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp
     assert len(runs["resnet"]["history"]["virtual"]) == len(b.info["history"]["virtual"]) > 0
     with pytest.raises(FileNotFoundError, match="chapter 06"):
         comparison.load_results(tmp_path / "nothing")
+
+
+def test_tuned_settings_replace_the_search_and_must_match_the_pretrained_model(tiny_splits):
+    from nanoutils import tuning
+
+    s = tuning.Settings("resnet", 3e-3, {"blocks": 1, "width": 10}, noise=False)
+    pre = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=1, device="cpu", **s.config)
+    row = comparison.run_deep("resnet", pre, tiny_splits, "smoke", seed=1, device="cpu", tuned=s)
+    assert row.info["lr"] == 3e-3 and list(row.info["validation loss per lr"]) == [3e-3]
+    expect = comparison.finetune_run(models.clone(pre.model), tiny_splits.virtual_train, tiny_splits.virtual_val,
+                                     tiny_splits, "smoke", seed=1, lr=3e-3, noise=False, device="cpu")
+    noisy = comparison.run_deep("resnet", pre, tiny_splits, "smoke", seed=1, device="cpu", lrs=(3e-3,))
+    assert row.info["validation loss per lr"][3e-3] == expect.best_loss != noisy.info["validation loss per lr"][3e-3]
+    other = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=1, device="cpu")
+    with pytest.raises(ValueError, match="do not match the pre-trained resnet"):
+        comparison.run_deep("resnet", other, tiny_splits, "smoke", device="cpu", tuned=s)
