@@ -151,7 +151,7 @@ class Bundle:
                 frame[column] = point[column].to_numpy()
         by_feed = [feed_reasons(f, self.domain) for f in feed_list]
         by_flux = {j: flux_reasons(j, self.domain) for j in np.unique(frame["Jv_m_s"])}
-        why = ["; ".join(by_feed[n] + by_flux[j]) for n, j in zip(frame["feed_id"], frame["Jv_m_s"])]
+        why = ["; ".join(by_feed[n] + by_flux[j]) for n, j in zip(frame["feed_id"], frame["Jv_m_s"], strict=True)]
         frame["extrapolated"] = [bool(w) for w in why]
         frame["why"] = why
         if frame["extrapolated"].any():
@@ -174,7 +174,7 @@ class Bundle:
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
         try:
             names = [f"member_{k}{fmt.suffix}" for k in range(len(self.members))]
-            for name, member in zip(names, self.members):
+            for name, member in zip(names, self.members, strict=True):
                 fmt.save(member, tmp / name)
             _write_json(tmp / MODEL_JSON, {"name": self.name, "kind": self.kind, "format": FORMAT_VERSION,
                                            "nanoutils_version": __version__, "members": names, "fits": self.info,
@@ -275,7 +275,7 @@ def provenance(sources: Sequence[str | os.PathLike], profile: str, command: str,
     """Where a bundle came from: data files and their SHA-256, package version, profile, seeds, command, UTC date."""
     return {"data": [{"path": str(p), "sha256": sha256(p)} for p in sources], "nanoutils_version": __version__,
             "profile": profile, "seeds": list(seeds), "command": command,
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
 def score_points(members: Sequence, meas: Measurements, point_estimate: bool = False) -> pd.DataFrame:
@@ -340,10 +340,10 @@ def write_report(b: Bundle, directory: Path) -> None:
     params = [pd.DataFrame(f["parameters"]) for f in b.info if "parameters" in f]
     notes = [f["note"] for f in b.info if f.get("note")]
     text = [f"# Calibration report: {b.name} ({b.kind}, {len(b.members)} members)", "",
-            f"Data: {', '.join(d['path'] for d in b.provenance['data']) or '(in memory)'}; profile "
-            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}.",
-            "", f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
-            f"{100 * coverage(s):.0f} % of them inside mean ± 2 std of the members.", "",
+            (f"Data: {', '.join(d['path'] for d in b.provenance['data']) or '(in memory)'}; profile "
+            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}."),
+            "", (f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
+            f"{100 * coverage(s):.0f} % of them inside mean ± 2 std of the members."), "",
             "## Error per feed (pp)", "", report.markdown(tables["feed_id"]), "", "## Error per ion (pp)", "",
             report.markdown(tables["ion"]), ""]
     if params:

@@ -177,7 +177,7 @@ def _pretrained(name: str, profile: Profile):
 
 def _learned_fit(name: str) -> Callable[[Measurements, Profile, int], Fitted]:
     def fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
-        from . import pretraining_set, finetuning, models, units
+        from . import finetuning, models, pretraining_set, units
 
         base, simulated, run_dir = _pretrained(name, profile)
         cfg = finetuning.finetune_config(profile, seed=seed)

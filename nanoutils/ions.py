@@ -161,14 +161,14 @@ class Feed(Mapping[str, float]):
         c = np.fromiter(self._c.values(), float)
         net, scale = float(z @ c), float(np.abs(z) @ c)
         if abs(net) > rtol * scale:
-            terms = ", ".join(f"{n}: {zi * ci:+g}" for n, zi, ci in zip(self._c, z, c))
+            terms = ", ".join(f"{n}: {zi * ci:+g}" for n, zi, ci in zip(self._c, z, c, strict=True))
             raise ElectroneutralityError(
                 f"feed is not electroneutral: Σ z c = {net:+.6g} mol/m³ "
                 f"(relative {abs(net) / scale:.3g} > tolerance {rtol:g}); z·c per ion: {terms}"
             )
 
     @classmethod
-    def from_salts(cls, text: str, *, rtol: float = NEUTRALITY_RTOL) -> "Feed":
+    def from_salts(cls, text: str, *, rtol: float = NEUTRALITY_RTOL) -> Feed:
         """Build a feed from salts, e.g. ``"NaCl 10 mM + MgSO4 5 mM"`` or ``"Na2SO4 0.01 M"``.
 
         Units: mM, mmol/L, M, mol/L, µM/uM, mol/m3, g/L, mg/L. Salts are split into
@@ -201,7 +201,7 @@ class Feed(Mapping[str, float]):
         """Concentrations (mol/m³) in the order of ``names`` (default: all species); absent ions are 0."""
         return np.array([self._c.get(canonical(n), 0.0) for n in (names or species())], dtype=float)
 
-    def balanced_with(self, ion: str) -> "Feed":
+    def balanced_with(self, ion: str) -> Feed:
         """A copy whose ``ion`` concentration is adjusted to make Σ z c = 0 exactly."""
         name = canonical(ion)
         z = get(name).z

@@ -88,7 +88,7 @@ def predict(feeds: Feeds, fluxes_m_s, model, *, batch_size: int = 256) -> pd.Dat
         raise TypeError(f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
                         f"or a list of either, got {type(model).__name__}")
     if torch_members:
-        species = tuple(getattr(members[0], "config").species)
+        species = tuple(members[0].config.species)
         conc, _ = ions.stack(feed_list, species)
         permeate = np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
     else:

@@ -63,7 +63,7 @@ class PretrainingSpec:
                              f"got {self.val_fraction}, {self.test_fraction}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides: Any) -> "PretrainingSpec":
+    def for_profile(cls, profile: str | Profile, **overrides: Any) -> PretrainingSpec:
         """The sizes of a run profile (knobs ``pretraining_compositions`` and ``pretraining_fluxes`` of
         :data:`nanoutils.profiles.SETTINGS`; the flux grid runs from J_max/n to J_max), with ``overrides``."""
         s = get(profile).settings

@@ -76,7 +76,7 @@ def run_series(
         raise ValueError(f"no notebooks NN_*.ipynb found in {notebook_dir}")
     out_dir = prof.subdir("notebooks")
     runs = [NotebookRun(nb.name) for nb in notebooks]
-    for nb, run in zip(notebooks, runs):
+    for nb, run in zip(notebooks, runs, strict=True):
         run.output = out_dir / nb.name
         parameters = {"profile": prof.name, "device": device}
         if "max_epochs" in papermill.inspect_notebook(str(nb)):

@@ -36,6 +36,7 @@ from .training_data import FORMAT_VERSION
 from .training_data import TransportData as TransportData
 from .training_data import split_by_composition as split_by_composition
 
+
 class CheckpointMismatchError(ValueError):
     """``resume=True`` found a checkpoint of another model, train config or data set; the message says which."""
 
@@ -113,7 +114,7 @@ class TrainConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, stage: str = "pretraining", **overrides: Any) -> "TrainConfig":
+    def for_profile(cls, profile: str | Profile, stage: str = "pretraining", **overrides: Any) -> TrainConfig:
         """The loop of ``stage`` (:data:`STAGES`) in a run profile (its knob in
         :data:`nanoutils.profiles.SETTINGS`, epochs capped at the profile's ``max_epochs``), with ``overrides``."""
         if stage not in STAGES:

@@ -84,7 +84,7 @@ class TransportData:
     def __len__(self) -> int:
         return len(self.feed)
 
-    def subset(self, index: Sequence[int] | np.ndarray) -> "TransportData":
+    def subset(self, index: Sequence[int] | np.ndarray) -> TransportData:
         """The samples at ``index`` (same species, flux padding and metadata)."""
         idx = np.asarray(index)
         obs = None if self.observation is None else self.observation[idx]
@@ -109,7 +109,7 @@ class TransportData:
         return names if len(names) == self.n_targets else tuple(f"q{i}" for i in range(self.n_targets))
 
     @classmethod
-    def concat(cls, parts: Sequence["TransportData"], metadata: dict[str, Any] | None = None) -> "TransportData":
+    def concat(cls, parts: Sequence[TransportData], metadata: dict[str, Any] | None = None) -> TransportData:
         """Samples of several data sets (e.g. simulated + measured), flux axes padded to the longest."""
         if len({p.species for p in parts}) != 1:
             raise ModelInputError("data sets to concatenate have different species orders")
@@ -125,12 +125,12 @@ class TransportData:
         meta = metadata if metadata is not None else {"parts": [p.metadata for p in parts]}
         return cls(**arrays, species=parts[0].species, metadata=meta, observation=obs)
 
-    def _with_identity(self) -> "TransportData":
+    def _with_identity(self) -> TransportData:
         eye = np.eye(len(self.species))[None] * self.species_mask[:, None, :]
         return TransportData(**{a: getattr(self, a) for a in ARRAYS}, species=self.species, metadata=self.metadata,
                              observation=eye)
 
-    def _padded_targets(self, q: int) -> "TransportData":
+    def _padded_targets(self, q: int) -> TransportData:
         arrays = {a: _pad_axis(getattr(self, a), q, 2) if a in ("permeate", "sigma", "target_mask") else getattr(self, a)
                   for a in ARRAYS}
         return TransportData(**arrays, species=self.species, metadata=self.metadata,
@@ -138,7 +138,7 @@ class TransportData:
 
     @classmethod
     def from_labels(cls, feed: np.ndarray, species_mask: np.ndarray, fluxes: np.ndarray, permeate: np.ndarray,
-                    converged: np.ndarray, species: Sequence[str], metadata: dict[str, Any] | None = None) -> "TransportData":
+                    converged: np.ndarray, species: Sequence[str], metadata: dict[str, Any] | None = None) -> TransportData:
         """A simulated set from N feeds labelled at M fluxes (m/s): unconverged points are dropped
         (flux_mask False), compositions with none left are removed, and both are counted in metadata."""
         converged = np.asarray(converged, dtype=bool)
@@ -185,7 +185,7 @@ class TransportData:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TransportData":
+    def load(cls, path: str | os.PathLike) -> TransportData:
         """Read a data set written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as f:
             header = json.loads(str(f["header"]))

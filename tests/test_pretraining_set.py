@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from nanoutils import pretraining_set, dspmde, ions, metrics, sampling
+from nanoutils import dspmde, ions, metrics, pretraining_set, sampling
 from nanoutils.profiles import SETTINGS
 
 SPEC = pretraining_set.PretrainingSpec(n_compositions=12, n_flux=3, seed=4)

@@ -58,13 +58,13 @@ class State:
     v: np.ndarray
     psi_p: np.ndarray
 
-    def take(self, idx: np.ndarray) -> "State":
+    def take(self, idx: np.ndarray) -> State:
         return State(self.U[idx], self.Psi[idx], self.v[idx], self.psi_p[idx])
 
-    def put(self, idx: np.ndarray, other: "State") -> None:
+    def put(self, idx: np.ndarray, other: State) -> None:
         self.U[idx], self.Psi[idx], self.v[idx], self.psi_p[idx] = other.U, other.Psi, other.v, other.psi_p
 
-    def copy(self) -> "State":
+    def copy(self) -> State:
         return State(self.U.copy(), self.Psi.copy(), self.v.copy(), self.psi_p.copy())
 
 
@@ -112,11 +112,11 @@ class Chain:
         """Node indices of the pore (entrance to exit)."""
         return slice(self.n_film, self.n_nodes)
 
-    def take(self, idx: np.ndarray) -> "Chain":
+    def take(self, idx: np.ndarray) -> Chain:
         return replace(self, ln_phi=self.ln_phi[idx], mask=self.mask[idx], ln_cb=self.ln_cb[idx], Jv=self.Jv[idx],
                        X=self.X[idx], ln_phi0=None if self.ln_phi0 is None else self.ln_phi0[idx])
 
-    def with_flux(self, Jv: np.ndarray) -> "Chain":
+    def with_flux(self, Jv: np.ndarray) -> Chain:
         return replace(self, Jv=np.asarray(Jv, dtype=float))
 
     def scale(self) -> np.ndarray:

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 
 from ..constants import thermal_voltage
 from ._activity import ActivityModel, activity_model
-from ..constants import thermal_voltage
 from ._discrete import Chain
 from ._film import Film
 from ._isotherm import ChargeIsotherm, IsothermError
@@ -19,8 +18,15 @@ from ._membrane import Membrane
 from ._newton import continuation
 from ._partition import PoreIons, pore_ions
 from ._result import Profiles, Result
-from ._setup import (Slab, as_concentrations, as_fluxes, build_chain, check_pore_model, check_temperature,
-                     equilibrium_state)
+from ._setup import (
+    Slab,
+    as_concentrations,
+    as_fluxes,
+    build_chain,
+    check_pore_model,
+    check_temperature,
+    equilibrium_state,
+)
 
 DEFAULT_CELLS = 20
 CHUNK = 1024  # cases per Newton batch (bounds memory; O(CHUNK · n_cells · d²) floats)

@@ -13,6 +13,7 @@ from .. import dspmde
 from ..measurements import Measurements
 from ._space import _OVERHEAD_CASES, FILM_COLUMN, PENALTY_R, FitError, Model
 
+
 @dataclass
 class Objective:
     """Eq. 11 on a data set: ``chi2(membrane)``; keeps a trace of every evaluation.

@@ -87,7 +87,7 @@ class Space:
 
     def params(self, theta: np.ndarray) -> dict[str, float]:
         """Physical parameters (SI) from θ."""
-        return {n: self._inv(n, t) for n, t in zip(self.names, theta)}
+        return {n: self._inv(n, t) for n, t in zip(self.names, theta, strict=True)}
 
     def to_unit(self, params: Mapping[str, float]) -> np.ndarray:
         u = (self.theta(params) - self.lo) / self.span
@@ -132,7 +132,7 @@ class Model:
         return {"membrane": asdict(self.membrane), "isotherm": iso, "temperature_model": self.temperature_model}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Model":
+    def from_dict(cls, d: Mapping[str, Any]) -> Model:
         """The Model of :meth:`to_dict` output; bad or missing values raise a ``ValueError`` naming them."""
         try:
             iso = None if d["isotherm"] is None else dspmde.ChargeIsotherm(**d["isotherm"])

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ..measurements import Measurements
 from ..fitting import FitError, Objective
+from ..measurements import Measurements
 from ._model import SFModel
 
 #: Bounds of the fitted combinations (SI): P = Φ K_f (upper bound: Φ, i.e. r ≥ 0), ℓ = L/ε_w (m),
@@ -55,7 +55,7 @@ class Space:
 
     def model(self, theta: np.ndarray) -> SFModel:
         d, phi = len(self.species), self.partition
-        ratios = {s: max(phi / float(np.exp(t)) - 1.0, 0.0) for s, t in zip(self.species, theta[:d])}
+        ratios = {s: max(phi / float(np.exp(t)) - 1.0, 0.0) for s, t in zip(self.species, theta[:d], strict=True)}
         return SFModel(ratios, X=float(100.0 * theta[d + 1] * phi), water_fraction=self.water_fraction,
                        thickness=float(self.water_fraction * np.exp(theta[d])), partition=phi,
                        born_eps_p=self.born_eps_p)

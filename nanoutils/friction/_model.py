@@ -116,14 +116,14 @@ class SFModel:
                 **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> "SFModel":
+    def from_dict(cls, d: Mapping[str, object]) -> SFModel:
         """The model of :meth:`to_dict` output; bad or missing values raise :class:`SFError` naming them."""
         try:
             return cls(**d)
         except TypeError as err:
             raise SFError(f"not an SF model description ({err})") from None
 
-    def with_(self, **changes: object) -> "SFModel":
+    def with_(self, **changes: object) -> SFModel:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
@@ -135,7 +135,7 @@ class SFModel:
         table = [ions.get(s) for s in species]
         names = tuple(i.name for i in table)
         present = np.ones(len(names), bool) if present is None else np.asarray(present, bool)
-        missing = [n for n, p in zip(names, present) if p and n not in self.friction_ratio]
+        missing = [n for n, p in zip(names, present, strict=True) if p and n not in self.friction_ratio]
         if missing:
             raise SFError(f"no friction ratio for ion(s) {missing}; the model has ratios for {list(self.species)}")
         r = np.array([self.friction_ratio.get(n, 0.0) for n in names])

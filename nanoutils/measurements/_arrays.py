@@ -82,7 +82,7 @@ def build_arrays(table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], spe
         for ion, w in quantity(qname).weights.items():
             weights[qi, names.index(ion)] = w
 
-    points = {k: sorted(set(zip(g["Jv_m_s"], g["replicate"]))) for k, g in t.groupby("feed_key")}
+    points = {k: sorted(set(zip(g["Jv_m_s"], g["replicate"], strict=True))) for k, g in t.groupby("feed_key")}
     N, M, Q = len(keys), max(len(p) for p in points.values()), len(quantities)
     Jv, flux_mask = np.zeros((N, M)), np.zeros((N, M), bool)
     for n, k in enumerate(keys):

@@ -44,9 +44,9 @@ class ReadReport:
             f"  feeds ({len(self.feeds)}): " + ", ".join(f"{k} ({v} rows)" for k, v in self.feeds.items()),
             f"  flux points (feed, Jv, replicate): {self.flux_points}",
             f"  quantities ({len(self.quantities)}): " + ", ".join(f"{k} {v}" for k, v in self.quantities.items()),
-            f"  sigma_R: stated {self.rows - self.sigma_R_default - self.sigma_R_from_c_perm}, "
+            (f"  sigma_R: stated {self.rows - self.sigma_R_default - self.sigma_R_from_c_perm}, "
             f"from sigma(c_perm) {self.sigma_R_from_c_perm}, default {self.default_sigma_R:g} "
-            f"applied to {self.sigma_R_default} rows",
+            f"applied to {self.sigma_R_default} rows"),
             f"  derived values: R from c_perm {self.R_from_c_perm} rows, c_perm from R {self.c_perm_from_R} rows",
             f"  extra columns: {', '.join(self.extras) or 'none'}",
         ])
@@ -85,7 +85,7 @@ class Measurements:
     def __repr__(self) -> str:
         return f"Measurements({len(self)} rows, {len(self.feeds)} feeds, studies {list(self.studies)})"
 
-    def subset(self, feed_keys: Iterable[str]) -> "Measurements":
+    def subset(self, feed_keys: Iterable[str]) -> Measurements:
         """The rows of the given feeds only (their report is recomputed)."""
         keys = set(feed_keys)
         unknown = keys - set(self.feeds)
@@ -236,7 +236,7 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
     parsed: dict[str, ions.Feed] = {}
     canon, q_names, q_kind, c_fq = [], [], [], np.empty(len(raw))
     salts = text("feed_salts")
-    for i, (cell, qname) in enumerate(zip(text("feed"), text("quantity"))):
+    for i, (cell, qname) in enumerate(zip(text("feed"), text("quantity"), strict=True)):
         if cell not in parsed:
             parsed[cell] = _feed(cell, feed_unit, rtol, lambda kind, msg, i=i: fail(kind, i, "feed", msg))
         feed = parsed[cell]
@@ -271,7 +271,7 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
 
     table = pd.DataFrame({
         "file": file, "line": lines, "study": study, "feed_id": feed_id,
-        "feed_key": [f"{s}/{f}" for s, f in zip(study, feed_id)], "membrane": text("membrane"), "T_K": T,
+        "feed_key": [f"{s}/{f}" for s, f in zip(study, feed_id, strict=True)], "membrane": text("membrane"), "T_K": T,
         "feed_mol_m3": canon, "feed_salts": salts, "quantity": q_names, "quantity_kind": q_kind,
         "c_feed_q_mol_m3": c_fq, "Jv_m_s": Jv, "sigma_Jv_m_s": sJv, "replicate": text("replicate"),
         "rejection_type": rtype, "R": R, "sigma_R": sigma_R,
@@ -360,7 +360,7 @@ def _write(meas: Measurements, path: Path, flux_unit: str, conc_unit: str, tempe
 
     def fmt(values: np.ndarray, stated=None) -> list[str]:
         keep = np.ones(len(values), bool) if stated is None else np.asarray(stated, bool)
-        return [f"{v:.12g}" if k and np.isfinite(v) else "" for v, k in zip(values, keep)]
+        return [f"{v:.12g}" if k and np.isfinite(v) else "" for v, k in zip(values, keep, strict=True)]
 
     scale = float(S.UNIT_FIELDS["feed"][1][conc_unit](1.0))
     out = {"study": t["study"], "feed_id": t["feed_id"], "membrane": t["membrane"],

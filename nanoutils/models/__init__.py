@@ -22,8 +22,8 @@ from ._encoding import flux_encoding as flux_encoding
 from ._encoding import log_feed_feature as log_feed_feature
 from ._encoding import scale_feature as scale_feature
 from ._neural_ode import ODE_METHODS as ODE_METHODS
-from ._neural_ode import NeuralODE as NeuralODE
 from ._neural_ode import STATES as STATES
+from ._neural_ode import NeuralODE as NeuralODE
 from ._neural_ode import NeuralODEConfig as NeuralODEConfig
 from ._pinn import PINN as PINN
 from ._pinn import PINNConfig as PINNConfig

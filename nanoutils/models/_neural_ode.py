@@ -102,7 +102,7 @@ class NeuralODEConfig:
             raise ValueError(f"step_size must be > 0, got {self.step_size}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides) -> "NeuralODEConfig":
+    def for_profile(cls, profile: str | Profile, **overrides) -> NeuralODEConfig:
         """The configuration of a run profile (knobs ``neural_ode_width`` and ``neural_ode_solver``), with
         ``overrides``. The paper profile integrates with dopri5 (the paper's); smoke and default with classical
         RK4 in 10 steps over τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite
@@ -123,7 +123,7 @@ class _Dynamics(nn.Module):
         n_in = 2 * d + (d if cfg.mask_features else 0) + 1 + cfg.flux_degree
         sizes = [n_in] + [cfg.width] * (cfg.depth - 1) + [d]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             layers.append(nn.Linear(a, b))
             if i < cfg.depth - 1:
                 layers.append(nn.Tanh())

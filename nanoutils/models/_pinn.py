@@ -61,7 +61,7 @@ class PINNConfig(ResNetConfig):
         dspmde.Membrane.nf270(**self.membrane)  # validates the overrides
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides) -> "PINNConfig":
+    def for_profile(cls, profile: str | Profile, **overrides) -> PINNConfig:
         """The configuration of a run profile (the ResNet's width, knob ``resnet_width``), with ``overrides``."""
         return replace(cls(width=get(profile).settings.resnet_width), **overrides)
 

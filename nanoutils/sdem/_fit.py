@@ -23,8 +23,8 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from .. import ions
-from ..measurements import Measurements
 from ..fitting import FitError, Objective
+from ..measurements import Measurements
 from ._model import C_REF, SDEMModel
 
 #: Bounds of the fitted quantities: ion permeance P (m/s) and the concentration exponent a (–).
@@ -83,7 +83,7 @@ class SDEMFit:
     def table(self) -> pd.DataFrame:
         """Fitted values in display units (P in µm/s, with σ by the delta method), and the bound flags."""
         rows = []
-        for name, t, s in zip(self.names, self.theta, self.stderr):
+        for name, t, s in zip(self.names, self.theta, self.stderr, strict=True):
             if name == "a":
                 rows.append((name, "–", t, s, name in self.at_bounds))
             else:
@@ -132,7 +132,7 @@ class _Space:
                              fallback=self.fallback)
 
         if not self.per_feed:  # one model with every ion, the same for all feeds
-            one = model(zip(self.ions_of, range(len(self.ions_of))))
+            one = model(zip(self.ions_of, range(len(self.ions_of)), strict=True))
             return dict.fromkeys(self.feeds, one)
         return {key: model((ion, self.slots[(key, ion)]) for ion in present) for key, present in self.feeds.items()}
 
@@ -146,7 +146,7 @@ class _Space:
 
     def at_bounds(self, theta: np.ndarray) -> tuple[str, ...]:
         u = (theta - self.lo) / (self.hi - self.lo)
-        return tuple(n for n, v in zip(self.names, u) if v < 1e-3 or v > 1 - 1e-3)
+        return tuple(n for n, v in zip(self.names, u, strict=True) if v < 1e-3 or v > 1 - 1e-3)
 
 
 def _check_prior(prior: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
@@ -245,5 +245,5 @@ def _combine(fits: list[SDEMFit], t0: float) -> SDEMFit:
     return SDEMFit({k: m for f in fits for k, m in f.models.items()}, True, names,
                    np.concatenate([f.theta for f in fits]), cov, sum(f.chi2 for f in fits),
                    sum(f.n_points for f in fits), sum(f.n_unconverged for f in fits),
-                   tuple(n for f in fits for n in f.at_bounds), [sum(v) for v in zip(*(f.starts for f in fits))],
+                   tuple(n for f in fits for n in f.at_bounds), [sum(v) for v in zip(*(f.starts for f in fits), strict=True)],
                    trace, time.perf_counter() - t0)
