@@ -119,7 +119,8 @@ def main() -> None:
     print("\n| profile (batch × fluxes) | variant | s / batch | NFE fwd | NFE total | projected h (epochs × batches) |")
     print("|---|---|---:|---:|---:|---:|")
     for profile, batch_size, n_flux, name, sec, nfe_f, nfe_a, hours, epochs, batches in rows:
-        print(f"| {profile} ({batch_size} × {n_flux}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
+        print(f"| {profile} ({batch_size} × {n_flux}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | "
+              f"{hours:.2f} ({epochs} × {batches}) |")
 
 
 if __name__ == "__main__":

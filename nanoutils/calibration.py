@@ -4,7 +4,8 @@ A :class:`Calibrator` fits one model kind to a :class:`nanoutils.measurements.Me
 returns its members (what :func:`nanoutils.predict` averages):
 
 * **mechanistic** (DSPM-DE variants, SF): one eq. 11 fit (budget of the profile: ``baseline_fit``
-  / ``sf_fit`` in :data:`nanoutils.profiles.SETTINGS`), then :data:`POSTERIOR_DRAWS` parameter sets drawn from its Laplace posterior
+  / ``sf_fit`` in :data:`nanoutils.profiles.SETTINGS`), then :data:`POSTERIOR_DRAWS` parameter sets drawn from its
+  Laplace posterior
   N(θ̂, Σ) in the fit's transformed space θ (Σ: the Gauss–Newton covariance, scaled by max(1, reduced χ²)),
   clipped to the fit's bounds; predictions are the fitted model's, ``R_std`` the spread of fit and draws;
   a parameter that ended at a bound is held there (its σ means nothing) and the fit's info says so.

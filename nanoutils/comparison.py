@@ -7,7 +7,8 @@ Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15
 2. **fine-tuning** by :func:`nanoutils.finetuning.finetune` (eq. 5 noise, simulated feeds mixed in with weight
    1, measured feeds weighted ``MEASURED_WEIGHT``, early stopping on validation feeds). The
    **hyper-parameter search** is the same for every deep model: the fine-tuning learning rate over
-   the profile's knob ``search_lr`` (:data:`nanoutils.profiles.SETTINGS`), chosen by the eq. 4 loss on the virtual validation feeds
+   the profile's knob ``search_lr`` (:data:`nanoutils.profiles.SETTINGS`), chosen by the eq. 4 loss on the virtual
+   validation feeds
    (:func:`run_deep`);
 3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
    test feeds, and leave-one-feed-out on the three real NF270 feeds (``measurements.group_folds``: train on two with
@@ -158,7 +159,8 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
              seed: int = 0, lrs: Sequence[float] | None = None, physics: Mapping[str, Mapping[str, float]] | None = None,
              device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool | str = False) -> RowResult:
     """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
-    (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
+    (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each fold
+    key) for a
     PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified.
 
     With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>/`` (``<set>``:
@@ -196,7 +198,8 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
 
 def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int = 0
                ) -> tuple[RowResult, dict[str, dict[str, float]]]:
-    """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual train +
+    """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual
+    train +
     validation feeds and on each real fold's training feeds; the row and the fitted Z per training set."""
     budget = get(profile).settings.baseline_fit
     sets = {"virtual": split.virtual_trainval, **{key: train for key, train, _ in split.real_folds}}

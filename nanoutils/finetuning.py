@@ -107,7 +107,8 @@ def finetune(model: nn.Module, train_meas: Measurements, val_meas: Measurements 
 
     Early stopping and the kept epoch use the eq. 4 loss on ``val_meas`` (means, no noise); without
     validation feeds the run trains for the configured epochs and keeps the last. ``simulated`` and
-    ``n_simulated`` (default: the profile's knob ``finetuning_simulated_feeds``) mix in DSPM-DE feeds; ``measured_weight`` is the weight of
+    ``n_simulated`` (default: the profile's knob ``finetuning_simulated_feeds``) mix in DSPM-DE feeds;
+    ``measured_weight`` is the weight of
     a measured feed relative to a simulated one. Checkpoints, resume and ``callback`` as
     :func:`nanoutils.training.train`.
     """

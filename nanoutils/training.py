@@ -158,7 +158,8 @@ def train(
     data required, else :class:`CheckpointMismatchError`) and reproduces an
     uninterrupted run; a finished run is loaded without training. ``resume="if_compatible"`` does the same
     when the checkpoint matches, and otherwise warns and trains ``model`` from the start in ``run_dir``
-    (replacing the checkpoint; the mismatch is found before the weights of ``model`` change). ``check_start=True`` also requires the
+    (replacing the checkpoint; the mismatch is found before the weights of ``model`` change). ``check_start=True``
+    also requires the
     starting weights to be those of the checkpoint's run (fine-tuning: never resume a run that started from
     another pre-trained model; the model's weights are fingerprinted before training). ``callback(record)`` runs after
     each epoch. Seed the model's initialisation yourself (``env.seed_everything``)

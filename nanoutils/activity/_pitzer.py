@@ -71,7 +71,8 @@ def parameter_table() -> pd.DataFrame:
 
 
 def _value(row: pd.Series, t: float) -> float:
-    """PHREEQC's temperature function a0 + a1(1/T − 1/Tr) + a2 ln(T/Tr) + a3(T − Tr) + a4(T² − Tr²) + a5(1/T² − 1/Tr²)."""
+    """PHREEQC's temperature function a0 + a1(1/T − 1/Tr) + a2 ln(T/Tr) + a3(T − Tr) + a4(T² − Tr²) + a5(1/T² −
+    1/Tr²)."""
     tr = T_REF
     return float(row.a0 + row.a1 * (1 / t - 1 / tr) + row.a2 * np.log(t / tr) + row.a3 * (t - tr)
                  + row.a4 * (t * t - tr * tr) + row.a5 * (1 / (t * t) - 1 / (tr * tr)))

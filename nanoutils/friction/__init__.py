@@ -1,7 +1,8 @@
 """Solution-friction (SF) baseline (Wang et al. 2021; Biesheuvel et al., arXiv 2110.07506), a Table 1 row.
 
 Per-ion friction with water and membrane, Donnan + common partition factor at both faces, solved on the
-DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regressed by eq. 11 (``_fit``, through :class:`nanoutils.fitting.Objective`, which — like
+DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regressed by eq. 11 (``_fit``, through
+:class:`nanoutils.fitting.Objective`, which — like
 :func:`nanoutils.fitting.predictions` — takes an SF model as it takes a DSPM-DE membrane).
 
 >>> from nanoutils import friction, measurements

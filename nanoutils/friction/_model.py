@@ -106,7 +106,8 @@ class SFModel:
         return len(self.friction_ratio) + len(MEMBRANE_PARAMETERS)
 
     def params(self) -> dict[str, float]:
-        """All d + 4 parameters (SI): ``r[<ion>]`` for the friction ratios, then X, water_fraction, thickness, partition."""
+        """All d + 4 parameters (SI): ``r[<ion>]`` for the friction ratios, then X, water_fraction, thickness,
+        partition."""
         return {**{f"r[{k}]": v for k, v in self.friction_ratio.items()},
                 **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
 

@@ -25,7 +25,8 @@ same, exact and linear; only the metric (which derivatives the network finds
 "close") changes. The solution is re-projected once, u0 + P(u − u0) in float64, so float32
 round-off does not accumulate over the steps: the feed's net charge is
 conserved, so a float64 feed gives a float32 model's output a relative charge
-imbalance ≈ 1e-7 even where the permeate is 1 % of the feed. The output is c(Jv) = a ⊙ u(Jv / FLUX_SCALE_M_S) in mol/m³. A batch is
+imbalance ≈ 1e-7 even where the permeate is 1 % of the feed. The output is c(Jv) = a ⊙ u(Jv / FLUX_SCALE_M_S) in
+mol/m³. A batch is
 integrated once (torchdiffeq, dopri5 by default) over the sorted union of its
 flux points, and each sample's points are read off that solution. Gradients go
 through the solver (direct backprop) or through the continuous adjoint
@@ -61,7 +62,8 @@ class NeuralODEConfig:
     flux_degree: Legendre encodings of τ; mask_features: also feed the species
     mask to f_θ; project: hard electroneutral projection (False only for the
     ablation); charge_penalty: weight λ of the soft electroneutrality penalty added to the loss by
-    :meth:`NeuralODE.auxiliary_loss` (the "soft" ablation, used with ``project=False``; 0 = off); method: a torchdiffeq solver name; rtol, atol: its tolerances on
+    :meth:`NeuralODE.auxiliary_loss` (the "soft" ablation, used with ``project=False``; 0 = off); method: a
+    torchdiffeq solver name; rtol, atol: its tolerances on
     the scaled state; step_size: τ step of fixed-grid methods (rk4…; outputs off
     the grid by cubic Hermite interpolation); adjoint: continuous adjoint instead
     of direct backprop (the paper's choice; off by default in every profile
