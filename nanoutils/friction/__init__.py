@@ -6,7 +6,7 @@ DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regr
 :func:`nanoutils.fitting.predictions` — takes an SF model as it takes a DSPM-DE membrane).
 
 >>> from nanoutils import friction, measurements
->>> train, test = measurements.split_by_feed(measurements.load_dataset("nf270_fdl2021"), seed=0)   # doctest: +SKIP
+>>> train, test = measurements.split_by_feed(measurements.load_dataset("nf270_fdl2021"), seed=0)
 >>> sf = friction.fit(train)                                                       # doctest: +SKIP
 >>> sf.model.solve(test.arrays().feeds, [5e-6, 2e-5]).rejection                   # doctest: +SKIP
 """
