@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch import nn
 
 from . import env, finetuning, fitting, friction, measurements, metrics, models, pretraining_set, training
 from .measurements import Measurements
@@ -126,7 +125,7 @@ def _seconds(result: training.TrainResult) -> float:
     return float(sum(h["seconds"] for h in result.history))
 
 
-def _fresh(model: nn.Module, physics: Mapping[str, float] | None) -> nn.Module:
+def _fresh(model: models.Model, physics: Mapping[str, float] | None) -> models.Model:
     """A trainable copy of ``model``; a PINN's physics term pointed at the membrane ``physics`` (Z in SI)."""
     if isinstance(model, models.PINN) and physics is not None:
         return models.clone(model, membrane={k: float(v) for k, v in physics.items()})
@@ -138,7 +137,7 @@ def _kept_checkpoint(result: training.TrainResult, validated: bool) -> str | Non
     return None if result.run_dir is None else str(result.run_dir / ("best.pt" if validated else "last.pt"))
 
 
-def finetune_run(model: nn.Module, train: Measurements, val: Measurements | None, split: Splits,
+def finetune_run(model: models.Model, train: Measurements, val: Measurements | None, split: Splits,
                  profile: str | Profile = "default", *, seed: int = 0, lr: float | None = None, noise: bool = True,
                  run_dir: str | os.PathLike | None = None, resume: bool | str = False,
                  device: str = "auto") -> training.TrainResult:
@@ -187,7 +186,7 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     folds = {key: tune(train, None, best_lr, key) for key, train, _ in split.real_folds}
     real = [finetuning.score(folds[key].model, test)[1] for key, _, test in split.real_folds]
     kept = {"virtual": trials[best_lr], **folds}
-    info = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
+    info: dict[str, Any] = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
             "pre-training s": _seconds(pretrained), "fine-tuning s": sum(_seconds(r) for r in runs),
             "history": {key: r.history for key, r in kept.items()}, "pre-training history": pretrained.history,
             "checkpoints": {key: _kept_checkpoint(r, validated=key == "virtual") for key, r in kept.items()},

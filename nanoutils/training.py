@@ -130,7 +130,7 @@ class TrainConfig:
 class TrainResult:
     """model (best weights when ``restore_best`` and a best exists), per-epoch history, best epoch and loss."""
 
-    model: nn.Module
+    model: models.Model
     history: list[dict[str, float]]
     best_epoch: int
     best_loss: float
@@ -139,7 +139,7 @@ class TrainResult:
 
 
 def train(
-    model: nn.Module,
+    model: models.Model,
     train_data: TransportData,
     val_data: TransportData | None = None,
     config: TrainConfig | None = None,
@@ -179,8 +179,8 @@ def train(
                     check_start)
 
 
-def _run(model: nn.Module, train_data: TransportData, val_data: TransportData | None, cfg: TrainConfig,
-         dev: torch.device, dtype: torch.dtype, run_dir: str | os.PathLike | None, resume: bool,
+def _run(model: models.Model, train_data: TransportData, val_data: TransportData | None, cfg: TrainConfig,
+         dev: torch.device, dtype: torch.dtype, run_dir: str | os.PathLike | None, resume: bool | str,
          target_sampler: TargetSampler | None, progress: bool, callback: Callable[[dict[str, float]], None] | None,
          check_start: bool) -> TrainResult:
     """The loop of :func:`train` (inputs checked, thread count set)."""
@@ -190,7 +190,8 @@ def _run(model: nn.Module, train_data: TransportData, val_data: TransportData | 
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_epochs, gamma=cfg.lr_gamma)
     run_dir = Path(run_dir) if run_dir is not None else None
     data_id = _fingerprint(train_data, val_data, start=model if check_start else None)
-    state = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0, "best_loss": float("inf"), "stopped": False}
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0, "best_loss": float("inf"),
+                             "stopped": False}
     best_weights = None
     if resume:
         if run_dir is None:

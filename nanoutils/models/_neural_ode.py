@@ -119,6 +119,8 @@ class NeuralODEConfig:
 class _Dynamics(nn.Module):
     """f_θ followed by the projection, given the per-batch species mask, charge weights w and static features."""
 
+    z: Tensor  # charges (d,), a buffer
+
     def __init__(self, cfg: NeuralODEConfig, z: Tensor):
         super().__init__()
         d = len(cfg.species)
@@ -179,8 +181,8 @@ class NeuralODE(nn.Module):
         a = self.state_scale(feed, mask)
         u0 = feed * mask / a
         w = self.func.z * a * mask  # Σ w u = Σ z c
-        static = [log_feed_feature(feed, mask), scale_feature(s)]
-        static = torch.cat([mask] + static if cfg.mask_features else static, dim=-1)
+        features = [log_feed_feature(feed, mask), scale_feature(s)]
+        static = torch.cat([mask, *features] if cfg.mask_features else features, dim=-1)
         t = torch.unique(torch.cat([tau.new_zeros(1), tau.reshape(-1)]))  # sorted, starts at 0
         sol = self._solve(_Bound(self.func, mask, static, w), u0, t)  # (T, B, d)
         idx = torch.searchsorted(t, tau)

@@ -70,6 +70,7 @@ class PINN(ResNet):
     """ResNet whose training loss adds the DSPM-DE physics term of the module docstring."""
 
     Config = PINNConfig
+    config: PINNConfig
 
     def __init__(self, config: PINNConfig | None = None):
         super().__init__(config or PINNConfig())

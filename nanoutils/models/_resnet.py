@@ -77,6 +77,7 @@ class ResNet(nn.Module):
     ``model(feed (B, d) mol/m³, species_mask (B, d), flux (B, K) m/s, flux_mask (B, K) | None)`` → (B, K, d) mol/m³."""
 
     Config = ResNetConfig
+    z: Tensor  # charges (d,), a buffer
 
     def __init__(self, config: ResNetConfig | None = None):
         super().__init__()

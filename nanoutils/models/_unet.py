@@ -61,6 +61,7 @@ class UNet(nn.Module):
     ``model(feed (B, d) mol/m³, species_mask (B, d), flux (B, K) m/s, flux_mask (B, K) | None)`` → (B, K, d) mol/m³."""
 
     Config = UNetConfig
+    z: Tensor  # charges (d,), a buffer
 
     def __init__(self, config: UNetConfig | None = None):
         super().__init__()
