@@ -70,7 +70,8 @@ def domain_of(meas: Measurements, pretraining: dict[str, Any] | None = None) -> 
             "pretraining": pretraining}
 
 
-def _outside(value: float, lo: float, hi: float, what: str, unit: str, where: str) -> list[str]:
+def _outside(value: float, bounds: Sequence[float], what: str, unit: str, where: str) -> list[str]:
+    lo, hi = bounds
     if value > hi * (1 + _RTOL):
         return [f"{what} {value:.3g} {unit} > {hi:.3g} {unit} {where}"]
     if value < lo * (1 - _RTOL):
@@ -83,12 +84,12 @@ def feed_reasons(feed, domain: dict[str, Any]) -> list[str]:
     out = [f"{i} not in calibration data" for i in feed if i not in domain["ions"]]
     for i, c in feed.items():
         if i in domain["c_mM"]:
-            out += _outside(c, *domain["c_mM"][i], i, "mM", "seen")
-    out += _outside(_ionic_strength(feed), *domain["ionic_strength_mM"], "ionic strength", "mM", "seen")
+            out += _outside(c, domain["c_mM"][i], i, "mM", "seen")
+    out += _outside(_ionic_strength(feed), domain["ionic_strength_mM"], "ionic strength", "mM", "seen")
     pre = domain.get("pretraining")
     if pre:
         for i, c in feed.items():
-            out += _outside(c, *pre["c_mM"], i, "mM", "pre-trained")
+            out += _outside(c, pre["c_mM"], i, "mM", "pre-trained")
     return out
 
 
@@ -97,9 +98,9 @@ def flux_reasons(flux_m_s: float, domain: dict[str, Any]) -> list[str]:
     j = float(units.m_s_to_lmh(flux_m_s))
     if j == 0:
         return []
-    out = _outside(j, *domain["flux_LMH"], "flux", "LMH", "seen")
+    out = _outside(j, domain["flux_LMH"], "flux", "LMH", "seen")
     pre = domain.get("pretraining")
-    return out + (_outside(j, *pre["flux_LMH"], "flux", "LMH", "pre-trained") if pre else [])
+    return out + (_outside(j, pre["flux_LMH"], "flux", "LMH", "pre-trained") if pre else [])
 
 
 @dataclass
@@ -318,6 +319,8 @@ def write_report(b: Bundle, directory: Path) -> None:
     from . import report
     from .plotting import parity_by_ion
 
+    if b.scored is None:
+        raise ValueError(f"bundle {b.name} has no scored points (a loaded bundle): nothing to report")
     directory.mkdir(parents=True, exist_ok=True)
     s = b.scored.assign(abs_err_pp=100 * (b.scored["R_pred"] - b.scored["R_meas"]).abs())
     s.to_csv(directory / "points.csv", index=False)

@@ -52,8 +52,8 @@ class MemberFormat:
     load: Callable[[Path], Any]
 
 
-def json_member(cls: type) -> MemberFormat:
-    """Members of a class with ``to_dict`` and ``from_dict``, stored as JSON."""
+def json_member(cls: Any) -> MemberFormat:
+    """Members of a class ``cls`` with ``to_dict`` and ``from_dict``, stored as JSON."""
 
     def save(model: Any, path: Path) -> None:
         path.write_text(json.dumps(model.to_dict(), indent=1))

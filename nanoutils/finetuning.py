@@ -169,8 +169,9 @@ def variant(name: str, pretrained: models.NeuralODE, seed: int = 0) -> Variant:
     if name not in VARIANTS:
         raise FinetuneError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
     cfg = models.spec(pretrained)["config"]
-    overrides: dict[str, Any] = {"no_projection": {"project": False}, "soft_penalty": {"project": False,
-                 "charge_penalty": SOFT_PENALTY}, "no_masking": {"mask_features": False}}.get(name, {})
+    by_variant: dict[str, dict[str, Any]] = {"no_projection": {"project": False}, "soft_penalty": {"project": False,
+                                             "charge_penalty": SOFT_PENALTY}, "no_masking": {"mask_features": False}}
+    overrides = by_variant.get(name, {})
     env.seed_everything(seed)
     model = models.from_spec({"name": "neural_ode", "config": {**cfg, **overrides}})
     model.to(dtype=next(pretrained.parameters()).dtype)

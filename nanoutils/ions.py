@@ -76,8 +76,8 @@ def table() -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def _ions() -> dict[str, Ion]:
     return {
-        name: Ion(
-            name=name,
+        str(name): Ion(
+            name=str(name),
             formula=row.formula,
             label=row.label,
             z=int(row.z),
@@ -95,7 +95,7 @@ def _aliases() -> dict[str, str]:
     for name, row in table().iterrows():
         for alias in [name, row.formula, *str(row.aliases).split(";")]:
             if alias:
-                out[_key(alias)] = name
+                out[_key(alias)] = str(name)
     return out
 
 
@@ -261,13 +261,13 @@ def stack(feeds: Iterable[Mapping[str, float]], names: Iterable[str] | None = No
     ``names`` defaults to the union of the feeds' ions in table order. Plain
     mappings are validated by turning them into :class:`Feed`.
     """
-    feeds = [f if isinstance(f, Feed) else Feed(f) for f in feeds]
+    checked = [f if isinstance(f, Feed) else Feed(f) for f in feeds]
     if names is None:
-        present = {n for f in feeds for n in f}
+        present = {n for f in checked for n in f}
         names = tuple(n for n in species() if n in present)
     else:
         names = tuple(canonical(n) for n in names)
-    missing = {n for f in feeds for n in f} - set(names)
+    missing = {n for f in checked for n in f} - set(names)
     if missing:
         raise CompositionError(f"feeds contain ions not in the requested species: {sorted(missing)}")
-    return np.stack([f.vector(names) for f in feeds]) if feeds else np.zeros((0, len(names))), names
+    return np.stack([f.vector(names) for f in checked]) if checked else np.zeros((0, len(names))), names

@@ -162,7 +162,7 @@ def get(profile: str | Profile, max_epochs: int | None = None) -> Profile:
 def table() -> str:
     """:data:`SETTINGS` as a plain-text table: one row per knob (a dict knob one row per part), a column per
     profile, and what the knob sizes."""
-    rows = [("knob", *PROFILES, "what it sizes (chapter)")]
+    rows: list[tuple[str, ...]] = [("knob", *PROFILES, "what it sizes (chapter)")]
     for name, knob in SETTINGS.items():
         values = knob[:3]
         if isinstance(knob.default, dict):

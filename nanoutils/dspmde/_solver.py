@@ -137,7 +137,7 @@ def solve_transport(feeds, fluxes, pore: Callable[[tuple[str, ...], float, np.nd
     jv = as_fluxes(fluxes)
     temperature = check_temperature(temperature)
     n_cells = check_pore_model("nernst_planck", n_cells)
-    pore_props = pore(names, temperature, (c_feed > 0).any(axis=0))
+    pore_props = pore(names, temperature, np.asarray((c_feed > 0).any(axis=0)))
     x_feed = np.full(len(c_feed), float(charge))
     return solve_cases(c_feed, jv, pore_props, thickness, x_feed, film=film, n_cells=n_cells,
                        model=activity_model(activity, names, temperature), tol=tol, pore_model="nernst_planck",

@@ -141,14 +141,13 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
         obj.trace.append((obj.phase, float(r @ r), n_bad))
         return r
 
-    best, results = None, []
+    sols = []
     for i, th in enumerate(starts):
         obj.phase = f"start {i}"
-        sol = least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", x_scale=1.0,
-                            diff_step=1e-4, max_nfev=max_nfev)
-        results.append(2.0 * float(sol.cost))
-        if best is None or sol.cost < best.cost:
-            best = sol
+        sols.append(least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", x_scale=1.0,
+                                  diff_step=1e-4, max_nfev=max_nfev))
+    results = [2.0 * float(sol.cost) for sol in sols]
+    best = min(sols, key=lambda sol: sol.cost)  # the first of equal ones
     model = space.model(best.x)
     obj.phase = "final"
     r, n_bad = obj.residuals(model)

@@ -36,6 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -117,14 +118,14 @@ class SFModel:
                 **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> SFModel:
+    def from_dict(cls, d: Mapping[str, Any]) -> SFModel:
         """The model of :meth:`to_dict` output; bad or missing values raise :class:`SFError` naming them."""
         try:
             return cls(**d)
         except TypeError as err:
             raise SFError(f"not an SF model description ({err})") from None
 
-    def with_(self, **changes: object) -> SFModel:
+    def with_(self, **changes: Any) -> SFModel:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 

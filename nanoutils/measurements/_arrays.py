@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,6 +96,7 @@ def build_arrays(table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], spe
     point_index = {k: {p: m for m, p in enumerate(pts)} for k, pts in points.items()}
     q_index = {q: i for i, q in enumerate(quantities)}
     cols = {"R": "R", "sigma_R": "sigma_R", "c_perm": "c_perm_mol_m3", "sigma_c_perm": "sigma_c_perm_mol_m3"}
+    r: Any  # a row of the tidy table (pandas-stubs type every field as any scalar)
     for i, r in enumerate(t.itertuples(index=False)):
         n = key_index[r.feed_key]
         m = point_index[r.feed_key][(r.Jv_m_s, r.replicate)]

@@ -141,7 +141,8 @@ class _Space:
         return np.clip(np.array(p + ([self.exponent] if self.fit_exponent else [])), self.lo, self.hi)
 
     def random(self, rng: np.random.Generator) -> np.ndarray:
-        p = rng.uniform(*np.log(_RANDOM_P), size=len(self.ions_of))
+        lo, hi = np.log(_RANDOM_P)
+        p = rng.uniform(lo, hi, size=len(self.ions_of))
         return np.concatenate([p, rng.uniform(-1.0, 1.0, 1) if self.fit_exponent else []])
 
     def at_bounds(self, theta: np.ndarray) -> tuple[str, ...]:
@@ -209,14 +210,13 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
 
     rng = np.random.default_rng(seed)
     starts = [space.start()] + [np.clip(space.random(rng), space.lo, space.hi) for _ in range(n_starts - 1)]
-    best, reached = None, []
+    sols = []
     for i, th in enumerate(starts):
         phase[0] = f"start {i}"
-        sol = least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", diff_step=1e-5,
-                            max_nfev=max_nfev)
-        reached.append(2.0 * float(sol.cost))
-        if best is None or sol.cost < best.cost:
-            best = sol
+        sols.append(least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", diff_step=1e-5,
+                                  max_nfev=max_nfev))
+    reached = [2.0 * float(sol.cost) for sol in sols]
+    best = min(sols, key=lambda sol: sol.cost)  # the first of equal ones
     r, n_bad = data_residuals(best.x)
     chi2 = float(r @ r)
     n_points = sum(obj.n_points for obj in objectives.values())
