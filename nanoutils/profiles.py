@@ -171,7 +171,7 @@ def table() -> str:
         else:
             rows.append((name, *(_text(v) for v in values), knob.doc))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)) + "  " + r[4] for r in rows]
+    lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(rows[0][4]))
     return "\n".join(line.rstrip() for line in lines)
 
