@@ -11,7 +11,7 @@ DEVICE ?= auto
 TORCH_INDEX ?=
 PIP_INDEX := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
 
-.PHONY: reproduce test smoke bench lab clean package-data
+.PHONY: reproduce lint test test-fast smoke bench lab clean package-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ $(STAMP): pyproject.toml constraints.txt
 reproduce: $(STAMP)  ## run the notebook series with the default profile
 	$(BIN)/python -m nanoutils run --profile default --device $(DEVICE)
 
-test: $(STAMP)  ## unit and physics tests, then a smoke run of every notebook
+lint: $(STAMP)  ## ruff (lint and format check, notebooks included) and mypy on nanoutils/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint  ## the lint gate, then unit and physics tests, docstring examples and a smoke run of every notebook
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the tests without the slow notebook smoke series
+	$(BIN)/python -m pytest -m "not slow"
 
 smoke: $(STAMP)  ## the notebook series with the smoke profile (seconds per notebook)
 	$(BIN)/python -m nanoutils run --profile smoke --device $(DEVICE)

@@ -71,7 +71,7 @@ def options_table(n_feeds: int, rng: np.random.Generator) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = solve(feeds, fluxes, species=names, membrane=membrane, **options)
-            seconds = best_time(lambda: solve(feeds, fluxes, species=names, membrane=membrane, **options), 2.0)
+            seconds = best_time(lambda options=options: solve(feeds, fluxes, species=names, membrane=membrane, **options), 2.0)
         base = seconds if base is None else base
         print(f"| {label} | {result.converged.size / seconds:,.0f} | {seconds / base:.2f}× | "
               f"{np.median(result.info['iterations']):.0f} | {result.n_failed} |")
@@ -95,7 +95,7 @@ def main() -> None:
         ref_feeds = mixtures(names, args.ref_cases, rng)
         ref_fluxes = rng.uniform(1e-6, 3e-5, args.ref_cases)
         t0 = time.perf_counter()
-        for c, jv in zip(ref_feeds, ref_fluxes):
+        for c, jv in zip(ref_feeds, ref_fluxes, strict=True):
             assert solve_reference(c, jv, species=names, membrane=membrane).converged.all()
         ref_ms = (time.perf_counter() - t0) / args.ref_cases * 1e3
         for batch, (n_feeds, n_fluxes) in BATCHES.items():
@@ -103,7 +103,7 @@ def main() -> None:
             fluxes = np.linspace(1e-6, 3e-5, n_fluxes)
             result = solve(feeds, fluxes, species=names, membrane=membrane)
             assert result.converged.all(), f"{result.n_failed} cases failed"
-            seconds = best_time(lambda: solve(feeds, fluxes, species=names, membrane=membrane))
+            seconds = best_time(lambda feeds=feeds, fluxes=fluxes, names=names: solve(feeds, fluxes, species=names, membrane=membrane))
             ms = seconds / batch * 1e3
             print(f"| {d} | {batch:,} | {batch / seconds:,.0f} | {ms:.3f} | {ref_ms:.1f} | {ref_ms / ms:,.0f}× |")
     options_table(args.option_feeds, rng)

@@ -93,7 +93,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32; batch = the profile's batch size "
           "× its flux points (profiles.SETTINGS)\n")
     rows = []
-    for profile, n_train in zip(("default", "paper"), args.train_compositions):
+    for profile, n_train in zip(("default", "paper"), args.train_compositions, strict=True):
         env.seed_everything(0)
         base = models.build("neural_ode", profile, method="dopri5", step_size=None)
         h, err_d, err_r = matched_rk4_step(base)
@@ -119,7 +119,8 @@ def main() -> None:
     print("\n| profile (batch × fluxes) | variant | s / batch | NFE fwd | NFE total | projected h (epochs × batches) |")
     print("|---|---|---:|---:|---:|---:|")
     for profile, batch_size, n_flux, name, sec, nfe_f, nfe_a, hours, epochs, batches in rows:
-        print(f"| {profile} ({batch_size} × {n_flux}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | {hours:.2f} ({epochs} × {batches}) |")
+        print(f"| {profile} ({batch_size} × {n_flux}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | "
+              f"{hours:.2f} ({epochs} × {batches}) |")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nERROR: {err}", file=sys.stderr)
         return 1
     print(summary_table(runs))
-    out = runs[0].output.parent if runs else None
+    out = runs[0].output.parent if runs and runs[0].output else None
     print(f"\nexecuted notebooks: {out}")
     print(f"figures and tables: {get(args.profile).figures_dir}/")
     return 0
@@ -77,6 +77,7 @@ def _predict(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"--flux-{'lmh' if args.flux_lmh else 'm-s'} {bad[0]:g}: fluxes must be ≥ 0")
     fluxes = units.lmh_to_m_s(given) if args.flux_lmh else given
+    model: object  # a bundle, a list of trained models or a membrane: predict() takes each
     if args.model:
         from .bundle import ExtrapolationWarning, load
 
@@ -104,7 +105,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from .calibration import calibrate, calibrator
-    from .data import load_measurements
+    from .measurements import load_measurements
 
     calibrator(args.model)  # an unknown name fails before any work
     out = _output_path(args.out)

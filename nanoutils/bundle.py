@@ -70,7 +70,8 @@ def domain_of(meas: Measurements, pretraining: dict[str, Any] | None = None) -> 
             "pretraining": pretraining}
 
 
-def _outside(value: float, lo: float, hi: float, what: str, unit: str, where: str) -> list[str]:
+def _outside(value: float, bounds: Sequence[float], what: str, unit: str, where: str) -> list[str]:
+    lo, hi = bounds
     if value > hi * (1 + _RTOL):
         return [f"{what} {value:.3g} {unit} > {hi:.3g} {unit} {where}"]
     if value < lo * (1 - _RTOL):
@@ -83,12 +84,12 @@ def feed_reasons(feed, domain: dict[str, Any]) -> list[str]:
     out = [f"{i} not in calibration data" for i in feed if i not in domain["ions"]]
     for i, c in feed.items():
         if i in domain["c_mM"]:
-            out += _outside(c, *domain["c_mM"][i], i, "mM", "seen")
-    out += _outside(_ionic_strength(feed), *domain["ionic_strength_mM"], "ionic strength", "mM", "seen")
+            out += _outside(c, domain["c_mM"][i], i, "mM", "seen")
+    out += _outside(_ionic_strength(feed), domain["ionic_strength_mM"], "ionic strength", "mM", "seen")
     pre = domain.get("pretraining")
     if pre:
         for i, c in feed.items():
-            out += _outside(c, *pre["c_mM"], i, "mM", "pre-trained")
+            out += _outside(c, pre["c_mM"], i, "mM", "pre-trained")
     return out
 
 
@@ -97,9 +98,9 @@ def flux_reasons(flux_m_s: float, domain: dict[str, Any]) -> list[str]:
     j = float(units.m_s_to_lmh(flux_m_s))
     if j == 0:
         return []
-    out = _outside(j, *domain["flux_LMH"], "flux", "LMH", "seen")
+    out = _outside(j, domain["flux_LMH"], "flux", "LMH", "seen")
     pre = domain.get("pretraining")
-    return out + (_outside(j, *pre["flux_LMH"], "flux", "LMH", "pre-trained") if pre else [])
+    return out + (_outside(j, pre["flux_LMH"], "flux", "LMH", "pre-trained") if pre else [])
 
 
 @dataclass
@@ -151,7 +152,7 @@ class Bundle:
                 frame[column] = point[column].to_numpy()
         by_feed = [feed_reasons(f, self.domain) for f in feed_list]
         by_flux = {j: flux_reasons(j, self.domain) for j in np.unique(frame["Jv_m_s"])}
-        why = ["; ".join(by_feed[n] + by_flux[j]) for n, j in zip(frame["feed_id"], frame["Jv_m_s"])]
+        why = ["; ".join(by_feed[n] + by_flux[j]) for n, j in zip(frame["feed_id"], frame["Jv_m_s"], strict=True)]
         frame["extrapolated"] = [bool(w) for w in why]
         frame["why"] = why
         if frame["extrapolated"].any():
@@ -174,7 +175,7 @@ class Bundle:
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
         try:
             names = [f"member_{k}{fmt.suffix}" for k in range(len(self.members))]
-            for name, member in zip(names, self.members):
+            for name, member in zip(names, self.members, strict=True):
                 fmt.save(member, tmp / name)
             _write_json(tmp / MODEL_JSON, {"name": self.name, "kind": self.kind, "format": FORMAT_VERSION,
                                            "nanoutils_version": __version__, "members": names, "fits": self.info,
@@ -275,7 +276,7 @@ def provenance(sources: Sequence[str | os.PathLike], profile: str, command: str,
     """Where a bundle came from: data files and their SHA-256, package version, profile, seeds, command, UTC date."""
     return {"data": [{"path": str(p), "sha256": sha256(p)} for p in sources], "nanoutils_version": __version__,
             "profile": profile, "seeds": list(seeds), "command": command,
-            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
 def score_points(members: Sequence, meas: Measurements, point_estimate: bool = False) -> pd.DataFrame:
@@ -318,6 +319,8 @@ def write_report(b: Bundle, directory: Path) -> None:
     from . import report
     from .plotting import parity_by_ion
 
+    if b.scored is None:
+        raise ValueError(f"bundle {b.name} has no scored points (a loaded bundle): nothing to report")
     directory.mkdir(parents=True, exist_ok=True)
     s = b.scored.assign(abs_err_pp=100 * (b.scored["R_pred"] - b.scored["R_meas"]).abs())
     s.to_csv(directory / "points.csv", index=False)
@@ -340,10 +343,10 @@ def write_report(b: Bundle, directory: Path) -> None:
     params = [pd.DataFrame(f["parameters"]) for f in b.info if "parameters" in f]
     notes = [f["note"] for f in b.info if f.get("note")]
     text = [f"# Calibration report: {b.name} ({b.kind}, {len(b.members)} members)", "",
-            f"Data: {', '.join(d['path'] for d in b.provenance['data']) or '(in memory)'}; profile "
-            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}.",
-            "", f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
-            f"{100 * coverage(s):.0f} % of them inside mean ± 2 std of the members.", "",
+            (f"Data: {', '.join(d['path'] for d in b.provenance['data']) or '(in memory)'}; profile "
+            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}."),
+            "", (f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
+            f"{100 * coverage(s):.0f} % of them inside mean ± 2 std of the members."), "",
             "## Error per feed (pp)", "", report.markdown(tables["feed_id"]), "", "## Error per ion (pp)", "",
             report.markdown(tables["ion"]), ""]
     if params:

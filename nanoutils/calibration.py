@@ -4,7 +4,8 @@ A :class:`Calibrator` fits one model kind to a :class:`nanoutils.measurements.Me
 returns its members (what :func:`nanoutils.predict` averages):
 
 * **mechanistic** (DSPM-DE variants, SF): one eq. 11 fit (budget of the profile: ``baseline_fit``
-  / ``sf_fit`` in :data:`nanoutils.profiles.SETTINGS`), then :data:`POSTERIOR_DRAWS` parameter sets drawn from its Laplace posterior
+  / ``sf_fit`` in :data:`nanoutils.profiles.SETTINGS`), then :data:`POSTERIOR_DRAWS` parameter sets drawn from its
+  Laplace posterior
   N(θ̂, Σ) in the fit's transformed space θ (Σ: the Gauss–Newton covariance, scaled by max(1, reduced χ²)),
   clipped to the fit's bounds; predictions are the fitted model's, ``R_std`` the spread of fit and draws;
   a parameter that ended at a bound is held there (its σ means nothing) and the fit's info says so.
@@ -51,8 +52,8 @@ class MemberFormat:
     load: Callable[[Path], Any]
 
 
-def json_member(cls: type) -> MemberFormat:
-    """Members of a class with ``to_dict`` and ``from_dict``, stored as JSON."""
+def json_member(cls: Any) -> MemberFormat:
+    """Members of a class ``cls`` with ``to_dict`` and ``from_dict``, stored as JSON."""
 
     def save(model: Any, path: Path) -> None:
         path.write_text(json.dumps(model.to_dict(), indent=1))
@@ -190,7 +191,7 @@ def _pretrained(name: str, profile: Profile):
 
 def _learned_fit(name: str) -> Callable[[Measurements, Profile, int], Fitted]:
     def fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
-        from . import pretraining_set, finetuning, models, units
+        from . import finetuning, models, pretraining_set, units
 
         base, simulated, run_dir = _pretrained(name, profile)
         cfg = finetuning.finetune_config(profile, seed=seed)

@@ -7,7 +7,8 @@ Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15
 2. **fine-tuning** by :func:`nanoutils.finetuning.finetune` (eq. 5 noise, simulated feeds mixed in with weight
    1, measured feeds weighted ``MEASURED_WEIGHT``, early stopping on validation feeds). The
    **hyper-parameter search** is the same for every deep model: the fine-tuning learning rate over
-   the profile's knob ``search_lr`` (:data:`nanoutils.profiles.SETTINGS`), chosen by the eq. 4 loss on the virtual validation feeds
+   the profile's knob ``search_lr`` (:data:`nanoutils.profiles.SETTINGS`), chosen by the eq. 4 loss on the virtual
+   validation feeds
    (:func:`run_deep`);
 3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
    test feeds, and leave-one-feed-out on the three real NF270 feeds (``measurements.group_folds``: train on two with
@@ -34,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from torch import nn
 
 from . import env, finetuning, fitting, friction, measurements, metrics, models, pretraining_set, training
 from .measurements import Measurements
@@ -125,7 +125,7 @@ def _seconds(result: training.TrainResult) -> float:
     return float(sum(h["seconds"] for h in result.history))
 
 
-def _fresh(model: nn.Module, physics: Mapping[str, float] | None) -> nn.Module:
+def _fresh(model: models.Model, physics: Mapping[str, float] | None) -> models.Model:
     """A trainable copy of ``model``; a PINN's physics term pointed at the membrane ``physics`` (Z in SI)."""
     if isinstance(model, models.PINN) and physics is not None:
         return models.clone(model, membrane={k: float(v) for k, v in physics.items()})
@@ -137,7 +137,7 @@ def _kept_checkpoint(result: training.TrainResult, validated: bool) -> str | Non
     return None if result.run_dir is None else str(result.run_dir / ("best.pt" if validated else "last.pt"))
 
 
-def finetune_run(model: nn.Module, train: Measurements, val: Measurements | None, split: Splits,
+def finetune_run(model: models.Model, train: Measurements, val: Measurements | None, split: Splits,
                  profile: str | Profile = "default", *, seed: int = 0, lr: float | None = None, noise: bool = True,
                  run_dir: str | os.PathLike | None = None, resume: bool | str = False,
                  device: str = "auto") -> training.TrainResult:
@@ -193,7 +193,7 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     folds = {key: tune(train, None, best_lr, key) for key, train, _ in split.real_folds}
     real = [finetuning.score(folds[key].model, test)[1] for key, _, test in split.real_folds]
     kept = {"virtual": trials[best_lr], **folds}
-    info = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
+    info: dict[str, Any] = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
             "pre-training s": _seconds(pretrained), "fine-tuning s": sum(_seconds(r) for r in runs),
             "history": {key: r.history for key, r in kept.items()}, "pre-training history": pretrained.history,
             "checkpoints": {key: _kept_checkpoint(r, validated=key == "virtual") for key, r in kept.items()},
@@ -204,7 +204,8 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
 
 def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int = 0
                ) -> tuple[RowResult, dict[str, dict[str, float]]]:
-    """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual train +
+    """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual
+    train +
     validation feeds and on each real fold's training feeds; the row and the fitted Z per training set."""
     budget = get(profile).settings.baseline_fit
     sets = {"virtual": split.virtual_trainval, **{key: train for key, train, _ in split.real_folds}}

@@ -5,10 +5,10 @@ import importlib.metadata
 import platform
 import random
 import time
-from pathlib import Path
-from typing import NamedTuple
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 

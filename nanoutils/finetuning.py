@@ -98,16 +98,17 @@ def mix_simulated(measured: TransportData, simulated: TransportData | None, n_si
     return TransportData.concat([measured, sim], metadata={**measured.metadata, "n_simulated": n_simulated})
 
 
-def finetune(model: nn.Module, train_meas: Measurements, val_meas: Measurements | None = None, *,
+def finetune(model: models.Model, train_meas: Measurements, val_meas: Measurements | None = None, *,
              profile: str | Profile = "default", simulated: TransportData | None = None,
              n_simulated: int | None = None, measured_weight: float = MEASURED_WEIGHT, noise: bool = True,
-             config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool = False,
+             config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
              device: str = "auto", progress: bool = False, callback=None) -> TrainResult:
     """Fine-tune ``model`` (in place) on ``train_meas`` with eq. 5 noise (``noise=False``: the means only).
 
     Early stopping and the kept epoch use the eq. 4 loss on ``val_meas`` (means, no noise); without
     validation feeds the run trains for the configured epochs and keeps the last. ``simulated`` and
-    ``n_simulated`` (default: the profile's knob ``finetuning_simulated_feeds``) mix in DSPM-DE feeds; ``measured_weight`` is the weight of
+    ``n_simulated`` (default: the profile's knob ``finetuning_simulated_feeds``) mix in DSPM-DE feeds;
+    ``measured_weight`` is the weight of
     a measured feed relative to a simulated one. Checkpoints, resume and ``callback`` as
     :func:`nanoutils.training.train`.
     """
@@ -127,7 +128,7 @@ def finetune(model: nn.Module, train_meas: Measurements, val_meas: Measurements 
                  progress=progress, callback=callback, check_start=True)
 
 
-def score(model: nn.Module, meas: Measurements, **kwargs: Any) -> tuple[metrics.Score, pd.DataFrame]:
+def score(model: models.Model, meas: Measurements, **kwargs: Any) -> tuple[metrics.Score, pd.DataFrame]:
     """Test error of ``model`` on ``meas`` by :func:`nanoutils.metrics.rejection_error` (pp, feed bootstrap;
     ``kwargs`` go to it) and the scored frame (feed_id = ``study/feed``, study, ion = quantity, Jv_m_s,
     R_meas, R_pred, c_feed, c_meas, c_pred, imbalance = the prediction's relative net charge)."""
@@ -141,7 +142,7 @@ def score(model: nn.Module, meas: Measurements, **kwargs: Any) -> tuple[metrics.
     return metrics.rejection_error(frame, **kwargs), frame
 
 
-def charge_balance(model: nn.Module, data: TransportData, pred: np.ndarray | None = None) -> np.ndarray:
+def charge_balance(model: models.Model, data: TransportData, pred: np.ndarray | None = None) -> np.ndarray:
     """Relative net charge |Σ z c| / Σ |z| c (N, K) of the model's permeate at every flux point of ``data``
     (NaN at padded points)."""
     pred = predict_dataset(model, data).double().numpy() if pred is None else pred
@@ -159,7 +160,7 @@ class Variant:
     noise: bool
 
 
-def variant(name: str, pretrained: nn.Module, seed: int = 0) -> Variant:
+def variant(name: str, pretrained: models.NeuralODE, seed: int = 0) -> Variant:
     """The model of ablation ``name`` (:data:`VARIANTS`) built from the pre-trained neural ODE ``pretrained``
     (never modified): ``full`` (a copy), ``no_projection`` (same weights, f_θ unconstrained),
     ``soft_penalty`` (unconstrained, :data:`SOFT_PENALTY` · (net charge)² added to the loss), ``no_noise``
@@ -168,8 +169,9 @@ def variant(name: str, pretrained: nn.Module, seed: int = 0) -> Variant:
     if name not in VARIANTS:
         raise FinetuneError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
     cfg = models.spec(pretrained)["config"]
-    overrides = {"no_projection": {"project": False}, "soft_penalty": {"project": False,
-                 "charge_penalty": SOFT_PENALTY}, "no_masking": {"mask_features": False}}.get(name, {})
+    by_variant: dict[str, dict[str, Any]] = {"no_projection": {"project": False}, "soft_penalty": {"project": False,
+                                             "charge_penalty": SOFT_PENALTY}, "no_masking": {"mask_features": False}}
+    overrides = by_variant.get(name, {})
     env.seed_everything(seed)
     model = models.from_spec({"name": "neural_ode", "config": {**cfg, **overrides}})
     model.to(dtype=next(pretrained.parameters()).dtype)
@@ -180,7 +182,7 @@ def variant(name: str, pretrained: nn.Module, seed: int = 0) -> Variant:
     return Variant(name, model, noise=name != "no_noise")
 
 
-def _load_without_mask_inputs(model: nn.Module, pretrained: nn.Module) -> None:
+def _load_without_mask_inputs(model: nn.Module, pretrained: models.NeuralODE) -> None:
     """Copy ``pretrained``'s weights, dropping the first layer's species-mask input columns d:2d (the inputs are
     [u ⊙ m, m, log c_f, salinity, flux encodings]): the network as if it were fed 0 for the mask."""
     if not pretrained.config.mask_features:

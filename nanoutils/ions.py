@@ -76,8 +76,8 @@ def table() -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def _ions() -> dict[str, Ion]:
     return {
-        name: Ion(
-            name=name,
+        str(name): Ion(
+            name=str(name),
             formula=row.formula,
             label=row.label,
             z=int(row.z),
@@ -95,7 +95,7 @@ def _aliases() -> dict[str, str]:
     for name, row in table().iterrows():
         for alias in [name, row.formula, *str(row.aliases).split(";")]:
             if alias:
-                out[_key(alias)] = name
+                out[_key(alias)] = str(name)
     return out
 
 
@@ -161,14 +161,14 @@ class Feed(Mapping[str, float]):
         c = np.fromiter(self._c.values(), float)
         net, scale = float(z @ c), float(np.abs(z) @ c)
         if abs(net) > rtol * scale:
-            terms = ", ".join(f"{n}: {zi * ci:+g}" for n, zi, ci in zip(self._c, z, c))
+            terms = ", ".join(f"{n}: {zi * ci:+g}" for n, zi, ci in zip(self._c, z, c, strict=True))
             raise ElectroneutralityError(
                 f"feed is not electroneutral: Σ z c = {net:+.6g} mol/m³ "
                 f"(relative {abs(net) / scale:.3g} > tolerance {rtol:g}); z·c per ion: {terms}"
             )
 
     @classmethod
-    def from_salts(cls, text: str, *, rtol: float = NEUTRALITY_RTOL) -> "Feed":
+    def from_salts(cls, text: str, *, rtol: float = NEUTRALITY_RTOL) -> Feed:
         """Build a feed from salts, e.g. ``"NaCl 10 mM + MgSO4 5 mM"`` or ``"Na2SO4 0.01 M"``.
 
         Units: mM, mmol/L, M, mol/L, µM/uM, mol/m3, g/L, mg/L. Salts are split into
@@ -201,7 +201,7 @@ class Feed(Mapping[str, float]):
         """Concentrations (mol/m³) in the order of ``names`` (default: all species); absent ions are 0."""
         return np.array([self._c.get(canonical(n), 0.0) for n in (names or species())], dtype=float)
 
-    def balanced_with(self, ion: str) -> "Feed":
+    def balanced_with(self, ion: str) -> Feed:
         """A copy whose ``ion`` concentration is adjusted to make Σ z c = 0 exactly."""
         name = canonical(ion)
         z = get(name).z
@@ -261,13 +261,13 @@ def stack(feeds: Iterable[Mapping[str, float]], names: Iterable[str] | None = No
     ``names`` defaults to the union of the feeds' ions in table order. Plain
     mappings are validated by turning them into :class:`Feed`.
     """
-    feeds = [f if isinstance(f, Feed) else Feed(f) for f in feeds]
+    checked = [f if isinstance(f, Feed) else Feed(f) for f in feeds]
     if names is None:
-        present = {n for f in feeds for n in f}
+        present = {n for f in checked for n in f}
         names = tuple(n for n in species() if n in present)
     else:
         names = tuple(canonical(n) for n in names)
-    missing = {n for f in feeds for n in f} - set(names)
+    missing = {n for f in checked for n in f} - set(names)
     if missing:
         raise CompositionError(f"feeds contain ions not in the requested species: {sorted(missing)}")
-    return np.stack([f.vector(names) for f in feeds]) if feeds else np.zeros((0, len(names))), names
+    return np.stack([f.vector(names) for f in checked]) if checked else np.zeros((0, len(names))), names

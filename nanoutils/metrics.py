@@ -39,9 +39,10 @@ def _check(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise ValueError(f"test-error frame lacks column(s) {missing}; it has {list(frame.columns)}")
-    bad = frame[list(columns[2:])].isna().any(axis=1) | ~np.isfinite(frame[list(columns[2:])]).all(axis=1)
+    values = frame[list(columns[2:])]
+    bad = values.isna().any(axis=1).to_numpy() | ~np.asarray(np.isfinite(values)).all(axis=1)
     if bad.any():
-        row = frame.index[bad.to_numpy()][0]
+        row = frame.index[bad][0]
         raise ValueError(f"non-finite value in row {row}: {frame.loc[row, list(columns)].to_dict()}")
     if frame.empty:
         raise ValueError("test-error frame is empty")

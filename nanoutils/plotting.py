@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from numpy.typing import ArrayLike
 
 from . import ions, prediction, units
 
@@ -38,7 +39,7 @@ def save(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
     return paths
 
 
-def parity(ax: plt.Axes, measured: np.ndarray, predicted: np.ndarray, *, lim: tuple[float, float] | None = None, **scatter) -> None:
+def parity(ax: plt.Axes, measured: ArrayLike, predicted: ArrayLike, *, lim: tuple[float, float] | None = None, **scatter) -> None:
     """Parity plot of predicted against measured values with the y = x line."""
     measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
     if lim is None:

@@ -5,7 +5,8 @@ neural ODE, loaded with :func:`nanoutils.training.load_model`), a list of such
 models (an ensemble: the frame then carries the spread), a
 :class:`nanoutils.dspmde.Membrane` (DSPM-DE with those parameters), or a mechanistic model
 with a ``solve(feeds, fluxes)`` method returning a :class:`nanoutils.dspmde.Result` (the
-solution-friction :class:`nanoutils.friction.SFModel`, the SDEM :class:`nanoutils.sdem.SDEMModel`), a list of those, or a model bundle
+solution-friction :class:`nanoutils.friction.SFModel`, the SDEM :class:`nanoutils.sdem.SDEMModel`), a list of those,
+or a model bundle
 (:func:`nanoutils.load`). It returns
 the same tidy frame as :meth:`nanoutils.dspmde.Result.to_frame`:
 feed_id, Jv_m_s, ion, c_feed, c_perm (mol/m³), R, converged.
@@ -88,7 +89,7 @@ def predict(feeds: Feeds, fluxes_m_s, model, *, batch_size: int = 256) -> pd.Dat
         raise TypeError(f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
                         f"or a list of either, got {type(model).__name__}")
     if torch_members:
-        species = tuple(getattr(members[0], "config").species)
+        species = tuple(members[0].config.species)
         conc, _ = ions.stack(feed_list, species)
         permeate = np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
     else:

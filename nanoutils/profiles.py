@@ -166,7 +166,7 @@ def get(profile: str | Profile, max_epochs: int | None = None) -> Profile:
 def table() -> str:
     """:data:`SETTINGS` as a plain-text table: one row per knob (a dict knob one row per part), a column per
     profile, and what the knob sizes."""
-    rows = [("knob", *PROFILES, "what it sizes (chapter)")]
+    rows: list[tuple[str, ...]] = [("knob", *PROFILES, "what it sizes (chapter)")]
     for name, knob in SETTINGS.items():
         values = knob[:3]
         if isinstance(knob.default, dict):
@@ -175,7 +175,7 @@ def table() -> str:
         else:
             rows.append((name, *(_text(v) for v in values), knob.doc))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + "  " + r[4] for r in rows]
+    lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r[:4], widths, strict=True)) + "  " + r[4] for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(rows[0][4]))
     return "\n".join(line.rstrip() for line in lines)
 

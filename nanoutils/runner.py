@@ -22,6 +22,8 @@ _NOTEBOOK_RE = re.compile(r"^(\d\d)_.+\.ipynb$")
 class SeriesError(RuntimeError):
     """A notebook of the series failed; the message names the notebook and the cell."""
 
+    runs: list[NotebookRun]  # the outcome of every notebook of the series, set where it is raised
+
 
 @dataclass
 class NotebookRun:
@@ -76,9 +78,9 @@ def run_series(
         raise ValueError(f"no notebooks NN_*.ipynb found in {notebook_dir}")
     out_dir = prof.subdir("notebooks")
     runs = [NotebookRun(nb.name) for nb in notebooks]
-    for nb, run in zip(notebooks, runs):
+    for nb, run in zip(notebooks, runs, strict=True):
         run.output = out_dir / nb.name
-        parameters = {"profile": prof.name, "device": device}
+        parameters: dict[str, object] = {"profile": prof.name, "device": device}
         if "max_epochs" in papermill.inspect_notebook(str(nb)):
             parameters["max_epochs"] = prof.max_epochs
         start = time.perf_counter()

@@ -54,8 +54,8 @@ class Compositions:
 
     def feeds(self) -> list[ions.Feed]:
         """The compositions as validated :class:`nanoutils.ions.Feed` objects."""
-        return [ions.Feed({s: c for s, c, m in zip(self.species, row, mrow) if m})
-                for row, mrow in zip(self.concentration, self.mask)]
+        return [ions.Feed({s: c for s, c, m in zip(self.species, row, mrow, strict=True) if m})
+                for row, mrow in zip(self.concentration, self.mask, strict=True)]
 
 
 def sobol_compositions(

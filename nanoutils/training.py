@@ -36,6 +36,7 @@ from .training_data import FORMAT_VERSION
 from .training_data import TransportData as TransportData
 from .training_data import split_by_composition as split_by_composition
 
+
 class CheckpointMismatchError(ValueError):
     """``resume=True`` found a checkpoint of another model, train config or data set; the message says which."""
 
@@ -113,7 +114,7 @@ class TrainConfig:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, stage: str = "pretraining", **overrides: Any) -> "TrainConfig":
+    def for_profile(cls, profile: str | Profile, stage: str = "pretraining", **overrides: Any) -> TrainConfig:
         """The loop of ``stage`` (:data:`STAGES`) in a run profile (its knob in
         :data:`nanoutils.profiles.SETTINGS`, epochs capped at the profile's ``max_epochs``), with ``overrides``."""
         if stage not in STAGES:
@@ -129,7 +130,7 @@ class TrainConfig:
 class TrainResult:
     """model (best weights when ``restore_best`` and a best exists), per-epoch history, best epoch and loss."""
 
-    model: nn.Module
+    model: models.Model
     history: list[dict[str, float]]
     best_epoch: int
     best_loss: float
@@ -138,7 +139,7 @@ class TrainResult:
 
 
 def train(
-    model: nn.Module,
+    model: models.Model,
     train_data: TransportData,
     val_data: TransportData | None = None,
     config: TrainConfig | None = None,
@@ -157,7 +158,8 @@ def train(
     data required, else :class:`CheckpointMismatchError`) and reproduces an
     uninterrupted run; a finished run is loaded without training. ``resume="if_compatible"`` does the same
     when the checkpoint matches, and otherwise warns and trains ``model`` from the start in ``run_dir``
-    (replacing the checkpoint; the mismatch is found before the weights of ``model`` change). ``check_start=True`` also requires the
+    (replacing the checkpoint; the mismatch is found before the weights of ``model`` change). ``check_start=True``
+    also requires the
     starting weights to be those of the checkpoint's run (fine-tuning: never resume a run that started from
     another pre-trained model; the model's weights are fingerprinted before training). ``callback(record)`` runs after
     each epoch. Seed the model's initialisation yourself (``env.seed_everything``)
@@ -177,8 +179,8 @@ def train(
                     check_start)
 
 
-def _run(model: nn.Module, train_data: TransportData, val_data: TransportData | None, cfg: TrainConfig,
-         dev: torch.device, dtype: torch.dtype, run_dir: str | os.PathLike | None, resume: bool,
+def _run(model: models.Model, train_data: TransportData, val_data: TransportData | None, cfg: TrainConfig,
+         dev: torch.device, dtype: torch.dtype, run_dir: str | os.PathLike | None, resume: bool | str,
          target_sampler: TargetSampler | None, progress: bool, callback: Callable[[dict[str, float]], None] | None,
          check_start: bool) -> TrainResult:
     """The loop of :func:`train` (inputs checked, thread count set)."""
@@ -188,7 +190,8 @@ def _run(model: nn.Module, train_data: TransportData, val_data: TransportData | 
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_epochs, gamma=cfg.lr_gamma)
     run_dir = Path(run_dir) if run_dir is not None else None
     data_id = _fingerprint(train_data, val_data, start=model if check_start else None)
-    state = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0, "best_loss": float("inf"), "stopped": False}
+    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0, "best_loss": float("inf"),
+                             "stopped": False}
     best_weights = None
     if resume:
         if run_dir is None:

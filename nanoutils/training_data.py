@@ -42,10 +42,11 @@ class TransportData:
     species_mask: np.ndarray
     flux: np.ndarray
     permeate: np.ndarray
-    flux_mask: np.ndarray | None = None
-    sigma: np.ndarray | None = None
-    target_mask: np.ndarray | None = None
-    weight: np.ndarray | None = None
+    # None: the default above, filled in by __post_init__ (so the attributes are always arrays)
+    flux_mask: np.ndarray = None  # type: ignore[assignment]
+    sigma: np.ndarray = None  # type: ignore[assignment]
+    target_mask: np.ndarray = None  # type: ignore[assignment]
+    weight: np.ndarray = None  # type: ignore[assignment]
     species: tuple[str, ...] = field(default_factory=ions.species)
     metadata: dict[str, Any] = field(default_factory=dict)
     observation: np.ndarray | None = None
@@ -84,7 +85,7 @@ class TransportData:
     def __len__(self) -> int:
         return len(self.feed)
 
-    def subset(self, index: Sequence[int] | np.ndarray) -> "TransportData":
+    def subset(self, index: Sequence[int] | np.ndarray) -> TransportData:
         """The samples at ``index`` (same species, flux padding and metadata)."""
         idx = np.asarray(index)
         obs = None if self.observation is None else self.observation[idx]
@@ -109,7 +110,7 @@ class TransportData:
         return names if len(names) == self.n_targets else tuple(f"q{i}" for i in range(self.n_targets))
 
     @classmethod
-    def concat(cls, parts: Sequence["TransportData"], metadata: dict[str, Any] | None = None) -> "TransportData":
+    def concat(cls, parts: Sequence[TransportData], metadata: dict[str, Any] | None = None) -> TransportData:
         """Samples of several data sets (e.g. simulated + measured), flux axes padded to the longest."""
         if len({p.species for p in parts}) != 1:
             raise ModelInputError("data sets to concatenate have different species orders")
@@ -118,27 +119,32 @@ class TransportData:
         if any(p.observation is not None for p in parts):  # identity for parts without one, Q padded with zeros
             parts = [p if p.observation is not None else p._with_identity() for p in parts]
             q = max(p.n_targets for p in parts)
-            obs = np.concatenate([_pad_axis(p.observation, q, 1) for p in parts])
+            obs = np.concatenate([_pad_axis(p._observation(), q, 1) for p in parts])
             parts = [p._padded_targets(q) for p in parts]
         arrays = {a: np.concatenate([_pad_k(getattr(p, a), k) if a not in ("feed", "species_mask", "weight")
                                      else getattr(p, a) for p in parts]) for a in ARRAYS}
         meta = metadata if metadata is not None else {"parts": [p.metadata for p in parts]}
         return cls(**arrays, species=parts[0].species, metadata=meta, observation=obs)
 
-    def _with_identity(self) -> "TransportData":
-        eye = np.eye(len(self.species))[None] * self.species_mask[:, None, :]
-        return TransportData(**{a: getattr(self, a) for a in ARRAYS}, species=self.species, metadata=self.metadata,
-                             observation=eye)
+    def _observation(self) -> np.ndarray:
+        """W (N, Q, d): ``observation``, or the identity on the present species where there is none."""
+        if self.observation is not None:
+            return self.observation
+        return np.eye(len(self.species))[None] * self.species_mask[:, None, :]
 
-    def _padded_targets(self, q: int) -> "TransportData":
+    def _with_identity(self) -> TransportData:
+        return TransportData(**{a: getattr(self, a) for a in ARRAYS}, species=self.species, metadata=self.metadata,
+                             observation=self._observation())
+
+    def _padded_targets(self, q: int) -> TransportData:
         arrays = {a: _pad_axis(getattr(self, a), q, 2) if a in ("permeate", "sigma", "target_mask") else getattr(self, a)
                   for a in ARRAYS}
         return TransportData(**arrays, species=self.species, metadata=self.metadata,
-                             observation=_pad_axis(self.observation, q, 1))
+                             observation=_pad_axis(self._observation(), q, 1))
 
     @classmethod
     def from_labels(cls, feed: np.ndarray, species_mask: np.ndarray, fluxes: np.ndarray, permeate: np.ndarray,
-                    converged: np.ndarray, species: Sequence[str], metadata: dict[str, Any] | None = None) -> "TransportData":
+                    converged: np.ndarray, species: Sequence[str], metadata: dict[str, Any] | None = None) -> TransportData:
         """A simulated set from N feeds labelled at M fluxes (m/s): unconverged points are dropped
         (flux_mask False), compositions with none left are removed, and both are counted in metadata."""
         converged = np.asarray(converged, dtype=bool)
@@ -180,12 +186,14 @@ class TransportData:
         except TypeError as err:
             raise ValueError(f"metadata is not JSON-serialisable: {err}") from None
         with open(path, "wb") as fh:
-            extra = {} if self.observation is None else {"observation": self.observation}
-            np.savez_compressed(fh, header=np.array(header), **{a: getattr(self, a) for a in ARRAYS}, **extra)
+            arrays = {a: getattr(self, a) for a in ARRAYS}
+            if self.observation is not None:
+                arrays["observation"] = self.observation
+            np.savez_compressed(fh, header=np.array(header), **arrays)
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TransportData":
+    def load(cls, path: str | os.PathLike) -> TransportData:
         """Read a data set written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as f:
             header = json.loads(str(f["header"]))

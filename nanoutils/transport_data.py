@@ -1,4 +1,5 @@
-"""Alias of :mod:`nanoutils.training_data` (the training container TransportData), kept for one release under its old name; see CHANGELOG.md."""
+"""Alias of :mod:`nanoutils.training_data` (the training container TransportData), kept for one release under its old
+name; see CHANGELOG.md."""
 import sys
 
 from . import training_data

@@ -80,7 +80,7 @@ def test_pure_water_and_missing_species() -> None:
 
 
 def test_one_salt_in_any_species_list_gives_the_single_salt_result() -> None:
-    for salt, pair in SALTS.items():
+    for salt in SALTS:
         names, m = salt_molalities(salt, 0.7)
         alone = activity.ln_coefficients(m, names)
         full = np.zeros(len(SPECIES))
@@ -204,7 +204,7 @@ def test_bad_units_and_salt() -> None:
 def test_every_cation_anion_pair_has_a_documented_row() -> None:
     table = activity.parameter_table()
     binary = table[table.kind == "beta0"]
-    pairs = set(zip(binary.species_1, binary.species_2))
+    pairs = set(zip(binary.species_1, binary.species_2, strict=True))
     for c in (s for s in SPECIES if ions.get(s).z > 0):
         for a in (s for s in SPECIES if ions.get(s).z < 0):
             assert (c, a) in pairs, (c, a)
@@ -241,7 +241,7 @@ def test_mean_activity_coefficients_agree_with_phreeqc(phreeqc, salt: str) -> No
     for temperature_c in (25.0, 5.0, 50.0):
         for molality in MOLALITIES if temperature_c == 25.0 else (0.1, 1.0):
             names, m_total = salt_molalities(salt, molality)
-            names, m, gamma_ref = phreeqc_solution(phreeqc, dict(zip(names, m_total)), temperature_c)
+            names, m, gamma_ref = phreeqc_solution(phreeqc, dict(zip(names, m_total, strict=True)), temperature_c)
             ours = activity.mean_coefficient(activity.ln_coefficients(m, names, temperature=273.15 + temperature_c),
                                              names, salt)
             ref = activity.mean_coefficient(np.log(gamma_ref), names, salt)
@@ -262,7 +262,7 @@ def test_seawater_single_ion_and_mean_values_agree_with_phreeqc(phreeqc, factor:
 def test_random_mixtures_and_osmotic_coefficient_agree_with_phreeqc(phreeqc) -> None:
     names = ("Li+", "Na+", "K+", "Mg2+", "Ca2+", "Br-", "Cl-", "SO4-2")
     for m_total in neutral_random(np.random.default_rng(4), 4, names):
-        names_, m, gamma_ref = phreeqc_solution(phreeqc, dict(zip(names, m_total)))
+        names_, m, gamma_ref = phreeqc_solution(phreeqc, dict(zip(names, m_total, strict=True)))
         scaled = np.exp(activity.pitzer(m, names_, macinnes=True).ln_gamma)
         np.testing.assert_allclose(scaled, gamma_ref, rtol=2e-3)
     phreeqc.ip.run_string("SELECTED_OUTPUT 1\n-reset false\nUSER_PUNCH 1\n-headings phi\n10 PUNCH OSMOTIC\n"

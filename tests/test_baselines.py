@@ -2,11 +2,10 @@
 import numpy as np
 import pytest
 import torch
+from networks import Z, batch, lively
 
 from nanoutils import dspmde, env, ions, models, sampling, training
 from nanoutils.training_data import TransportData
-
-from networks import Z, batch, lively
 
 BASELINES = ("resnet", "unet", "pinn")
 
@@ -39,7 +38,9 @@ def test_unet_interpolates_its_grid_linearly():
         c_grid, c_mid = model(feed, mask, grid_flux), model(feed, mask, mid_flux)
     tau = model.grid
     a = torch.where(mask, feed, 1.0)
-    du = lambda c, t: (c / a[:, None] - mask[:, None].double()) / t  # the projected Δu, from the output
+    def du(c, t):  # the projected Δu, from the output
+        return (c / a[:, None] - mask[:, None].double()) / t
+
     expect = 0.5 * (du(c_grid[:, 3:4], tau[3]) + du(c_grid[:, 4:5], tau[4]))
     torch.testing.assert_close(du(c_mid, 0.5 * (tau[3] + tau[4])), expect, rtol=1e-10, atol=1e-10)
 

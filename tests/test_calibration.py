@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import nanoutils
-from nanoutils import bundle, calibration, measurements, dspmde, fitting, friction, ions, predict
+from nanoutils import bundle, calibration, dspmde, fitting, friction, ions, measurements, predict
 from nanoutils.profiles import Profile
 
 FEEDS = [ions.Feed.from_salts("NaCl 10 mM + MgCl2 5 mM"), ions.Feed.from_salts("Na2SO4 5 mM + NaCl 2 mM")]

@@ -89,9 +89,12 @@ def _csv(tmp_path, text: str) -> Path:
 def _cases(tmp_path: Path, bundles: dict[str, Path], feeds: Path) -> dict[str, tuple[list[str], str, str]]:
     """name → (argv, the file the error must name, a fragment of the message); output goes to tmp/out*."""
     out, pred = str(tmp_path / "out"), str(tmp_path / "out.csv")
-    cal = lambda path, *extra: (["calibrate", str(path), "--out", out, "--profile", "smoke", *extra])  # noqa: E731
-    pr = lambda model, *extra: (["predict", "--feeds-csv", str(feeds), "--flux-lmh", "20", "--out", pred,  # noqa: E731
-                                 *model, *extra])
+
+    def cal(path, *extra):
+        return ["calibrate", str(path), "--out", out, "--profile", "smoke", *extra]
+
+    def pr(model, *extra):
+        return ["predict", "--feeds-csv", str(feeds), "--flux-lmh", "20", "--out", pred, *model, *extra]
 
     def bundle_copy(edit) -> Path:
         d = tmp_path / f"bundle{len(list(tmp_path.glob('bundle*')))}"

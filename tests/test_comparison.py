@@ -76,7 +76,7 @@ def test_pinn_fine_tuning_uses_the_fitted_membrane_without_touching_the_pretrain
     fresh = comparison._fresh(pinn, {"r_p": 0.7e-9, "dx_e": 2e-6, "eps_p": 40.0, "X_d": -10.0})
     assert fresh.config.membrane == {"r_p": 0.7e-9, "dx_e": 2e-6, "eps_p": 40.0, "X_d": -10.0}
     assert pinn.config.membrane == {} and fresh is not pinn
-    assert all(np.array_equal(p.detach(), q.detach()) for p, q in zip(pinn.parameters(), fresh.parameters()))
+    assert all(np.array_equal(p.detach(), q.detach()) for p, q in zip(pinn.parameters(), fresh.parameters(), strict=True))
 
 
 def test_sf_row_skips_real_folds_with_ions_it_has_no_friction_factor_for(tiny_splits):
@@ -109,7 +109,7 @@ def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp
     grid = np.unique(arrays.Jv[arrays.flux_mask])
     R = prediction.quantity_curves(meas, training.load_model(ckpts["virtual"]), grid)
     scored = a.virtual[a.virtual.feed_id == key]
-    expected = [R[0, np.searchsorted(grid, j), arrays.quantities.index(q)] for j, q in zip(scored.Jv_m_s, scored.ion)]
+    expected = [R[0, np.searchsorted(grid, j), arrays.quantities.index(q)] for j, q in zip(scored.Jv_m_s, scored.ion, strict=True)]
     np.testing.assert_allclose(expected, scored.R_pred, rtol=1e-5, atol=1e-6)
 
     comparison.save_results([a, comparison.not_run("sf", "x")], tmp_path / "results")

@@ -3,13 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from problems import binary_salt_as_uncharged, uncharged_rejection
 
 from nanoutils import ions, sampling
-from nanoutils.dspmde import (Film, FilmError, FluxError, Membrane, MembraneError, donnan_potential, hindrance,
-                              pore_ions, solve, solve_reference)
+from nanoutils.dspmde import (
+    Film,
+    FilmError,
+    FluxError,
+    Membrane,
+    MembraneError,
+    donnan_potential,
+    hindrance,
+    pore_ions,
+    solve,
+    solve_reference,
+)
 from nanoutils.dspmde._partition import born_log_partition
-
-from problems import binary_salt_as_uncharged, uncharged_rejection
 
 NF270 = Membrane.nf270()
 UNCHARGED = NF270.with_(X_d=0.0, eps_p=NF270.eps_b)
@@ -165,8 +174,8 @@ def test_dense_batch_equals_feed_by_feed():
     c, names = mix.concentration, mix.species
     batch = solve(c, [1e-5], species=names)
     for i in range(len(c)):
-        present = tuple(n for n, ci in zip(names, c[i]) if ci > 0)
-        one = solve([ions.Feed({n: ci for n, ci in zip(names, c[i]) if ci > 0})], [1e-5])
+        present = tuple(n for n, ci in zip(names, c[i], strict=True) if ci > 0)
+        one = solve([ions.Feed({n: ci for n, ci in zip(names, c[i], strict=True) if ci > 0})], [1e-5])
         np.testing.assert_allclose(batch.permeate[i, 0, c[i] > 0], one.permeate[0, 0], rtol=1e-9)
         assert one.species == present
 

@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 from nanoutils import activity, dspmde, ions, sampling
-from nanoutils.dspmde import (ChargeIsotherm, IsothermError, Membrane, TemperatureRangeError, image_log_partition,
-                              pore_ions, solve, water_viscosity)
+from nanoutils.dspmde import (
+    ChargeIsotherm,
+    IsothermError,
+    Membrane,
+    TemperatureRangeError,
+    image_log_partition,
+    pore_ions,
+    solve,
+    water_viscosity,
+)
 
 NF270 = Membrane.nf270()
 FEEDS = [ions.Feed.from_salts(s) for s in ("NaCl 10 mM", "MgSO4 10 mM", "NaCl 20 mM + Na2SO4 5 mM + MgCl2 3 mM")]

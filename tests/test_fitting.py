@@ -158,7 +158,7 @@ def test_langmuir_fit_follows_the_charge_reversal_that_constant_charge_cannot(sy
     assert langmuir.names == fitting.PARAMETERS + ("sites", "K[Mg2+]") == tuple(langmuir.params)
     assert langmuir.chi2 < 0.5 * langmuir.n_points  # within σ on average, where constant charge is > 7σ off
     assert langmuir.start["sites"] == pytest.approx(fitting.ISOTHERM_START["sites"])
-    x = dict(zip(a.feed_keys, langmuir.model.charge(a.c_feed, a.species)))
+    x = dict(zip(a.feed_keys, langmuir.model.charge(a.c_feed, a.species), strict=True))
     assert x["synth/MgCl2-20"] > 0.0 > x["synth/MgCl2-2"] > x["synth/NaCl-1"] == x["synth/trace"]
     assert all(np.isfinite(list(langmuir.stderr.values()))) and langmuir.covariance.shape == (6, 6)
     table = fitting.table2({"constant": constant, "Langmuir": langmuir}).set_index("parameter")

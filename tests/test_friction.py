@@ -2,10 +2,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from problems import uncharged_rejection
 
 from nanoutils import dspmde, fitting, friction, ions, measurements, predict
 from nanoutils.fitting import FitError
-from problems import uncharged_rejection
 
 TRUE = friction.SFModel({"Na+": 0.5, "Mg2+": 6.0, "Cl-": 0.2, "SO4-2": 12.0}, X=-40.0, water_fraction=0.3,
                         thickness=1.5e-6, partition=0.4)

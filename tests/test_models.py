@@ -2,11 +2,10 @@
 import numpy as np
 import pytest
 import torch
+from networks import Z, batch, lively
 from numpy.polynomial import legendre
 
 from nanoutils import env, ions, models
-
-from networks import Z, batch, lively
 
 DOPRI5 = {"method": "dopri5", "step_size": None}  # the smoke and default profiles use rk4
 

@@ -4,9 +4,8 @@ import pandas as pd
 import pytest
 import torch
 
-from nanoutils import dspmde, ions, models
+from nanoutils import dspmde, ions, models, predict
 from nanoutils.__main__ import main
-from nanoutils import predict
 from nanoutils.prediction import read_feeds_csv
 
 FEEDS = [ions.Feed.from_salts("NaCl 10 mM + Na2SO4 5 mM"), ions.Feed.from_salts("MgCl2 20 mM")]

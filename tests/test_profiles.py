@@ -29,7 +29,7 @@ def test_settings_read_as_attributes_and_items_and_are_copies():
     s.pretraining["epochs"] = 1  # a copy: the table stays as it is
     assert profiles.get("paper").settings.pretraining["epochs"] == 1000 == SETTINGS["pretraining"].paper["epochs"]
     with pytest.raises(AttributeError, match="no_such_knob"):
-        s.no_such_knob
+        _ = s.no_such_knob
     with pytest.raises(KeyError, match="no_such_knob"):
         s["no_such_knob"]
 

@@ -146,7 +146,7 @@ def _synthetic(tmp_path, model: sdem.SDEMModel) -> data.Measurements:
             w = np.array([abs(ions.get(i).z) if i in ions.parse_salt(q) else 0.0 for i in names]) \
                 if q in ("NaCl", "Na2SO4") else np.array([float(i == q) for i in names])
             q_feed = np.array(list(feed.values())) @ w
-            for j, row in zip(jv, c_p):
+            for j, row in zip(jv, c_p, strict=True):
                 r = float(1.0 - (row @ w) / q_feed)
                 lines.append(f"syn,{fid},X,25,{text},intrinsic,{q},{float(j * 1e6)!r},{r!r},test")
     path = tmp_path / "syn.csv"

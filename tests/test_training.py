@@ -9,8 +9,10 @@ from nanoutils import env, ions, models, training
 
 D = len(ions.species())
 
+FLUX = np.linspace(3e-6, 3e-5, 6)  # m/s
 
-def hindered_salt_data(flux=np.linspace(3e-6, 3e-5, 6)):
+
+def hindered_salt_data(flux=FLUX):
     """Single-salt feeds with permeate from uncharged hindered transport, applied per salt:
     c_p = c_f φK_c / (1 − (1 − φK_c) exp(−Jv/J0)) (both ions of a salt share it, so permeate is neutral)."""
     salts = [("NaCl", 20.0, 0.8, 1e-5), ("MgSO4", 5.0, 0.15, 0.7e-5), ("Na2SO4", 50.0, 0.4, 1.2e-5), ("MgCl2", 2.0, 0.5, 8e-6)]
@@ -287,9 +289,9 @@ def test_seeded_pretraining_and_finetuning_give_identical_weights_whatever_the_c
     try:
         a, b = _pretrain_then_finetune(1, 1), _pretrain_then_finetune(2, 1)
         assert torch.get_num_threads() == 2, "train restores the caller's thread count"
-        assert all(torch.equal(p, q) for p, q in zip(a, b))
+        assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True))
         # the pin matters: with the caller's counts (threads=None) the same runs differ in their last bits
         c, d = _pretrain_then_finetune(1, None), _pretrain_then_finetune(2, None)
-        assert any(not torch.equal(p, q) for p, q in zip(c, d))
+        assert any(not torch.equal(p, q) for p, q in zip(c, d, strict=True))
     finally:
         torch.set_num_threads(before)

@@ -72,7 +72,7 @@ def test_rich_model_reduces_to_dspmde_in_its_limit():
 def test_charge_isotherm_and_pore_classes():
     lab = virtual_lab.LabMembrane()
     x = [lab.charge(np.array([c, c]), ("Na+", "Cl-")) for c in (1.0, 10.0, 100.0, 1000.0)]
-    assert all(a > b for a, b in zip(x, x[1:])) and x[0] < 0  # Freundlich: more negative with concentration
+    assert all(a > b for a, b in zip(x, x[1:], strict=False)) and x[0] < 0  # Freundlich: more negative with concentration
     assert lab.charge(np.array([10.0, 20.0]), ("Mg2+", "Cl-")) > lab.charge(np.array([20.0, 20.0]), ("Na+", "Cl-"))
     r, eps, share = lab.pore_classes()
     assert share.sum() == pytest.approx(1.0) and np.all(np.diff(r) > 0) and np.all(np.diff(eps) > 0)

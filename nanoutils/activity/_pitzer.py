@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,8 +71,9 @@ def parameter_table() -> pd.DataFrame:
         return pd.read_csv(fh, keep_default_na=False)
 
 
-def _value(row: pd.Series, t: float) -> float:
-    """PHREEQC's temperature function a0 + a1(1/T − 1/Tr) + a2 ln(T/Tr) + a3(T − Tr) + a4(T² − Tr²) + a5(1/T² − 1/Tr²)."""
+def _value(row: Any, t: float) -> float:
+    """PHREEQC's temperature function a0 + a1(1/T − 1/Tr) + a2 ln(T/Tr) + a3(T − Tr) + a4(T² − Tr²) + a5(1/T² −
+    1/Tr²)."""
     tr = T_REF
     return float(row.a0 + row.a1 * (1 / t - 1 / tr) + row.a2 * np.log(t / tr) + row.a3 * (t - tr)
                  + row.a4 * (t * t - tr * tr) + row.a5 * (1 / (t * t) - 1 / (tr * tr)))
@@ -86,6 +88,7 @@ def _tables(species: tuple[str, ...], temperature: float) -> _Tables:
     psi = np.zeros((d, d, d))
     by_alpha: dict[float, np.ndarray] = {}
     kcl = {"beta0": 0.0, "beta1": 0.0, "cphi": 0.0}
+    row: Any  # a row of the parameter table (pandas-stubs type every field as any scalar)
     for row in parameter_table().itertuples(index=False):
         names = [n for n in (row.species_1, row.species_2, row.species_3) if n]
         value = _value(row, temperature)

@@ -37,7 +37,7 @@ def water_density(temperature: float = 298.15) -> float:
     th = 1.0 - t / 647.096
     b = (1.99274064, 1.09965342, -0.510839303, -1.75493479, -45.5170352, -6.7469445e5)
     powers = (1 / 3, 2 / 3, 5 / 3, 16 / 3, 43 / 3, 110 / 3)
-    return 322.0 * (1.0 + sum(bi * th**p for bi, p in zip(b, powers)))
+    return 322.0 * (1.0 + sum(bi * th**p for bi, p in zip(b, powers, strict=True)))
 
 
 def water_permittivity(temperature: float = 298.15) -> float:

@@ -6,11 +6,11 @@
 >>> result.rejection.shape
 (1, 2, 2)
 """
+from ..constants import thermal_voltage as thermal_voltage
 from ._activity import ACTIVITY as ACTIVITY
 from ._activity import ActivityModel as ActivityModel
 from ._departure import Departure as Departure
 from ._departure import single_element_departure as single_element_departure
-from ..constants import thermal_voltage as thermal_voltage
 from ._film import SHERWOOD as SHERWOOD
 from ._film import Film as Film
 from ._film import FilmError as FilmError
@@ -23,11 +23,11 @@ from ._isotherm import ChargeIsotherm as ChargeIsotherm
 from ._isotherm import IsothermError as IsothermError
 from ._membrane import Membrane as Membrane
 from ._membrane import MembraneError as MembraneError
-from ._partition import born_log_partition as born_log_partition
 from ._partition import MECHANISMS as MECHANISMS
 from ._partition import PoreIons as PoreIons
 from ._partition import PartitionEnergyError as PartitionEnergyError
 from ._partition import partition_energies as partition_energies
+from ._partition import born_log_partition as born_log_partition
 from ._partition import donnan_potential as donnan_potential
 from ._partition import partition_terms as partition_terms
 from ._partition import pore_ions as pore_ions
@@ -36,12 +36,12 @@ from ._result import Profiles as Profiles
 from ._result import Result as Result
 from ._setup import PORE_MODELS as PORE_MODELS
 from ._setup import FluxError as FluxError
-from ._solver import DEFAULT_CELLS as DEFAULT_CELLS
-from ._solver import ConvergenceWarning as ConvergenceWarning
-from ._solver import solve as solve
 from ._setup import as_concentrations as as_concentrations
 from ._setup import as_fluxes as as_fluxes
 from ._setup import check_temperature as check_temperature
+from ._solver import DEFAULT_CELLS as DEFAULT_CELLS
+from ._solver import ConvergenceWarning as ConvergenceWarning
+from ._solver import solve as solve
 from ._solver import solve_transport as solve_transport
 from ._temperature import TEMPERATURE_MODELS as TEMPERATURE_MODELS
 from ._temperature import TemperatureRangeError as TemperatureRangeError

@@ -23,6 +23,7 @@ equilibrium. Any callable (c mol/m³ (…, d), z (d,)) → ln γ is accepted too
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from .. import activity

@@ -58,13 +58,13 @@ class State:
     v: np.ndarray
     psi_p: np.ndarray
 
-    def take(self, idx: np.ndarray) -> "State":
+    def take(self, idx: np.ndarray) -> State:
         return State(self.U[idx], self.Psi[idx], self.v[idx], self.psi_p[idx])
 
-    def put(self, idx: np.ndarray, other: "State") -> None:
+    def put(self, idx: np.ndarray, other: State) -> None:
         self.U[idx], self.Psi[idx], self.v[idx], self.psi_p[idx] = other.U, other.Psi, other.v, other.psi_p
 
-    def copy(self) -> "State":
+    def copy(self) -> State:
         return State(self.U.copy(), self.Psi.copy(), self.v.copy(), self.psi_p.copy())
 
 
@@ -112,11 +112,11 @@ class Chain:
         """Node indices of the pore (entrance to exit)."""
         return slice(self.n_film, self.n_nodes)
 
-    def take(self, idx: np.ndarray) -> "Chain":
+    def take(self, idx: np.ndarray) -> Chain:
         return replace(self, ln_phi=self.ln_phi[idx], mask=self.mask[idx], ln_cb=self.ln_cb[idx], Jv=self.Jv[idx],
                        X=self.X[idx], ln_phi0=None if self.ln_phi0 is None else self.ln_phi0[idx])
 
-    def with_flux(self, Jv: np.ndarray) -> "Chain":
+    def with_flux(self, Jv: np.ndarray) -> Chain:
         return replace(self, Jv=np.asarray(Jv, dtype=float))
 
     def scale(self) -> np.ndarray:
@@ -164,13 +164,16 @@ class Chain:
     def activity_logs(self, st: State) -> np.ndarray:
         """ln φ_eff (B, 2, d) = ln φ + ln γ_out − ln γ_pore at the entrance and exit for the state ``st``
         (eq. 8 with γ on both sides, each from ``activity`` at the local concentrations)."""
+        activity, ln_phi0 = self.activity, self.ln_phi0
+        if activity is None or ln_phi0 is None:
+            raise ValueError("activity_logs needs a chain with activity and ln_phi0 (this one is ideal)")
         c = self.mask[:, None] * np.exp(np.where(self.mask[:, None], st.U, 0.0))
         c_p = self.mask * np.exp(np.where(self.mask, st.v, 0.0))
         c_out = c[:, self.n_film - 1] if self.n_film else np.where(self.mask, np.exp(self.ln_cb), 0.0)
-        ln_phi = self.ln_phi0.copy()
-        ln_phi[:, 0] += self.activity(c_out, self.z) - self.activity(c[:, self.n_film], self.z)
-        ln_phi[:, 1] += self.activity(c_p, self.z) - self.activity(c[:, -1], self.z)
-        return np.where(self.mask[:, None], ln_phi, self.ln_phi0)
+        ln_phi = ln_phi0.copy()
+        ln_phi[:, 0] += activity(c_out, self.z) - activity(c[:, self.n_film], self.z)
+        ln_phi[:, 1] += activity(c_p, self.z) - activity(c[:, -1], self.z)
+        return np.where(self.mask[:, None], ln_phi, ln_phi0)
 
     def coefficients(self, p: np.ndarray, derivatives: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """B(p) and B'(p) for link values p (B, L, d): Bernoulli, or :func:`central` on central cells."""
@@ -178,7 +181,7 @@ class Chain:
         if self.central is not None and self.central.any():
             cb, cdb = central(p[:, self.central], derivatives)
             b[:, self.central] = cb
-            if derivatives:
+            if db is not None and cdb is not None:  # with derivatives
                 db[:, self.central] = cdb
         return b, db
 

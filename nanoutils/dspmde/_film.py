@@ -60,7 +60,7 @@ class Film:
     @classmethod
     def sherwood(cls, species: Sequence[str], *, velocity: float, hydraulic_diameter: float,
                  channel_length: float = 1.0, correlation: str = "leveque",
-                 kinematic_viscosity: float = WATER_KINEMATIC_VISCOSITY, n_cells: int = 8) -> "Film":
+                 kinematic_viscosity: float = WATER_KINEMATIC_VISCOSITY, n_cells: int = 8) -> Film:
         """k_i = Sh_i D_i / d_h from a Sherwood correlation (a key of :data:`SHERWOOD`) for
         cross-flow ``velocity`` (m/s), ``hydraulic_diameter`` and ``channel_length`` (m)."""
         for name, value in (("velocity", velocity), ("hydraulic_diameter", hydraulic_diameter),
@@ -73,7 +73,7 @@ class Film:
         diff = np.array([ions.get(s).diffusivity for s in names])
         re = velocity * hydraulic_diameter / kinematic_viscosity
         sh = SHERWOOD[correlation](re, kinematic_viscosity / diff, hydraulic_diameter / channel_length)
-        return cls({n: float(k) for n, k in zip(names, sh * diff / hydraulic_diameter)}, n_cells=n_cells)
+        return cls({n: float(k) for n, k in zip(names, sh * diff / hydraulic_diameter, strict=True)}, n_cells=n_cells)
 
     def coefficients(self, species: Sequence[str]) -> np.ndarray:
         """Mass-transfer coefficients (m/s) in the order of ``species``."""

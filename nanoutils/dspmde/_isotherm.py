@@ -66,12 +66,12 @@ class ChargeIsotherm:
                 raise IsothermError(f"binding constant of {ion} must be a finite number ≥ 0 m³/mol, got {k!r}")
 
     @classmethod
-    def freundlich(cls, n: float, I_ref: float = 10.0) -> "ChargeIsotherm":
+    def freundlich(cls, n: float, I_ref: float = 10.0) -> ChargeIsotherm:
         """X = X_d (I_f/I_ref)^n."""
         return cls("freundlich", n=n, I_ref=I_ref)
 
     @classmethod
-    def langmuir(cls, sites: float, binding: Mapping[str, float]) -> "ChargeIsotherm":
+    def langmuir(cls, sites: float, binding: Mapping[str, float]) -> ChargeIsotherm:
         """X = X_d + Γ Σ z_i K_i c_i / (1 + Σ K_j c_j)."""
         return cls("langmuir", sites=sites, binding=dict(binding))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from ..constants import EPS_WATER_25C
 from ._hindrance import DEFAULT_HINDRANCE, HINDRANCE
@@ -41,11 +42,11 @@ class Membrane:
             raise MembraneError(f"unknown hindrance source {self.hindrance!r}; choose one of {', '.join(HINDRANCE)}")
 
     @classmethod
-    def nf270(cls, **overrides: float | str) -> "Membrane":
+    def nf270(cls, **overrides: Any) -> Membrane:
         """NF270 parameters of the paper's Table 2: r_p = 0.51 nm, Δx_e = 1.27 µm, ε_p = 43.56,
         X_d = −51.23 mol/m³; keyword overrides replace single fields."""
         return replace(cls(r_p=0.51e-9, dx_e=1.27e-6, eps_p=43.56, X_d=-51.23), **overrides)
 
-    def with_(self, **changes: float | str) -> "Membrane":
+    def with_(self, **changes: Any) -> Membrane:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import numpy as np
@@ -18,8 +18,15 @@ from ._membrane import Membrane
 from ._newton import continuation
 from ._partition import PoreIons, pore_ions
 from ._result import Profiles, Result
-from ._setup import (Slab, as_concentrations, as_fluxes, build_chain, check_pore_model, check_temperature,
-                     equilibrium_state)
+from ._setup import (
+    Slab,
+    as_concentrations,
+    as_fluxes,
+    build_chain,
+    check_pore_model,
+    check_temperature,
+    equilibrium_state,
+)
 
 DEFAULT_CELLS = 20
 CHUNK = 1024  # cases per Newton batch (bounds memory; O(CHUNK · n_cells · d²) floats)
@@ -145,7 +152,7 @@ def solve_transport(feeds, fluxes, pore: Callable[[tuple[str, ...], float, np.nd
     jv = as_fluxes(fluxes)
     temperature = check_temperature(temperature)
     n_cells = check_pore_model("nernst_planck", n_cells)
-    pore_props = pore(names, temperature, (c_feed > 0).any(axis=0))
+    pore_props = pore(names, temperature, np.asarray((c_feed > 0).any(axis=0)))
     x_feed = np.full(len(c_feed), float(charge))
     return solve_cases(c_feed, jv, pore_props, thickness, x_feed, film=film, n_cells=n_cells,
                        model=activity_model(activity, names, temperature), tol=tol, pore_model="nernst_planck",

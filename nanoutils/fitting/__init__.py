@@ -17,7 +17,8 @@ site density Γ and a binding constant K_i per ion of ``binding_ions`` (both log
 :class:`Model` is the fitted DSPM-DE (``FitResult.model``) that every function here accepts.
 
 >>> from nanoutils import fitting, measurements
->>> result = fitting.fit(measurements.load_dataset("nf270_fdl2021"), anneal_maxiter=10, nm_maxiter=100)  # doctest: +SKIP
+>>> data = measurements.load_dataset("nf270_fdl2021")
+>>> result = fitting.fit(data, anneal_maxiter=10, nm_maxiter=100)  # doctest: +SKIP
 >>> result.table()                                                                            # doctest: +SKIP
 >>> fitting.fit(measurements.load_dataset("nf270_fdl2021"), isotherm="langmuir", binding_ions=("Mg2+",),
 ...             temperature_model="stokes_einstein").model                                   # doctest: +SKIP

@@ -13,8 +13,22 @@ from scipy.optimize import dual_annealing, least_squares, minimize
 from .. import dspmde
 from ..measurements import Measurements
 from ._objective import Objective
-from ._space import (_LINEAR_SCALE, BOUNDS, ISOTHERM_START, LOG_SCALE, PAPER_TABLE2, PARAMETERS, UNITS, FitError, Model,
-                     Space, Spec, _family, membrane)
+from ._space import (
+    _LINEAR_SCALE,
+    BOUNDS,
+    ISOTHERM_START,
+    LOG_SCALE,
+    PAPER_TABLE2,
+    PARAMETERS,
+    UNITS,
+    FitError,
+    Model,
+    Space,
+    Spec,
+    _family,
+    membrane,
+)
+
 
 @dataclass(frozen=True)
 class FitResult:
@@ -44,7 +58,7 @@ class FitResult:
         """Parameters that ended within 0.1 % (of the transformed range) of a bound: their standard
         errors are not meaningful and the data would pull them further out."""
         u = Space(self.bounds, self.names).to_unit_clipped(self.params)
-        return tuple(n for n, v in zip(self.names, u) if v < 1e-3 or v > 1 - 1e-3)
+        return tuple(n for n, v in zip(self.names, u, strict=True) if v < 1e-3 or v > 1 - 1e-3)
 
     @property
     def membrane(self) -> dspmde.Membrane:
@@ -97,7 +111,7 @@ def uncertainty(objective: Objective, params: Mapping[str, float], space: Space,
     cov = s2 * np.linalg.pinv(jac.T @ jac)
     sd = np.sqrt(np.diag(cov))
     stderr = {n: float(params[n] * s) if LOG_SCALE[_family(n)] else float(_LINEAR_SCALE.get(n, 1.0) * s)
-              for n, s in zip(space.names, sd)}
+              for n, s in zip(space.names, sd, strict=True)}
     return cov, stderr
 
 

@@ -5,6 +5,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import pandas as pd
 from .. import dspmde
 from ..measurements import Measurements
 from ._space import _OVERHEAD_CASES, FILM_COLUMN, PENALTY_R, FitError, Model
+
 
 @dataclass
 class Objective:
@@ -62,7 +64,7 @@ class Objective:
             out.append(float(values.iloc[0]))
         return out
 
-    def permeate(self, mem, fluxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def permeate(self, mem: Any, fluxes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Model permeate (N, M, d) mol/m³ at every measured (feed, flux) and ``converged`` (N, M); with
         ``fluxes`` (G,) m/s, at those fluxes for every feed instead: (N, G, d) and (N, G).
 
@@ -84,9 +86,9 @@ class Objective:
             converged[idx] = res.converged[rows, cols]
         return c_perm, converged
 
-    def residuals(self, mem: dspmde.Membrane) -> tuple[np.ndarray, int]:
+    def residuals(self, mem: Any) -> tuple[np.ndarray, int]:
         """Normalised residuals (R_mod − R)/σ at every measurement (unconverged: ±PENALTY_R/σ) and the
-        number of measurements whose case did not converge."""
+        number of measurements whose case did not converge; ``mem`` as for :meth:`permeate`."""
         a = self.arrays
         c_perm, converged = self.permeate(mem)
         r = a.normalized_residuals(a.model_rejection(c_perm))

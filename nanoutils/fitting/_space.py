@@ -60,7 +60,8 @@ def check_bounds(bounds: Mapping[str, tuple[float, float]] | None, names: tuple[
     for name, pair in (bounds or {}).items():
         if name not in names:
             raise FitError(f"unknown parameter {name!r} in bounds; parameters are {', '.join(names)}")
-        out[name] = tuple(float(v) for v in pair)
+        lo, hi = pair
+        out[name] = (float(lo), float(hi))
     for name, (lo, hi) in out.items():
         if not (np.isfinite(lo) and np.isfinite(hi)) or not lo < hi:
             raise FitError(f"bounds of {name} must be finite with lower < upper, got ({lo!r}, {hi!r})")
@@ -92,7 +93,7 @@ class Space:
 
     def params(self, theta: np.ndarray) -> dict[str, float]:
         """Physical parameters (SI) from θ."""
-        return {n: self._inv(n, t) for n, t in zip(self.names, theta)}
+        return {n: self._inv(n, t) for n, t in zip(self.names, theta, strict=True)}
 
     def to_unit(self, params: Mapping[str, float]) -> np.ndarray:
         u = (self.theta(params) - self.lo) / self.span
@@ -109,7 +110,8 @@ class Space:
 
 def membrane(params: Mapping[str, float]) -> dspmde.Membrane:
     """A :class:`dspmde.Membrane` from a mapping with r_p (m), dx_e (m), eps_p, X_d (mol/m³)."""
-    return dspmde.Membrane(**{n: float(params[n]) for n in PARAMETERS})
+    return dspmde.Membrane(r_p=float(params["r_p"]), dx_e=float(params["dx_e"]), eps_p=float(params["eps_p"]),
+                           X_d=float(params["X_d"]))
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from ..measurements import Measurements
 from ..fitting import FitError, Objective
+from ..measurements import Measurements
 from ._model import SFModel
 
 #: Bounds of the fitted combinations (SI): P = Φ K_f (upper bound: Φ, i.e. r ≥ 0), ℓ = L/ε_w (m),
@@ -55,7 +55,7 @@ class Space:
 
     def model(self, theta: np.ndarray) -> SFModel:
         d, phi = len(self.species), self.partition
-        ratios = {s: max(phi / float(np.exp(t)) - 1.0, 0.0) for s, t in zip(self.species, theta[:d])}
+        ratios = {s: max(phi / float(np.exp(t)) - 1.0, 0.0) for s, t in zip(self.species, theta[:d], strict=True)}
         return SFModel(ratios, X=float(100.0 * theta[d + 1] * phi), water_fraction=self.water_fraction,
                        thickness=float(self.water_fraction * np.exp(theta[d])), partition=phi,
                        born_eps_p=self.born_eps_p)
@@ -141,14 +141,13 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
         obj.trace.append((obj.phase, float(r @ r), n_bad))
         return r
 
-    best, results = None, []
+    sols = []
     for i, th in enumerate(starts):
         obj.phase = f"start {i}"
-        sol = least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", x_scale=1.0,
-                            diff_step=1e-4, max_nfev=max_nfev)
-        results.append(2.0 * float(sol.cost))
-        if best is None or sol.cost < best.cost:
-            best = sol
+        sols.append(least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", x_scale=1.0,
+                                  diff_step=1e-4, max_nfev=max_nfev))
+    results = [2.0 * float(sol.cost) for sol in sols]
+    best = min(sols, key=lambda sol: sol.cost)  # the first of equal ones
     model = space.model(best.x)
     obj.phase = "final"
     r, n_bad = obj.residuals(model)

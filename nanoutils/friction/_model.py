@@ -36,6 +36,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,8 @@ class SFModel:
         return len(self.friction_ratio) + len(MEMBRANE_PARAMETERS)
 
     def params(self) -> dict[str, float]:
-        """All d + 4 parameters (SI): ``r[<ion>]`` for the friction ratios, then X, water_fraction, thickness, partition."""
+        """All d + 4 parameters (SI): ``r[<ion>]`` for the friction ratios, then X, water_fraction, thickness,
+        partition."""
         return {**{f"r[{k}]": v for k, v in self.friction_ratio.items()},
                 **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
 
@@ -116,14 +118,14 @@ class SFModel:
                 **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> "SFModel":
+    def from_dict(cls, d: Mapping[str, Any]) -> SFModel:
         """The model of :meth:`to_dict` output; bad or missing values raise :class:`SFError` naming them."""
         try:
             return cls(**d)
         except TypeError as err:
             raise SFError(f"not an SF model description ({err})") from None
 
-    def with_(self, **changes: object) -> "SFModel":
+    def with_(self, **changes: Any) -> SFModel:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
@@ -135,7 +137,7 @@ class SFModel:
         table = [ions.get(s) for s in species]
         names = tuple(i.name for i in table)
         present = np.ones(len(names), bool) if present is None else np.asarray(present, bool)
-        missing = [n for n, p in zip(names, present) if p and n not in self.friction_ratio]
+        missing = [n for n, p in zip(names, present, strict=True) if p and n not in self.friction_ratio]
         if missing:
             raise SFError(f"no friction ratio for ion(s) {missing}; the model has ratios for {list(self.species)}")
         r = np.array([self.friction_ratio.get(n, 0.0) for n in names])

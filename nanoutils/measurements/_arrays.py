@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,7 +87,7 @@ def build_arrays(table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], spe
         for ion, w in quantity(qname).weights.items():
             weights[qi, names.index(ion)] = w
 
-    points = {k: sorted(set(zip(g["Jv_m_s"], g["replicate"]))) for k, g in t.groupby("feed_key")}
+    points = {k: sorted(set(zip(g["Jv_m_s"], g["replicate"], strict=True))) for k, g in t.groupby("feed_key")}
     N, M, Q = len(keys), max(len(p) for p in points.values()), len(quantities)
     Jv, flux_mask = np.zeros((N, M)), np.zeros((N, M), bool)
     for n, k in enumerate(keys):
@@ -99,6 +100,7 @@ def build_arrays(table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], spe
     point_index = {k: {p: m for m, p in enumerate(pts)} for k, pts in points.items()}
     q_index = {q: i for i, q in enumerate(quantities)}
     cols = {"R": "R", "sigma_R": "sigma_R", "c_perm": "c_perm_mol_m3", "sigma_c_perm": "sigma_c_perm_mol_m3"}
+    r: Any  # a row of the tidy table (pandas-stubs type every field as any scalar)
     for i, r in enumerate(t.itertuples(index=False)):
         n = key_index[r.feed_key]
         m = point_index[r.feed_key][(r.Jv_m_s, r.replicate)]

@@ -4,10 +4,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from .. import ions
 from . import _schema as S
@@ -44,9 +47,9 @@ class ReadReport:
             f"  feeds ({len(self.feeds)}): " + ", ".join(f"{k} ({v} rows)" for k, v in self.feeds.items()),
             f"  flux points (feed, Jv, replicate): {self.flux_points}",
             f"  quantities ({len(self.quantities)}): " + ", ".join(f"{k} {v}" for k, v in self.quantities.items()),
-            f"  sigma_R: stated {self.rows - self.sigma_R_default - self.sigma_R_from_c_perm}, "
+            (f"  sigma_R: stated {self.rows - self.sigma_R_default - self.sigma_R_from_c_perm}, "
             f"from sigma(c_perm) {self.sigma_R_from_c_perm}, default {self.default_sigma_R:g} "
-            f"applied to {self.sigma_R_default} rows",
+            f"applied to {self.sigma_R_default} rows"),
             f"  derived values: R from c_perm {self.R_from_c_perm} rows, c_perm from R {self.c_perm_from_R} rows",
             f"  extra columns: {', '.join(self.extras) or 'none'}",
         ])
@@ -85,7 +88,7 @@ class Measurements:
     def __repr__(self) -> str:
         return f"Measurements({len(self)} rows, {len(self.feeds)} feeds, studies {list(self.studies)})"
 
-    def subset(self, feed_keys: Iterable[str]) -> "Measurements":
+    def subset(self, feed_keys: Iterable[str]) -> Measurements:
         """The rows of the given feeds only (their report is recomputed)."""
         keys = set(feed_keys)
         unknown = keys - set(self.feeds)
@@ -185,6 +188,9 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
         column = hdr.fields[field][0]
         return kind(msg, file=file, line=lines[i], column=column, value=raw.at[i, column])
 
+    def fail_at(i: int, field: str) -> Callable[[type[S.MeasurementError], str], S.MeasurementError]:
+        return lambda kind, msg: fail(kind, i, field, msg)
+
     def text(field: str) -> list[str]:
         if field not in hdr.fields:
             return [""] * len(raw)
@@ -236,12 +242,12 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
     parsed: dict[str, ions.Feed] = {}
     canon, q_names, q_kind, c_fq = [], [], [], np.empty(len(raw))
     salts = text("feed_salts")
-    for i, (cell, qname) in enumerate(zip(text("feed"), text("quantity"))):
+    for i, (cell, qname) in enumerate(zip(text("feed"), text("quantity"), strict=True)):
         if cell not in parsed:
-            parsed[cell] = _feed(cell, feed_unit, rtol, lambda kind, msg, i=i: fail(kind, i, "feed", msg))
+            parsed[cell] = _feed(cell, feed_unit, rtol, fail_at(i, "feed"))
         feed = parsed[cell]
         if salts[i]:
-            _check_salts(salts[i], feed, lambda msg, i=i: fail(S.InconsistentRowsError, i, "feed_salts", msg))
+            _check_salts(salts[i], feed, partial(fail_at(i, "feed_salts"), S.InconsistentRowsError))
         try:
             q = S.quantity(qname)
         except ions.CompositionError as err:
@@ -258,20 +264,20 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
         feeds.setdefault(f"{study[i]}/{feed_id[i]}", feed)
 
     has_R, has_c = ~np.isnan(R_st), ~np.isnan(c_st)
-    for i in np.flatnonzero(~has_R & ~has_c):
-        raise fail(S.MeasurementValueError, int(i), "R" if "R" in hdr.fields else "c_perm",
+    for bad in np.flatnonzero(~has_R & ~has_c):
+        raise fail(S.MeasurementValueError, int(bad), "R" if "R" in hdr.fields else "c_perm",
                    "give the rejection or the permeate concentration")
     R_from_c = 1.0 - c_st / c_fq
-    for i in np.flatnonzero(has_R & has_c & (np.abs(R_st - R_from_c) > R_CONSISTENCY_ATOL)):
-        raise fail(S.InconsistentRowsError, int(i), "c_perm", f"gives R = {R_from_c[i]:.6g} but the row "
-                   f"states R = {R_st[i]:.6g} (tolerance {R_CONSISTENCY_ATOL:g})")
+    for bad in np.flatnonzero(has_R & has_c & (np.abs(R_st - R_from_c) > R_CONSISTENCY_ATOL)):
+        raise fail(S.InconsistentRowsError, int(bad), "c_perm", f"gives R = {R_from_c[bad]:.6g} but the row "
+                   f"states R = {R_st[bad]:.6g} (tolerance {R_CONSISTENCY_ATOL:g})")
     R = np.where(has_R, R_st, R_from_c)
     has_sR, has_sc = ~np.isnan(sR_st), ~np.isnan(sc_st)
     sigma_R = np.where(has_sR, sR_st, np.where(has_sc, sc_st / c_fq, default_sigma_R))
 
     table = pd.DataFrame({
         "file": file, "line": lines, "study": study, "feed_id": feed_id,
-        "feed_key": [f"{s}/{f}" for s, f in zip(study, feed_id)], "membrane": text("membrane"), "T_K": T,
+        "feed_key": [f"{s}/{f}" for s, f in zip(study, feed_id, strict=True)], "membrane": text("membrane"), "T_K": T,
         "feed_mol_m3": canon, "feed_salts": salts, "quantity": q_names, "quantity_kind": q_kind,
         "c_feed_q_mol_m3": c_fq, "Jv_m_s": Jv, "sigma_Jv_m_s": sJv, "replicate": text("replicate"),
         "rejection_type": rtype, "R": R, "sigma_R": sigma_R,
@@ -285,8 +291,8 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
     return table
 
 
-def _feed(cell: str, to_si: Callable[[np.ndarray], np.ndarray], rtol: float,
-          fail: Callable[..., S.MeasurementError]) -> ions.Feed:
+def _feed(cell: str, to_si: Callable[[ArrayLike], np.ndarray], rtol: float,
+          fail: Callable[[type[S.MeasurementError], str], S.MeasurementError]) -> ions.Feed:
     try:
         composition = S.parse_feed(cell, to_si)
     except ions.UnknownIonError as err:
@@ -338,18 +344,20 @@ def _check_duplicates(table: pd.DataFrame) -> None:
 
 def _report(table: pd.DataFrame, default_sigma_R: float) -> ReadReport:
     from_c = ~table["sigma_R_stated"] & table["sigma_c_perm_stated"]
+
+    def counts(column: str) -> dict[str, int]:
+        return {str(k): int(n) for k, n in table.groupby(column).size().items()}
+
     return ReadReport(
-        files=tuple(dict.fromkeys(table["file"])), rows=len(table),
-        studies=table.groupby("study").size().to_dict(), feeds=table.groupby("feed_key").size().to_dict(),
-        flux_points=len(table.drop_duplicates(["feed_key", "Jv_m_s", "replicate"])),
-        quantities=table.groupby("quantity").size().to_dict(),
+        files=tuple(dict.fromkeys(table["file"])), rows=len(table), studies=counts("study"), feeds=counts("feed_key"),
+        flux_points=len(table.drop_duplicates(["feed_key", "Jv_m_s", "replicate"])), quantities=counts("quantity"),
         sigma_R_default=int((~table["sigma_R_stated"] & ~table["sigma_c_perm_stated"]).sum()),
         sigma_R_from_c_perm=int(from_c.sum()), R_from_c_perm=int((~table["R_stated"]).sum()),
         c_perm_from_R=int((~table["c_perm_stated"]).sum()),
         extras=tuple(c for c in table.columns if c.startswith(S.EXTRA_PREFIX)), default_sigma_R=default_sigma_R)
 
 
-def _from_si(field: str, unit: str, values: np.ndarray) -> np.ndarray:
+def _from_si(field: str, unit: str, values: ArrayLike) -> np.ndarray:
     to_si = S.UNIT_FIELDS[field][1][unit]  # all converters are affine: y = a x + b
     b = float(to_si(0.0))
     return (np.asarray(values, dtype=float) - b) / (float(to_si(1.0)) - b)
@@ -358,12 +366,13 @@ def _from_si(field: str, unit: str, values: np.ndarray) -> np.ndarray:
 def _write(meas: Measurements, path: Path, flux_unit: str, conc_unit: str, temperature_unit: str) -> Path:
     t = meas.table
 
-    def fmt(values: np.ndarray, stated=None) -> list[str]:
+    def fmt(values: ArrayLike, stated=None) -> list[str]:
+        values = np.asarray(values, dtype=float)
         keep = np.ones(len(values), bool) if stated is None else np.asarray(stated, bool)
-        return [f"{v:.12g}" if k and np.isfinite(v) else "" for v, k in zip(values, keep)]
+        return [f"{v:.12g}" if k and np.isfinite(v) else "" for v, k in zip(values, keep, strict=True)]
 
     scale = float(S.UNIT_FIELDS["feed"][1][conc_unit](1.0))
-    out = {"study": t["study"], "feed_id": t["feed_id"], "membrane": t["membrane"],
+    out: dict[str, Any] = {"study": t["study"], "feed_id": t["feed_id"], "membrane": t["membrane"],
            f"T_{temperature_unit}": fmt(_from_si("T", temperature_unit, t["T_K"])),
            f"feed_{conc_unit}": [S.format_feed(meas.feeds[k], scale) for k in t["feed_key"]],
            "feed_salts": t["feed_salts"], "quantity": t["quantity"],

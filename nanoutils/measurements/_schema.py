@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .. import ions, units
 
@@ -69,7 +70,7 @@ class InconsistentRowsError(MeasurementError):
 # header units
 
 
-def _scale(factor: float) -> Callable[[np.ndarray], np.ndarray]:
+def _scale(factor: float) -> Callable[[ArrayLike], np.ndarray]:
     return lambda v: np.asarray(v, dtype=float) * factor
 
 
@@ -81,7 +82,7 @@ _RATIO = {"frac": _scale(1.0), "pct": _scale(0.01)}
 _TEMP = {"C": units.celsius_to_kelvin, "K": _scale(1.0)}
 
 #: field → (unit family name, {header unit token → converter to SI}, required).
-UNIT_FIELDS: dict[str, tuple[str, dict[str, Callable[[np.ndarray], np.ndarray]], bool]] = {
+UNIT_FIELDS: dict[str, tuple[str, dict[str, Callable[[ArrayLike], np.ndarray]], bool]] = {
     "T": ("temperature", _TEMP, True),
     "feed": ("concentration", _CONC, True),
     "Jv": ("flux", _FLUX, True),
@@ -105,7 +106,7 @@ class Header:
     fields: dict[str, tuple[str, str]]
     extras: tuple[str, ...]
 
-    def to_si(self, field: str) -> Callable[[np.ndarray], np.ndarray]:
+    def to_si(self, field: str) -> Callable[[ArrayLike], np.ndarray]:
         """Converter of a unit field's values to SI (mol/m³, m/s, K, fraction)."""
         return UNIT_FIELDS[field][1][self.fields[field][1]]
 
@@ -119,6 +120,7 @@ def resolve_header(columns: list[str], file: str) -> Header:
         if col.startswith(EXTRA_PREFIX):
             extras.append(col)
             continue
+        field: str | None
         if col in PLAIN_FIELDS:
             field, unit = col, ""
         else:
@@ -194,7 +196,7 @@ def _salt_name(stoich: Mapping[str, int]) -> str:
 # feed compositions as one cell: "Na+=10.2; Cl-=10.2; NO3-=0.2"
 
 
-def parse_feed(text: str, to_si: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+def parse_feed(text: str, to_si: Callable[[ArrayLike], np.ndarray]) -> dict[str, float]:
     """``"ION=VALUE; ION=VALUE"`` (values in the header's unit) → {canonical ion: mol/m³}.
 
     Raises :class:`ions.UnknownIonError` or plain ``ValueError`` with a short reason; the

@@ -22,8 +22,8 @@ from ._encoding import flux_encoding as flux_encoding
 from ._encoding import log_feed_feature as log_feed_feature
 from ._encoding import scale_feature as scale_feature
 from ._neural_ode import ODE_METHODS as ODE_METHODS
-from ._neural_ode import NeuralODE as NeuralODE
 from ._neural_ode import STATES as STATES
+from ._neural_ode import NeuralODE as NeuralODE
 from ._neural_ode import NeuralODEConfig as NeuralODEConfig
 from ._pinn import PINN as PINN
 from ._pinn import PINNConfig as PINNConfig
@@ -35,8 +35,11 @@ from ._resnet import ResNetConfig as ResNetConfig
 from ._unet import UNet as UNet
 from ._unet import UNetConfig as UNetConfig
 
+#: Any registered model: its ``config`` holds the ion order (``species``) and the sizes.
+Model = NeuralODE | ResNet | UNet
+
 #: Model classes by name.
-MODELS: dict[str, type[nn.Module]] = {
+MODELS: dict[str, type[Model]] = {
     "neural_ode": NeuralODE,
     "resnet": ResNet,
     "unet": UNet,
@@ -44,34 +47,34 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
-def _model_class(name: str) -> type[nn.Module]:
+def _model_class(name: str) -> type[Model]:
     try:
         return MODELS[name]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None
 
 
-def build(name: str, profile: str | Profile = "default", **overrides: Any) -> nn.Module:
+def build(name: str, profile: str | Profile = "default", **overrides: Any) -> Model:
     """A new model ``name`` sized for ``profile``, with config ``overrides`` (e.g. ``adjoint=True``)."""
     cls = _model_class(name)
-    return cls(cls.Config.for_profile(profile, **overrides))
+    return cls(cls.Config.for_profile(profile, **overrides))  # type: ignore[arg-type]  # each class takes its Config
 
 
 def spec(model: nn.Module) -> dict[str, Any]:
     """``{"name", "config"}`` from which :func:`from_spec` rebuilds the (untrained) model."""
     names = [n for n, cls in MODELS.items() if type(model) is cls]
-    if not names:
+    if not names or not isinstance(model, Model):
         raise ValueError(f"model type {type(model).__name__} is not registered in nanoutils.models.MODELS")
     return {"name": names[0], "config": asdict(model.config)}
 
 
-def from_spec(model_spec: dict[str, Any]) -> nn.Module:
+def from_spec(model_spec: dict[str, Any]) -> Model:
     """Rebuild a model from :func:`spec` output (weights are loaded separately)."""
     cls = _model_class(model_spec["name"])
-    return cls(cls.Config(**model_spec["config"]))
+    return cls(cls.Config(**model_spec["config"]))  # type: ignore[arg-type]  # each class takes its Config
 
 
-def clone(model: nn.Module, **overrides: Any) -> nn.Module:
+def clone(model: nn.Module, **overrides: Any) -> Model:
     """A copy of a registered ``model`` with its weights, dtype and device, and config ``overrides``
     (e.g. a PINN's ``membrane``); ``model`` itself is left untouched."""
     s = spec(model)

@@ -16,7 +16,8 @@ Scaling (shared by every learned model):
 * the flux is non-dimensionalised as ``τ = Jv / FLUX_SCALE_M_S`` with
   ``FLUX_SCALE_M_S = 6e-5`` m/s (216 LMH, above every NF270 flux of the measured sets:
   5.6e-5 m/s in FdL 2021), equal to the pre-training grid's top ``sampling.J_MAX_M_S``, so τ ∈ [0, 1]
-  on the training grid (a neural ODE integrated past τ = 1 is extrapolating); its positional encoding is the shifted Legendre
+  on the training grid (a neural ODE integrated past τ = 1 is extrapolating); its positional encoding is the shifted
+  Legendre
   polynomials ``P_k(2τ − 1)``, k = 1…degree (bounded by 1 on [0, 1]).
 """
 from __future__ import annotations
@@ -52,7 +53,8 @@ def log_feed_feature(feed: Tensor, mask: Tensor) -> Tensor:
 
 
 def flux_encoding(tau: Tensor, degree: int) -> Tensor:
-    """Shifted Legendre polynomials P_1…P_degree of ``2τ − 1`` for a dimensionless flux τ; shape (*tau.shape, degree)."""
+    """Shifted Legendre polynomials P_1…P_degree of ``2τ − 1`` for a dimensionless flux τ; shape (*tau.shape,
+    degree)."""
     x = 2.0 * tau - 1.0
     p_prev, p = torch.ones_like(x), x
     out = [p]

@@ -25,7 +25,8 @@ same, exact and linear; only the metric (which derivatives the network finds
 "close") changes. The solution is re-projected once, u0 + P(u − u0) in float64, so float32
 round-off does not accumulate over the steps: the feed's net charge is
 conserved, so a float64 feed gives a float32 model's output a relative charge
-imbalance ≈ 1e-7 even where the permeate is 1 % of the feed. The output is c(Jv) = a ⊙ u(Jv / FLUX_SCALE_M_S) in mol/m³. A batch is
+imbalance ≈ 1e-7 even where the permeate is 1 % of the feed. The output is c(Jv) = a ⊙ u(Jv / FLUX_SCALE_M_S) in
+mol/m³. A batch is
 integrated once (torchdiffeq, dopri5 by default) over the sorted union of its
 flux points, and each sample's points are read off that solution. Gradients go
 through the solver (direct backprop) or through the continuous adjoint
@@ -61,7 +62,8 @@ class NeuralODEConfig:
     flux_degree: Legendre encodings of τ; mask_features: also feed the species
     mask to f_θ; project: hard electroneutral projection (False only for the
     ablation); charge_penalty: weight λ of the soft electroneutrality penalty added to the loss by
-    :meth:`NeuralODE.auxiliary_loss` (the "soft" ablation, used with ``project=False``; 0 = off); method: a torchdiffeq solver name; rtol, atol: its tolerances on
+    :meth:`NeuralODE.auxiliary_loss` (the "soft" ablation, used with ``project=False``; 0 = off); method: a
+    torchdiffeq solver name; rtol, atol: its tolerances on
     the scaled state; step_size: τ step of fixed-grid methods (rk4…; outputs off
     the grid by cubic Hermite interpolation); adjoint: continuous adjoint instead
     of direct backprop (the paper's choice; off by default in every profile
@@ -102,7 +104,7 @@ class NeuralODEConfig:
             raise ValueError(f"step_size must be > 0, got {self.step_size}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides) -> "NeuralODEConfig":
+    def for_profile(cls, profile: str | Profile, **overrides) -> NeuralODEConfig:
         """The configuration of a run profile (knobs ``neural_ode_width`` and ``neural_ode_solver``), with
         ``overrides``. The paper profile integrates with dopri5 (the paper's); smoke and default with classical
         RK4 in 10 steps over τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite
@@ -117,13 +119,15 @@ class NeuralODEConfig:
 class _Dynamics(nn.Module):
     """f_θ followed by the projection, given the per-batch species mask, charge weights w and static features."""
 
+    z: Tensor  # charges (d,), a buffer
+
     def __init__(self, cfg: NeuralODEConfig, z: Tensor):
         super().__init__()
         d = len(cfg.species)
         n_in = 2 * d + (d if cfg.mask_features else 0) + 1 + cfg.flux_degree
         sizes = [n_in] + [cfg.width] * (cfg.depth - 1) + [d]
         layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
             layers.append(nn.Linear(a, b))
             if i < cfg.depth - 1:
                 layers.append(nn.Tanh())
@@ -177,8 +181,8 @@ class NeuralODE(nn.Module):
         a = self.state_scale(feed, mask)
         u0 = feed * mask / a
         w = self.func.z * a * mask  # Σ w u = Σ z c
-        static = [log_feed_feature(feed, mask), scale_feature(s)]
-        static = torch.cat([mask] + static if cfg.mask_features else static, dim=-1)
+        features = [log_feed_feature(feed, mask), scale_feature(s)]
+        static = torch.cat([mask, *features] if cfg.mask_features else features, dim=-1)
         t = torch.unique(torch.cat([tau.new_zeros(1), tau.reshape(-1)]))  # sorted, starts at 0
         sol = self._solve(_Bound(self.func, mask, static, w), u0, t)  # (T, B, d)
         idx = torch.searchsorted(t, tau)

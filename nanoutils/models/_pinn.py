@@ -61,7 +61,7 @@ class PINNConfig(ResNetConfig):
         dspmde.Membrane.nf270(**self.membrane)  # validates the overrides
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides) -> "PINNConfig":
+    def for_profile(cls, profile: str | Profile, **overrides) -> PINNConfig:
         """The configuration of a run profile (the ResNet's width, knob ``resnet_width``), with ``overrides``."""
         return replace(cls(width=get(profile).settings.resnet_width), **overrides)
 
@@ -70,6 +70,7 @@ class PINN(ResNet):
     """ResNet whose training loss adds the DSPM-DE physics term of the module docstring."""
 
     Config = PINNConfig
+    config: PINNConfig
 
     def __init__(self, config: PINNConfig | None = None):
         super().__init__(config or PINNConfig())

@@ -57,7 +57,7 @@ class ResNetConfig:
             raise ValueError(f"flux_scale must be > 0, got {self.flux_scale}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides) -> "ResNetConfig":
+    def for_profile(cls, profile: str | Profile, **overrides) -> ResNetConfig:
         """The configuration of a run profile (knob ``resnet_width``: parameter count within ±15 % of the
         neural ODE's, tests/test_baselines.py), with ``overrides``."""
         return replace(cls(width=get(profile).settings.resnet_width), **overrides)
@@ -77,6 +77,7 @@ class ResNet(nn.Module):
     ``model(feed (B, d) mol/m³, species_mask (B, d), flux (B, K) m/s, flux_mask (B, K) | None)`` → (B, K, d) mol/m³."""
 
     Config = ResNetConfig
+    z: Tensor  # charges (d,), a buffer
 
     def __init__(self, config: ResNetConfig | None = None):
         super().__init__()

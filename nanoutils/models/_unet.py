@@ -47,7 +47,7 @@ class UNetConfig:
             raise ValueError(f"flux_scale and grid_max must be > 0, got {self.flux_scale}, {self.grid_max}")
 
     @classmethod
-    def for_profile(cls, profile: str | Profile, **overrides) -> "UNetConfig":
+    def for_profile(cls, profile: str | Profile, **overrides) -> UNetConfig:
         """The configuration of a run profile (knob ``unet_width``), with ``overrides``."""
         return replace(cls(width=get(profile).settings.unet_width), **overrides)
 
@@ -61,6 +61,7 @@ class UNet(nn.Module):
     ``model(feed (B, d) mol/m³, species_mask (B, d), flux (B, K) m/s, flux_mask (B, K) | None)`` → (B, K, d) mol/m³."""
 
     Config = UNetConfig
+    z: Tensor  # charges (d,), a buffer
 
     def __init__(self, config: UNetConfig | None = None):
         super().__init__()
@@ -90,7 +91,7 @@ class UNet(nn.Module):
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.avg_pool1d(x, 2))
             skips.append(x)
-        for up, dec, skip in zip(self.up, self.dec, reversed(skips[:-1])):
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips[:-1]), strict=True):
             x = up(F.interpolate(x, scale_factor=2, mode="linear", align_corners=False))
             x = dec(torch.cat([x, skip], 1))
         return self.head(x)

@@ -23,8 +23,8 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 from .. import ions
-from ..measurements import Measurements
 from ..fitting import FitError, Objective
+from ..measurements import Measurements
 from ._model import C_REF, SDEMModel
 
 #: Bounds of the fitted quantities: ion permeance P (m/s) and the concentration exponent a (–).
@@ -83,7 +83,7 @@ class SDEMFit:
     def table(self) -> pd.DataFrame:
         """Fitted values in display units (P in µm/s, with σ by the delta method), and the bound flags."""
         rows = []
-        for name, t, s in zip(self.names, self.theta, self.stderr):
+        for name, t, s in zip(self.names, self.theta, self.stderr, strict=True):
             if name == "a":
                 rows.append((name, "–", t, s, name in self.at_bounds))
             else:
@@ -132,7 +132,7 @@ class _Space:
                              fallback=self.fallback)
 
         if not self.per_feed:  # one model with every ion, the same for all feeds
-            one = model(zip(self.ions_of, range(len(self.ions_of))))
+            one = model(zip(self.ions_of, range(len(self.ions_of)), strict=True))
             return dict.fromkeys(self.feeds, one)
         return {key: model((ion, self.slots[(key, ion)]) for ion in present) for key, present in self.feeds.items()}
 
@@ -141,12 +141,13 @@ class _Space:
         return np.clip(np.array(p + ([self.exponent] if self.fit_exponent else [])), self.lo, self.hi)
 
     def random(self, rng: np.random.Generator) -> np.ndarray:
-        p = rng.uniform(*np.log(_RANDOM_P), size=len(self.ions_of))
+        lo, hi = np.log(_RANDOM_P)
+        p = rng.uniform(lo, hi, size=len(self.ions_of))
         return np.concatenate([p, rng.uniform(-1.0, 1.0, 1) if self.fit_exponent else []])
 
     def at_bounds(self, theta: np.ndarray) -> tuple[str, ...]:
         u = (theta - self.lo) / (self.hi - self.lo)
-        return tuple(n for n, v in zip(self.names, u) if v < 1e-3 or v > 1 - 1e-3)
+        return tuple(n for n, v in zip(self.names, u, strict=True) if v < 1e-3 or v > 1 - 1e-3)
 
 
 def _check_prior(prior: Mapping[str, tuple[float, float]] | None) -> dict[str, tuple[float, float]]:
@@ -209,14 +210,13 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
 
     rng = np.random.default_rng(seed)
     starts = [space.start()] + [np.clip(space.random(rng), space.lo, space.hi) for _ in range(n_starts - 1)]
-    best, reached = None, []
+    sols = []
     for i, th in enumerate(starts):
         phase[0] = f"start {i}"
-        sol = least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", diff_step=1e-5,
-                            max_nfev=max_nfev)
-        reached.append(2.0 * float(sol.cost))
-        if best is None or sol.cost < best.cost:
-            best = sol
+        sols.append(least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", diff_step=1e-5,
+                                  max_nfev=max_nfev))
+    reached = [2.0 * float(sol.cost) for sol in sols]
+    best = min(sols, key=lambda sol: sol.cost)  # the first of equal ones
     r, n_bad = data_residuals(best.x)
     chi2 = float(r @ r)
     n_points = sum(obj.n_points for obj in objectives.values())
@@ -245,5 +245,5 @@ def _combine(fits: list[SDEMFit], t0: float) -> SDEMFit:
     return SDEMFit({k: m for f in fits for k, m in f.models.items()}, True, names,
                    np.concatenate([f.theta for f in fits]), cov, sum(f.chi2 for f in fits),
                    sum(f.n_points for f in fits), sum(f.n_unconverged for f in fits),
-                   tuple(n for f in fits for n in f.at_bounds), [sum(v) for v in zip(*(f.starts for f in fits))],
+                   tuple(n for f in fits for n in f.at_bounds), [sum(v) for v in zip(*(f.starts for f in fits), strict=True)],
                    trace, time.perf_counter() - t0)

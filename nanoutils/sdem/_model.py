@@ -168,7 +168,7 @@ class SDEMModel:
             out["permeate"][idx], out["surface"][idx], converged[idx] = res.permeate, res.membrane_surface, \
                 res.converged
             iterations[idx], residual[idx] = res.info["iterations"], res.info["residual"]
-            if profiles:
+            if res.profiles is not None:  # asked for with ``profiles``
                 conc[idx], pot[idx], perm_pot[idx] = res.profiles.concentration, res.profiles.potential, \
                     res.profiles.permeate_potential
         no_permeance = {int(i): [names[k] for k in np.flatnonzero(missing[i])] for i in np.flatnonzero(~solvable)}

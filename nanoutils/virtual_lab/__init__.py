@@ -148,8 +148,7 @@ def simulate_feed(study: Study, feed_index: int, lab: LabMembrane, noise: Noise,
     eps = rng.standard_normal((2, noise.n_replicates) + c_true.shape)
     reads = np.maximum(c_true * (1 + noise.rel * eps[0]) + noise.floor * eps[1], 0.0)
     mean, sd = reads.mean(axis=0), np.maximum(reads.std(axis=0, ddof=1), noise.floor)
-    m_idx, i_idx = np.meshgrid(np.arange(len(jv)), np.arange(len(names)), indexing="ij")
-    m_idx, i_idx = m_idx.ravel(), i_idx.ravel()
+    m_idx, i_idx = (a.ravel() for a in np.meshgrid(np.arange(len(jv)), np.arange(len(names)), indexing="ij"))
     return pd.DataFrame({
         "study": study.key, "feed_id": feed_id, "membrane": "NF270 (VIRTUAL)", "T_C": f"{study.temperature_C:g}",
         "feed_mol_m3": measurements.format_feed(feed), "feed_salts": recipe,

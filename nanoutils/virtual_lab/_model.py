@@ -65,7 +65,7 @@ class LabMembrane:
         """Membrane charge X_d (mol/m³) for a bulk feed ``c_feed`` (d,) mol/m³ of ions ``names``."""
         c = np.asarray(c_feed, float)
         c_eq = 0.5 * float(np.abs(ions.charges(names)) @ c)
-        c_div = float(sum(ci for n, ci in zip(names, c) if n in ("Mg2+", "Ca2+")))
+        c_div = float(sum(ci for n, ci in zip(names, c, strict=True) if n in ("Mg2+", "Ca2+")))
         return -self.K_F * c_eq**self.n_F + self.X_M * c_div / (self.K_M + c_div)
 
     def pore_classes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +110,7 @@ def _solve_classes(c_m: np.ndarray, names: Sequence[str], jv: np.ndarray, lab: L
     hook = _activity_hook(lab.activity, names, temperature)
     same = bool(np.all(c_m == c_m[:1]))
     mixed = np.zeros_like(c_m)
-    for r, eps, q, s in zip(radii, eps_p, share, scale):
+    for r, eps, q, s in zip(radii, eps_p, share, scale, strict=True):
         membrane = dspmde.Membrane(r_p=float(r), dx_e=lab.dx_e, eps_p=float(eps), X_d=X_d)
         feeds = c_m[:1] if same else c_m
         with warnings.catch_warnings():
@@ -120,7 +120,7 @@ def _solve_classes(c_m: np.ndarray, names: Sequence[str], jv: np.ndarray, lab: L
         ok = res.converged[0] if same else np.diagonal(res.converged)
         if not ok.all():
             raise VirtualLabError(f"DSPM-DE did not converge for pore class r = {r * 1e9:.3f} nm, X_d = {X_d:.2f} "
-                                  f"mol/m³, feed {dict(zip(names, c_m[0]))} at J_v = {jv[~ok] * 1e6} µm/s")
+                                  f"mol/m³, feed {dict(zip(names, c_m[0], strict=True))} at J_v = {jv[~ok] * 1e6} µm/s")
         c_p = res.permeate[0] if same else res.permeate[np.arange(len(jv)), np.arange(len(jv))]
         mixed += q * c_p
     return mixed
