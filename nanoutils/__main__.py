@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     flux.add_argument("--flux-lmh", nargs="+", type=float, metavar="J", help="permeate fluxes in L m⁻² h⁻¹")
     flux.add_argument("--flux-m-s", nargs="+", type=float, metavar="J", help="permeate fluxes in m/s")
     model = pred.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="DIR", help="model bundle written by `nanoutils calibrate`: adds R_std, "
+    model.add_argument("--model", metavar="DIR", help="model bundle written by `nanoutils calibrate`: adds c_perm_std_mM, R_std_param, R_std, "
                        "extrapolated and why columns")
     model.add_argument("--checkpoint", nargs="+", metavar="PT", help="trained model checkpoint(s); several = ensemble "
                        "(default: DSPM-DE with the paper's NF270 parameters)")
