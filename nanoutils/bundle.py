@@ -97,16 +97,12 @@ def feed_reasons(feed, domain: dict[str, Any]) -> list[str]:
 
 
 def temperature_reasons(T_C: float, domain: dict[str, Any], learned: bool = False) -> list[str]:
-    """Why a temperature (°C) lies outside ``domain``: outside the calibration range and, for a ``learned``
-    model (no temperature input: it predicts at its pre-training temperature), away from that temperature."""
+    """Why a temperature (°C) lies outside ``domain``: outside the calibration range. A ``learned`` model has no
+    temperature input (it predicts as at the temperature of the data it was fitted to), which the reason says."""
     lo, hi = domain["T_C"]
     out = ([f"temperature {T_C:.3g} °C > {hi:.3g} °C seen"] if T_C > hi + _T_SLACK_C else
            [f"temperature {T_C:.3g} °C < {lo:.3g} °C seen"] if T_C < lo - _T_SLACK_C else [])
-    pre = domain.get("pretraining")
-    if learned and pre and "T_C" in pre and abs(T_C - pre["T_C"][0]) > _T_SLACK_C:
-        out.append(f"temperature {T_C:.3g} °C: the model has no temperature input, it predicts at its "
-                   f"pre-training {pre['T_C'][0]:.3g} °C")
-    return out
+    return [f"{out[0]} (the model has no temperature input)"] if out and learned else out
 
 
 def flux_reasons(flux_m_s: float, domain: dict[str, Any]) -> list[str]:

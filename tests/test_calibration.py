@@ -114,12 +114,13 @@ def test_bundle_predicts_at_its_calibration_temperature_and_flags_others(dspmde_
     assert not predict(inside, [2e-5], wide, temperature=291.15)["extrapolated"].any()
 
 
-def test_learned_models_without_a_temperature_input_are_flagged_away_from_their_pretraining_temperature():
+def test_temperatures_outside_the_calibration_range_are_flagged_and_learned_models_say_they_cannot_follow():
     domain = {"T_C": [20.0, 20.0], "pretraining": {"T_C": [25.0, 25.0]}}
-    assert bundle.temperature_reasons(20.0, domain, learned=True) == [
-        "temperature 20 °C: the model has no temperature input, it predicts at its pre-training 25 °C"]
-    assert bundle.temperature_reasons(20.0, domain) == []
+    assert bundle.temperature_reasons(20.0, domain, learned=True) == []  # fine-tuned at 20 °C: predicts as there
+    assert bundle.temperature_reasons(20.03, domain) == []
     assert bundle.temperature_reasons(10.0, domain) == ["temperature 10 °C < 20 °C seen"]
+    assert bundle.temperature_reasons(30.0, domain, learned=True) == [
+        "temperature 30 °C > 20 °C seen (the model has no temperature input)"]
 
 
 @pytest.mark.parametrize("make", [
