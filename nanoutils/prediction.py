@@ -94,12 +94,12 @@ def ensemble_frame(species: tuple[str, ...], conc: np.ndarray, fluxes: np.ndarra
     """The tidy frame (:meth:`nanoutils.dspmde.Result.to_frame`) of K members' ``permeate`` (K, N, M, d) for feeds
     ``conc`` (N, d) at ``fluxes`` (M,): ``c_perm`` and ``R`` of ``point`` (N, M, d) when given, else the members'
     mean; ``c_perm_std`` and ``R_std`` their spread (members whose case did not converge left out); ``converged``
-    where every member (and the point) converged."""
+    where the point converged, or without one, where every member did."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a case no member converged on stays NaN
         mean, std = np.nanmean(permeate, axis=0), np.nanstd(permeate, axis=0)
     best = mean if point is None else point
-    converged = np.isfinite(permeate).all(axis=(0, -1)) & np.isfinite(best).all(axis=-1)
+    converged = np.isfinite(permeate).all(axis=(0, -1)) if point is None else np.isfinite(point).all(axis=-1)
     result = dspmde.Result(species=species, feed=conc, fluxes=fluxes, permeate=best,
                            membrane_surface=np.broadcast_to(conc[:, None, :], best.shape), converged=converged)
     frame = result.to_frame()
