@@ -77,6 +77,7 @@ def _predict(args: argparse.Namespace) -> int:
     if bad:
         raise ValueError(f"--flux-{'lmh' if args.flux_lmh else 'm-s'} {bad[0]:g}: fluxes must be ≥ 0")
     fluxes = units.lmh_to_m_s(given) if args.flux_lmh else given
+    temperature = None if args.temperature_C is None else args.temperature_C + 273.15
     model: object  # a bundle, a list of trained models or a membrane: predict() takes each
     if args.model:
         from .bundle import ExtrapolationWarning, load
@@ -90,7 +91,7 @@ def _predict(args: argparse.Namespace) -> int:
         model = dspmde.Membrane.nf270()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        frame = to_csv_frame(predict(feeds, fluxes, model), ids)
+        frame = to_csv_frame(predict(feeds, fluxes, model, temperature=temperature), ids)
     for w in caught:
         if args.model and issubclass(w.category, ExtrapolationWarning):
             print(f"warning: {w.message}", file=sys.stderr)
@@ -190,7 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--max-epochs", type=int, metavar="N", help="cap every training run at N epochs: a quick "
                      "end-to-end check of a profile (e.g. paper on a CPU), not a result")
     run.set_defaults(func=_run)
-    pred = sub.add_parser("predict", help="permeate concentrations and rejections for feeds and fluxes, as CSV")
+    pred = sub.add_parser("predict", help="permeate concentrations and rejections for feeds and fluxes, as CSV",
+                          description="Permeate concentrations and rejections for feeds × fluxes, as CSV: feed_id, "
+                          "Jv_m_s, Jv_LMH, ion, c_feed_mM, c_perm_mM, R, converged (with --model also c_perm_std_mM, "
+                          "R_std_param, R_std, extrapolated, why). Predictions are intrinsic: c_feed is the "
+                          "concentration at the membrane surface (no concentration-polarisation film), "
+                          "R = 1 − c_perm/c_feed; an observed rejection against the bulk feed is lower. With --model, "
+                          "R_std is the predictive standard deviation of R (the spread of the bundle's members and "
+                          "the calibration residual scatter in quadrature), R_std_param the members' spread alone.")
     src = pred.add_mutually_exclusive_group(required=True)
     src.add_argument("--feed", action="append", metavar="SALTS", help='a feed, e.g. "NaCl 10 mM + MgSO4 5 mM" (repeatable)')
     src.add_argument("--feeds-csv", metavar="CSV", help="feeds, one per row: feed_id and 'salts' or '<ion>_mM' columns")
@@ -198,10 +206,14 @@ def main(argv: list[str] | None = None) -> int:
     flux.add_argument("--flux-lmh", nargs="+", type=float, metavar="J", help="permeate fluxes in L m⁻² h⁻¹")
     flux.add_argument("--flux-m-s", nargs="+", type=float, metavar="J", help="permeate fluxes in m/s")
     model = pred.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="DIR", help="model bundle written by `nanoutils calibrate`: adds R_std, "
+    model.add_argument("--model", metavar="DIR", help="model bundle written by `nanoutils calibrate`: adds c_perm_std_mM, R_std_param, R_std, "
                        "extrapolated and why columns")
     model.add_argument("--checkpoint", nargs="+", metavar="PT", help="trained model checkpoint(s); several = ensemble "
                        "(default: DSPM-DE with the paper's NF270 parameters)")
+    pred.add_argument("--temperature-C", type=float, metavar="T", help="temperature in °C (default: a bundle's "
+                      "calibration temperature, required when its data span several; 25 °C for the paper's NF270 "
+                      "parameters). Checkpoints of learned models have no temperature input and refuse it; a bundle "
+                      "flags a temperature outside its calibration range in extrapolated/why")
     pred.add_argument("--out", metavar="CSV", help="output CSV (default: standard output)")
     pred.set_defaults(func=_predict)
     sub.add_parser("profiles", help="print every setting of the smoke, default and paper profiles as one table"

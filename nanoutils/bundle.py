@@ -12,8 +12,11 @@ A bundle DIR (written by :meth:`Bundle.save`, atomically: built next to DIR, ren
   (PNG), ``summary.md``.
 
 :func:`load` reads it back (a bundle from a newer bundle format or package version is refused) and
-:func:`nanoutils.predict` takes the :class:`Bundle`: ensemble mean, ``R_std`` (spread of the members), and
-per row ``extrapolated`` and ``why`` from the domain, with one :class:`ExtrapolationWarning` per call.
+:func:`nanoutils.predict` takes the :class:`Bundle`: at the temperature of the calibration data (or one given),
+the prediction (the fit's, or the ensemble mean), ``R_std_param`` (spread of the members: parameter or seed
+uncertainty), ``R_std`` (predictive standard deviation: ``R_std_param`` and the calibration residual scatter
+``residual_sd`` in quadrature), and per row ``extrapolated`` and ``why`` from the domain, with one
+:class:`ExtrapolationWarning` per call. Predictions are intrinsic (the feed is at the membrane surface).
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from .measurements import Measurements
 FORMAT_VERSION = 1
 MODEL_JSON, PROVENANCE_JSON, DOMAIN_JSON, REPORT_DIR = "model.json", "provenance.json", "domain.json", "report"
 _RTOL = 1e-6  # relative slack of the domain checks
+_T_SLACK_C = 0.05  # °C: calibration temperatures closer than this count as one
 
 
 class BundleError(ValueError):
@@ -93,6 +97,15 @@ def feed_reasons(feed, domain: dict[str, Any]) -> list[str]:
     return out
 
 
+def temperature_reasons(T_C: float, domain: dict[str, Any], learned: bool = False) -> list[str]:
+    """Why a temperature (°C) lies outside ``domain``: outside the calibration range. A ``learned`` model has no
+    temperature input (it predicts as at the temperature of the data it was fitted to), which the reason says."""
+    lo, hi = domain["T_C"]
+    out = ([f"temperature {T_C:.3g} °C > {hi:.3g} °C seen"] if T_C > hi + _T_SLACK_C else
+           [f"temperature {T_C:.3g} °C < {lo:.3g} °C seen"] if T_C < lo - _T_SLACK_C else [])
+    return [f"{out[0]} (the model has no temperature input)"] if out and learned else out
+
+
 def flux_reasons(flux_m_s: float, domain: dict[str, Any]) -> list[str]:
     """Why a flux lies outside ``domain`` (zero flux never does: every model gives R = 0 there)."""
     j = float(units.m_s_to_lmh(flux_m_s))
@@ -109,7 +122,8 @@ class Bundle:
     (:func:`domain_of`), ``provenance``, per-fit ``info``, the in-sample ``scored`` points (None when loaded) and
     ``point_estimate``: True when the first member is the fitted parameter set and the others are posterior
     draws (predictions are then the first member's, the spread that of all members), False for an ensemble
-    whose predictions are the members' mean."""
+    whose predictions are the members' mean; ``residual_sd``: the calibration residual scatter of R
+    (:func:`residual_sd`), added in quadrature to the members' spread to give the predictive ``R_std``."""
 
     name: str
     kind: str
@@ -119,6 +133,7 @@ class Bundle:
     info: list[dict[str, Any]]
     scored: pd.DataFrame | None = None
     point_estimate: bool = False
+    residual_sd: float = 0.0
 
     @property
     def model(self):
@@ -127,15 +142,35 @@ class Bundle:
 
     def score(self, meas: Measurements) -> pd.DataFrame:
         """Every measurement of ``meas`` with this bundle's prediction and ``R_std`` (:func:`score_points`)."""
-        return score_points(self.members, meas, self.point_estimate)
+        return score_points(self.members, meas, self.point_estimate, self.residual_sd)
 
-    def predict_frame(self, feeds, fluxes_m_s, *, batch_size: int = 256) -> pd.DataFrame:
-        """:func:`nanoutils.predict` of the members (mean) with ``R_std`` (0 for one member), ``extrapolated``
-        and ``why`` per row; warns once (:class:`ExtrapolationWarning`) when any row extrapolates. Nothing
-        is clipped. A feed with an ion a learned model does not know raises :class:`BundleError`."""
-        from .prediction import _as_feed_list, predict
+    def temperature_K(self, temperature: float | None = None) -> float:
+        """The temperature (K) to predict at: ``temperature`` if given, else the calibration data's; data
+        spanning several temperatures need ``temperature`` (:class:`BundleError` otherwise)."""
+        from .dspmde import check_temperature
+
+        if temperature is not None:
+            return check_temperature(temperature)
+        lo, hi = self.domain["T_C"]
+        if hi - lo > 2 * _T_SLACK_C:
+            raise BundleError(f"the {self.name} bundle was calibrated at {lo:g}–{hi:g} °C: give the temperature to "
+                              "predict at (--temperature-C, or temperature= in K)")
+        return 0.5 * (lo + hi) + 273.15
+
+    def predict_frame(self, feeds, fluxes_m_s, *, temperature: float | None = None, batch_size: int = 256
+                      ) -> pd.DataFrame:
+        """:func:`nanoutils.predict` of the members at ``temperature`` (K; default :meth:`temperature_K`):
+        ``c_perm`` and ``R`` (the fit's with ``point_estimate``, else the members' mean), ``c_perm_std`` and
+        ``R_std_param`` (the members' spread: 0 for one member), ``R_std`` (predictive standard deviation,
+        ``hypot(R_std_param, residual_sd)``), ``extrapolated`` and ``why`` per row; warns once
+        (:class:`ExtrapolationWarning`) when any row extrapolates. Nothing is clipped. Each member is evaluated
+        once, on all feeds × fluxes in one batch. A feed with an ion a learned model does not know raises
+        :class:`BundleError`."""
+        from .prediction import _as_feed_list, _fluxes, ensemble_frame, members_permeate
 
         feed_list = _as_feed_list(feeds)
+        fluxes = _fluxes(fluxes_m_s)
+        T = self.temperature_K(temperature)
         known = self.domain.get("pretraining", None)
         if known:
             for n, f in enumerate(feed_list):
@@ -143,18 +178,20 @@ class Bundle:
                 if bad:
                     raise BundleError(f"feed {n}: the {self.name} model cannot take {', '.join(bad)} "
                                       f"(it knows {', '.join(known['ions'])})")
-        frame = predict(feed_list, fluxes_m_s, self.model, batch_size=batch_size)
-        if "R_std" not in frame:
-            frame["R_std"] = 0.0
-        if self.point_estimate and len(self.members) > 1:
-            point = predict(feed_list, fluxes_m_s, self.members[0], batch_size=batch_size)
-            for column in ("c_perm", "R", "converged"):
-                frame[column] = point[column].to_numpy()
-        by_feed = [feed_reasons(f, self.domain) for f in feed_list]
-        by_flux = {j: flux_reasons(j, self.domain) for j in np.unique(frame["Jv_m_s"])}
-        why = ["; ".join(by_feed[n] + by_flux[j]) for n, j in zip(frame["feed_id"], frame["Jv_m_s"], strict=True)]
-        frame["extrapolated"] = [bool(w) for w in why]
-        frame["why"] = why
+        learned = hasattr(self.members[0], "parameters")
+        species, conc, permeate = members_permeate(self.members, feed_list, fluxes, temperature=None if learned else T,
+                                                   batch_size=batch_size)
+        frame = ensemble_frame(species, conc, fluxes, permeate, permeate[0] if self.point_estimate else None)
+        frame["R_std_param"] = frame.pop("R_std")
+        frame["R_std"] = np.hypot(frame["R_std_param"], self.residual_sd)
+        common = temperature_reasons(T - 273.15, self.domain, learned)
+        by_feed = ["; ".join(feed_reasons(f, self.domain) + common) for f in feed_list]
+        by_flux = ["; ".join(flux_reasons(j, self.domain)) for j in fluxes]
+        why = np.array([[("; " if a and b else "").join((a, b)) for b in by_flux] for a in by_feed], dtype=object)
+        n_idx, m_idx, _ = np.nonzero(np.broadcast_to(conc[:, None, :] > 0, permeate.shape[1:]))
+        frame["why"] = why[n_idx, m_idx]
+        frame["extrapolated"] = frame["why"].str.len() > 0
+        frame = frame[[c for c in frame.columns if c != "why"] + ["why"]]
         if frame["extrapolated"].any():
             warnings.warn(ExtrapolationWarning(summary(frame)), stacklevel=3)
         return frame
@@ -179,7 +216,8 @@ class Bundle:
                 fmt.save(member, tmp / name)
             _write_json(tmp / MODEL_JSON, {"name": self.name, "kind": self.kind, "format": FORMAT_VERSION,
                                            "nanoutils_version": __version__, "members": names, "fits": self.info,
-                                           "point_estimate": self.point_estimate})
+                                           "point_estimate": self.point_estimate,
+                                           "residual_sd": self.residual_sd})
             _write_json(tmp / PROVENANCE_JSON, self.provenance)
             _write_json(tmp / DOMAIN_JSON, self.domain)
             if self.scored is not None and len(self.scored):
@@ -259,7 +297,15 @@ def load(directory: str | os.PathLike) -> Bundle:
         members.append(fmt.load(path))
     domain = _read_json(d / DOMAIN_JSON)
     return Bundle(spec["name"], CALIBRATORS[spec["name"]].kind, members, domain, _read_json(d / PROVENANCE_JSON),
-                  spec.get("fits", []), point_estimate=bool(spec.get("point_estimate", False)))
+                  spec.get("fits", []), point_estimate=bool(spec.get("point_estimate", False)),
+                  residual_sd=_residual_sd_of(spec, d))
+
+
+def _residual_sd_of(spec: dict[str, Any], d: Path) -> float:
+    value = spec.get("residual_sd", 0.0)
+    if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+        raise BundleError(f"{d / MODEL_JSON}: residual_sd must be a number ≥ 0, got {value!r}")
+    return float(value)
 
 
 def sha256(path: str | os.PathLike) -> str:
@@ -279,11 +325,13 @@ def provenance(sources: Sequence[str | os.PathLike], profile: str, command: str,
             "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
 
 
-def score_points(members: Sequence, meas: Measurements, point_estimate: bool = False) -> pd.DataFrame:
+def score_points(members: Sequence, meas: Measurements, point_estimate: bool = False, residual: float = 0.0
+                 ) -> pd.DataFrame:
     """Every measurement of ``meas`` with the members' prediction and spread: feed_id, study, ion (the
-    measured quantity), Jv_um_s, R_meas, R_pred (mean; the first member's with ``point_estimate``), R_std,
-    converged. Mechanistic members are evaluated as in eq. 11 (each feed's temperature, film layer for observed
-    rejections), learned ones as in fine-tuning."""
+    measured quantity), Jv_um_s, R_meas, R_pred (mean; the first member's with ``point_estimate``), R_std_param
+    (the members' spread), R_std (``hypot(R_std_param, residual)``: the predictive standard deviation with the
+    residual scatter ``residual`` of :func:`residual_sd`), converged. Mechanistic members are evaluated as in
+    eq. 11 (each feed's temperature, film layer for observed rejections), learned ones as in fine-tuning."""
     if hasattr(members[0], "parameters"):
         from .finetuning import score
 
@@ -297,8 +345,23 @@ def score_points(members: Sequence, meas: Measurements, point_estimate: bool = F
     R = np.stack([f["R_pred"].to_numpy(float) for f in frames])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all members unconverged at a point: NaN
-        base = base.assign(R_pred=R[0] if point_estimate else np.nanmean(R, axis=0), R_std=np.nanstd(R, axis=0))
-    return base[["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred", "R_std", "converged"]].reset_index(drop=True)
+        spread = np.nanstd(R, axis=0)
+        base = base.assign(R_pred=R[0] if point_estimate else np.nanmean(R, axis=0), R_std_param=spread,
+                           R_std=np.hypot(spread, residual))
+    return base[["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred", "R_std_param", "R_std", "converged"]
+                ].reset_index(drop=True)
+
+
+def residual_sd(scored: pd.DataFrame, n_params: int = 0) -> float:
+    """The residual scatter of a calibration: sqrt(Σ (R_pred − R_meas)² / (n − n_params)) over the n
+    converged points of a :func:`score_points` frame (R as a fraction). It holds the model's misfit and the
+    measurement noise, which the members' spread (parameter or seed uncertainty) does not; for a model with
+    many weights fitted to few points it underestimates the out-of-sample error."""
+    r = (scored["R_pred"] - scored["R_meas"]).to_numpy(float)
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return 0.0
+    return float(np.sqrt((r @ r) / max(r.size - n_params, 1)))
 
 
 def coverage(scored: pd.DataFrame, k: float = 2.0) -> float:
@@ -343,10 +406,11 @@ def write_report(b: Bundle, directory: Path) -> None:
     params = [pd.DataFrame(f["parameters"]) for f in b.info if "parameters" in f]
     notes = [f["note"] for f in b.info if f.get("note")]
     text = [f"# Calibration report: {b.name} ({b.kind}, {len(b.members)} members)", "",
-            (f"Data: {', '.join(d['path'] for d in b.provenance['data']) or '(in memory)'}; profile "
-            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}."),
-            "", (f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
-            f"{100 * coverage(s):.0f} % of them inside mean ± 2 std of the members."), "",
+            f"Data: {', '.join(d['path'] for d in b.provenance['data']) or '(in memory)'}; profile "
+            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}.",
+            "", f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
+            f"{100 * coverage(s):.0f} % of them inside prediction ± 2 R_std (R_std: spread of the members and "
+            f"residual scatter {100 * b.residual_sd:.1f} pp in quadrature).", "",
             "## Error per feed (pp)", "", report.markdown(tables["feed_id"]), "", "## Error per ion (pp)", "",
             report.markdown(tables["ion"]), ""]
     if params:

@@ -7,7 +7,8 @@ returns its members (what :func:`nanoutils.predict` averages):
   / ``sf_fit`` in :data:`nanoutils.profiles.SETTINGS`), then :data:`POSTERIOR_DRAWS` parameter sets drawn from its
   Laplace posterior
   N(θ̂, Σ) in the fit's transformed space θ (Σ: the Gauss–Newton covariance, scaled by max(1, reduced χ²)),
-  clipped to the fit's bounds; predictions are the fitted model's, ``R_std`` the spread of fit and draws;
+  clipped to the fit's bounds; predictions are the fitted model's, ``R_std_param`` the spread of fit and
+  draws (``R_std`` adds the calibration residual scatter, :func:`nanoutils.bundle.residual_sd`);
   a parameter that ended at a bound is held there (its σ means nothing) and the fit's info says so.
   Members are saved as JSON (``to_dict`` / ``from_dict``).
 * **learned** (neural ODE, PINN, ResNet, U-Net): the profile's pre-trained weights (chapters 04 and 06
@@ -247,8 +248,9 @@ def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "defaul
               seeds: int | Sequence[int] | None = None, sources: Sequence[str | Path] = (), command: str = ""):
     """Calibrate model ``name`` (:data:`CALIBRATORS`) on ``meas``: one fit per seed (``seeds``: a count, a list of
     seeds, or None for the model's default), all members in one :class:`nanoutils.bundle.Bundle` with the
-    calibration domain, provenance (``sources``: the data files, hashed; ``command``) and the in-sample
-    scored points of its report."""
+    calibration domain, provenance (``sources``: the data files, hashed; ``command``), the in-sample
+    scored points of its report and the residual scatter of those points (:func:`nanoutils.bundle.residual_sd`,
+    with the fitted parameters counted for a mechanistic model) that ``R_std`` adds to the members' spread."""
     from . import bundle
 
     cal = calibrator(name)
@@ -264,12 +266,15 @@ def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "defaul
     if point:  # the best fit's parameters give the predictions
         fits.sort(key=lambda f: f.info.get("chi2", np.inf))
     members = [m for f in fits for m in f.members]
+    scored = bundle.score_points(members, meas, point)
+    scatter = bundle.residual_sd(scored, len(fits[0].info.get("parameters", [])) if point else 0)
     return bundle.Bundle(
         name=name, kind=cal.kind, members=members,
         domain=bundle.domain_of(meas, fits[0].pretraining),
         provenance=bundle.provenance(sources, P.name, command, seed_list),
         info=[f.info for f in fits],
-        scored=bundle.score_points(members, meas, point), point_estimate=point,
+        scored=scored.assign(R_std=np.hypot(scored["R_std_param"], scatter)), point_estimate=point,
+        residual_sd=scatter,
     )
 
 

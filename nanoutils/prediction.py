@@ -9,7 +9,8 @@ solution-friction :class:`nanoutils.friction.SFModel`, the SDEM :class:`nanoutil
 or a model bundle
 (:func:`nanoutils.load`). It returns
 the same tidy frame as :meth:`nanoutils.dspmde.Result.to_frame`:
-feed_id, Jv_m_s, ion, c_feed, c_perm (mol/m³), R, converged.
+feed_id, Jv_m_s, ion, c_feed, c_perm (mol/m³), R, converged. Rejections are intrinsic: ``c_feed`` is the
+concentration at the membrane surface (no concentration-polarisation film), R = 1 − c_perm/c_feed.
 """
 from __future__ import annotations
 
@@ -59,61 +60,93 @@ def _is_mechanistic(model) -> bool:
                                                   and not hasattr(model, "parameters"))
 
 
-def _mechanistic_permeate(model, feeds: list[ions.Feed], fluxes: np.ndarray, species: tuple[str, ...]) -> np.ndarray:
-    """Permeate (N, M, d) of a membrane or a model with ``solve``; NaN where a case did not converge."""
-    res = (dspmde.solve(feeds, fluxes, membrane=model, species=species) if isinstance(model, dspmde.Membrane)
-           else model.solve(feeds, fluxes, species=species))
+def _mechanistic_permeate(model, feeds: list[ions.Feed], fluxes: np.ndarray, species: tuple[str, ...],
+                          temperature: float) -> np.ndarray:
+    """Permeate (N, M, d) of a membrane or a model with ``solve`` at ``temperature`` (K); NaN where a case did
+    not converge."""
+    res = (dspmde.solve(feeds, fluxes, membrane=model, species=species, temperature=temperature)
+           if isinstance(model, dspmde.Membrane) else model.solve(feeds, fluxes, species=species, temperature=temperature))
     return np.where(res.converged[..., None], res.permeate, np.nan)
 
 
-def predict(feeds: Feeds, fluxes_m_s, model, *, batch_size: int = 256) -> pd.DataFrame:
-    """Tidy predictions for N feeds × M fluxes (m/s) from ``model`` (see module docstring).
+def members_permeate(members: Sequence, feeds: list[ions.Feed], fluxes: np.ndarray, *,
+                     temperature: float | None = None, batch_size: int = 256
+                     ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """(species, feed (N, d), permeate (K, N, M, d)) mol/m³ of K members — torch models, or mechanistic ones
+    (:func:`_is_mechanistic`) — one batched evaluation of all N feeds × M fluxes (m/s) per member; NaN where a
+    mechanistic case did not converge. Mechanistic members are solved at ``temperature`` (K; None: 298.15 K);
+    torch models have no temperature input and predict at the temperature they were trained at."""
+    torch_members = bool(members) and all(hasattr(m, "parameters") for m in members)
+    if not (torch_members or (members and all(_is_mechanistic(m) for m in members))):
+        kinds = ", ".join(sorted({type(m).__name__ for m in members})) or "nothing"
+        raise TypeError(f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
+                        f"or a list of either, got {kinds}")
+    if torch_members:
+        species = tuple(getattr(members[0], "config").species)
+        conc, _ = ions.stack(feeds, species)
+        return species, conc, np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
+    conc, species = ions.stack(feeds)
+    T = 298.15 if temperature is None else temperature
+    return species, conc, np.stack([_mechanistic_permeate(m, feeds, fluxes, species, T) for m in members])
+
+
+def ensemble_frame(species: tuple[str, ...], conc: np.ndarray, fluxes: np.ndarray, permeate: np.ndarray,
+                   point: np.ndarray | None = None) -> pd.DataFrame:
+    """The tidy frame (:meth:`nanoutils.dspmde.Result.to_frame`) of K members' ``permeate`` (K, N, M, d) for feeds
+    ``conc`` (N, d) at ``fluxes`` (M,): ``c_perm`` and ``R`` of ``point`` (N, M, d) when given, else the members'
+    mean; ``c_perm_std`` and ``R_std`` their spread (members whose case did not converge left out); ``converged``
+    where the point converged, or without one, where every member did."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a case no member converged on stays NaN
+        mean, std = np.nanmean(permeate, axis=0), np.nanstd(permeate, axis=0)
+    best = mean if point is None else point
+    converged = np.isfinite(permeate).all(axis=(0, -1)) if point is None else np.isfinite(point).all(axis=-1)
+    result = dspmde.Result(species=species, feed=conc, fluxes=fluxes, permeate=best,
+                           membrane_surface=np.broadcast_to(conc[:, None, :], best.shape), converged=converged)
+    frame = result.to_frame()
+    present = np.broadcast_to(conc[:, None, :] > 0, best.shape)
+    frame["c_perm_std"] = std[present]
+    frame["R_std"] = frame["c_perm_std"] / frame["c_feed"]
+    return frame
+
+
+def predict(feeds: Feeds, fluxes_m_s, model, *, temperature: float | None = None, batch_size: int = 256
+            ) -> pd.DataFrame:
+    """Tidy predictions for N feeds × M fluxes (m/s) from ``model`` (see module docstring) at ``temperature``
+    (K). Predictions are intrinsic: ``c_feed`` is the concentration at the membrane surface (no
+    concentration-polarisation film).
+
+    ``temperature``: None takes 298.15 K for a membrane or mechanistic model and, for a model bundle, the
+    temperature it was calibrated at (:meth:`nanoutils.bundle.Bundle.predict_frame`). Torch models have no
+    temperature input: they predict at their training temperature, and a ``temperature`` given for them is
+    refused (a bundle flags it per row instead).
 
     For an ensemble (a list of torch models, or of mechanistic models such as posterior draws of a fit)
     ``c_perm`` and ``R`` are ensemble means and the columns ``c_perm_std`` and ``R_std`` give the spread
     across members (members whose case did not converge are left out of both; ``converged`` is True where
-    every member converged). A model bundle (:func:`nanoutils.load`) adds ``R_std`` and the validity columns
-    ``extrapolated`` and ``why`` (:meth:`nanoutils.bundle.Bundle.predict`).
+    every member converged). A model bundle (:func:`nanoutils.load`) adds ``R_std`` (predictive standard
+    deviation), ``R_std_param`` and the validity columns ``extrapolated`` and ``why``.
     """
     if hasattr(model, "predict_frame"):
-        return model.predict_frame(feeds, fluxes_m_s, batch_size=batch_size)
+        return model.predict_frame(feeds, fluxes_m_s, temperature=temperature, batch_size=batch_size)
     feed_list = _as_feed_list(feeds)
     fluxes = _fluxes(fluxes_m_s)
-    if _is_mechanistic(model):
-        if isinstance(model, dspmde.Membrane):
-            return dspmde.solve(feed_list, fluxes, membrane=model).to_frame()
-        return model.solve(feed_list, fluxes).to_frame()
+    if temperature is not None:
+        temperature = dspmde.check_temperature(temperature)
     members = list(model) if isinstance(model, (list, tuple)) else [model]
-    torch_members = bool(members) and all(hasattr(m, "parameters") for m in members)
-    if not (torch_members or (members and all(_is_mechanistic(m) for m in members))):
-        raise TypeError(f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
-                        f"or a list of either, got {type(model).__name__}")
-    if torch_members:
-        species = tuple(members[0].config.species)
-        conc, _ = ions.stack(feed_list, species)
-        permeate = np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
-    else:
-        conc, species = ions.stack(feed_list)
-        permeate = np.stack([_mechanistic_permeate(m, feed_list, fluxes, species) for m in members])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a case no member converged on stays NaN
-        mean, std = np.nanmean(permeate, axis=0), np.nanstd(permeate, axis=0)
-    result = dspmde.Result(
-        species=species,
-        feed=conc,
-        fluxes=fluxes,
-        permeate=mean,
-        membrane_surface=np.broadcast_to(conc[:, None, :], mean.shape),
-        converged=np.isfinite(permeate).all(axis=(0, -1)),
-    )
-    frame = result.to_frame()
-    if len(members) > 1:
-        spread = pd.DataFrame(
-            {"c_perm_std": std.ravel(), "present": np.broadcast_to(conc[:, None, :] > 0, mean.shape).ravel()}
-        )
-        frame["c_perm_std"] = spread.loc[spread.present, "c_perm_std"].to_numpy()
-        frame["R_std"] = frame["c_perm_std"] / frame["c_feed"]
-    return frame
+    if temperature is not None and members and all(hasattr(m, "parameters") for m in members):
+        raise ValueError(f"temperature {temperature:g} K: a torch model has no temperature input (it predicts at "
+                         "its training temperature); leave temperature unset or use a model bundle, which flags it")
+    if len(members) == 1 and _is_mechanistic(members[0]):
+        T = 298.15 if temperature is None else temperature
+        m = members[0]
+        res = (dspmde.solve(feed_list, fluxes, membrane=m, temperature=T) if isinstance(m, dspmde.Membrane)
+               else m.solve(feed_list, fluxes, temperature=T))
+        return res.to_frame()
+    species, conc, permeate = members_permeate(members, feed_list, fluxes, temperature=temperature,
+                                               batch_size=batch_size)
+    frame = ensemble_frame(species, conc, fluxes, permeate)
+    return frame if len(members) > 1 else frame.drop(columns=["c_perm_std", "R_std"])
 
 
 def read_feeds_csv(path) -> tuple[list[str], list[ions.Feed]]:

@@ -1,11 +1,12 @@
 """Calibration by name, model bundles, predictions with spread and validity flags."""
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 import nanoutils
-from nanoutils import bundle, calibration, dspmde, fitting, friction, ions, measurements, predict
+from nanoutils import bundle, calibration, dspmde, fitting, friction, ions, measurements, predict, sdem
 from nanoutils.profiles import Profile
 
 FEEDS = [ions.Feed.from_salts("NaCl 10 mM + MgCl2 5 mM"), ions.Feed.from_salts("Na2SO4 5 mM + NaCl 2 mM")]
@@ -70,9 +71,93 @@ def test_calibrated_bundle_predicts_with_the_fit_and_the_spread_of_its_posterior
     assert loaded.members == b.members and loaded.domain == json.loads(json.dumps(b.domain))
     with pytest.warns(bundle.ExtrapolationWarning):
         frame = predict(FEEDS, FLUXES, loaded)
-    np.testing.assert_allclose(frame["R"], predict(FEEDS, FLUXES, b.members[0])["R"], rtol=1e-12)
-    np.testing.assert_allclose(frame["R_std"], predict(FEEDS, FLUXES, b.members)["R_std"], rtol=1e-12)
-    assert (frame.loc[frame["Jv_m_s"] == 0, "R_std"] == 0).all()  # zero flux: every member gives R = 0
+    T = 293.15  # the real data were measured at 20 °C: the bundle predicts there
+    np.testing.assert_allclose(frame["R"], predict(FEEDS, FLUXES, b.members[0], temperature=T)["R"], rtol=1e-12)
+    np.testing.assert_allclose(frame["R_std_param"], predict(FEEDS, FLUXES, b.members, temperature=T)["R_std"],
+                               rtol=1e-12)
+    zero = frame["Jv_m_s"] == 0  # zero flux: every member gives R = 0, only the residual scatter is left
+    assert (frame.loc[zero, "R_std_param"] == 0).all() and np.allclose(frame.loc[zero, "R_std"], b.residual_sd)
+
+
+def test_predictive_std_adds_the_calibration_residual_scatter(dspmde_bundle, real):
+    b, directory = dspmde_bundle
+    r = (b.scored["R_pred"] - b.scored["R_meas"]).to_numpy()
+    n_params = len(b.info[0]["parameters"])
+    assert b.residual_sd == pytest.approx(np.sqrt(np.sum(r ** 2) / (len(r) - n_params)), rel=1e-12)
+    assert b.residual_sd > b.scored["R_std_param"].median()  # the misfit, not the parameters, dominates here
+    np.testing.assert_allclose(b.scored["R_std"], np.hypot(b.scored["R_std_param"], b.residual_sd), rtol=1e-12)
+    loaded = nanoutils.load(directory)
+    assert loaded.residual_sd == b.residual_sd
+    with pytest.warns(bundle.ExtrapolationWarning):
+        frame = predict(FEEDS, FLUXES, loaded)
+    np.testing.assert_allclose(frame["R_std"], np.hypot(frame["R_std_param"], b.residual_sd), rtol=1e-12)
+    # most calibration points lie within ± 2 R_std, more than within ± 2 of the members' spread alone
+    assert bundle.coverage(b.scored) >= max(0.9, bundle.coverage(b.scored.assign(R_std=b.scored["R_std_param"])))
+
+
+def test_bundle_predicts_at_its_calibration_temperature_and_flags_others(dspmde_bundle):
+    b, _ = dspmde_bundle
+    assert b.domain["T_C"] == [20.0, 20.0] and b.temperature_K() == pytest.approx(293.15)
+    inside = [ions.Feed.from_salts("NaCl 10 mM + NaNO3 0.2 mM + NH4Cl 0.2 mM")]  # a calibration feed
+    at_20 = predict(inside, [2e-5], b)
+    assert not at_20["extrapolated"].any()
+    fit = b.members[0]
+    np.testing.assert_allclose(at_20["R"], fit.solve(inside, [2e-5], temperature=293.15).to_frame()["R"], rtol=1e-12)
+    assert not np.allclose(at_20["R"], fit.solve(inside, [2e-5], temperature=298.15).to_frame()["R"], rtol=1e-6)
+    with pytest.warns(bundle.ExtrapolationWarning, match="temperature 35 °C > 20 °C seen"):
+        at_35 = predict(inside, [2e-5], b, temperature=308.15)
+    assert at_35["extrapolated"].all() and at_35["why"].eq("temperature 35 °C > 20 °C seen").all()
+    np.testing.assert_allclose(at_35["R"], fit.solve(inside, [2e-5], temperature=308.15).to_frame()["R"], rtol=1e-12)
+    wide = dataclasses.replace(b, domain={**b.domain, "T_C": [15.0, 25.0]})
+    with pytest.raises(bundle.BundleError, match="calibrated at 15–25 °C: give the temperature"):
+        predict(inside, [2e-5], wide)
+    assert not predict(inside, [2e-5], wide, temperature=291.15)["extrapolated"].any()
+
+
+def test_temperatures_outside_the_calibration_range_are_flagged_and_learned_models_say_they_cannot_follow():
+    domain = {"T_C": [20.0, 20.0], "pretraining": {"T_C": [25.0, 25.0]}}
+    assert bundle.temperature_reasons(20.0, domain, learned=True) == []  # fine-tuned at 20 °C: predicts as there
+    assert bundle.temperature_reasons(20.03, domain) == []
+    assert bundle.temperature_reasons(10.0, domain) == ["temperature 10 °C < 20 °C seen"]
+    assert bundle.temperature_reasons(30.0, domain, learned=True) == [
+        "temperature 30 °C > 20 °C seen (the model has no temperature input)"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: dspmde.Membrane.nf270(),
+    lambda: fitting.Spec().model(dict(fitting.PAPER_TABLE2)),
+    lambda: friction.SFModel({"Na+": 1.0, "Cl-": 2.0, "Mg2+": 5.0, "SO4-2": 8.0}, X=-30.0, water_fraction=0.3,
+                             thickness=2e-6, partition=0.8),
+    lambda: sdem.SDEMModel({"Na+": 1e-6, "Mg2+": 3e-7, "Cl-": 5e-6, "SO4-2": 1e-7}),
+], ids=["membrane", "fitting.Model", "SFModel", "SDEMModel"])
+def test_every_mechanistic_model_is_solved_at_the_temperature_asked(make, monkeypatch):
+    model = make()
+    feeds = [ions.Feed.from_salts("NaCl 10 mM + MgSO4 5 mM")]
+    owner, name = (dspmde, "solve") if isinstance(model, dspmde.Membrane) else (type(model), "solve")
+    original = getattr(owner, name)
+    expected = (original(feeds, FLUXES, membrane=model, temperature=283.15) if owner is dspmde
+                else original(model, feeds, FLUXES, temperature=283.15)).to_frame()["R"]
+    seen = []
+    monkeypatch.setattr(owner, name, lambda *a, **k: seen.append(k["temperature"]) or original(*a, **k))
+    for members in (model, [model, model]):
+        np.testing.assert_allclose(predict(feeds, FLUXES, members, temperature=283.15)["R"], expected, rtol=1e-12)
+    assert seen == [283.15] * 3
+
+
+def test_dspmde_rejections_depend_on_temperature():
+    """What the temperature tests rely on: a 5 K error changes the DSPM-DE prediction."""
+    at = {T: predict(FEEDS, FLUXES, dspmde.Membrane.nf270(), temperature=T)["R"] for T in (293.15, 298.15)}
+    assert np.abs(at[293.15] - at[298.15]).max() > 1e-3
+
+
+def test_each_member_is_solved_once_per_prediction(dspmde_bundle, monkeypatch):
+    b, _ = dspmde_bundle
+    calls = []
+    original = fitting.Model.solve
+    monkeypatch.setattr(fitting.Model, "solve", lambda self, *a, **k: calls.append(k) or original(self, *a, **k))
+    with pytest.warns(bundle.ExtrapolationWarning):
+        predict(FEEDS, FLUXES, b)
+    assert len(calls) == len(b.members) and all(k["temperature"] == pytest.approx(293.15) for k in calls)
 
 
 def test_validity_flags_name_what_lies_outside_the_domain(dspmde_bundle):

@@ -69,6 +69,21 @@ def test_predict_from_a_bundle_keeps_the_columns_and_flags_extrapolation(bundles
     assert mid.loc[mid["feed_id"] == "brine", "why"].str.contains("Mg2+ 50 mM > 10 mM seen", regex=False).all()
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("warning:") and "extrapolate" in err[0]
+    assert (frame["R_std"] >= frame["R_std_param"]).all() and (frame["R_std"] > 0).all()
+
+
+def test_predict_from_a_bundle_at_another_temperature_flags_it(bundles, feeds_csv, tmp_path, capsys):
+    """The bundle of the 20 °C data predicts at 20 °C unless told; 35 °C is predicted and flagged."""
+    at = {}
+    for T in (None, "20", "35"):
+        out = tmp_path / f"{T}.csv"
+        assert main(["predict", "--model", str(bundles["dspmde"]), "--feeds-csv", str(feeds_csv), "--flux-lmh", "50",
+                     "--out", str(out)] + (["--temperature-C", T] if T else [])) == 0
+        at[T] = pd.read_csv(out, keep_default_na=False).query("feed_id == 'fdl'")
+    pd.testing.assert_frame_equal(at[None], at["20"])
+    assert not at["20"]["extrapolated"].any()
+    assert at["35"]["extrapolated"].all() and (at["35"]["why"] == "temperature 35 °C > 20 °C seen").all()
+    assert (at["35"]["R"] - at["20"]["R"]).abs().max() > 1e-3
 
 
 def test_predict_with_checkpoint_still_works(tmp_path, feeds_csv):
@@ -113,6 +128,11 @@ def _cases(tmp_path: Path, bundles: dict[str, Path], feeds: Path) -> dict[str, t
     (tmp_path / "adir").mkdir()
     exists = tmp_path / "exists.txt"
     exists.write_text("mine")
+    several_T = bundle_copy(lambda d: (d / "domain.json").write_text(
+        json.dumps({**json.loads((d / "domain.json").read_text()), "T_C": [15.0, 25.0]})))
+    from nanoutils import models, training
+
+    ckpt = training.save_model(models.build("neural_ode", "smoke").double(), tmp_path / "ode.pt")
     newer = bundle_copy(lambda d: (d / "model.json").write_text(
         json.dumps({**json.loads((d / "model.json").read_text()), "nanoutils_version": "99.0.0"})))
     return {
@@ -156,6 +176,10 @@ def _cases(tmp_path: Path, bundles: dict[str, Path], feeds: Path) -> dict[str, t
                                                 str(tmp_path / "no" / "p.csv")], "no", "does not exist"),
         "predict out is a directory": (["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "5", "--out",
                                         str(tmp_path / "adir")], "adir", "is a directory"),
+        "bundle over several temperatures, none given": (pr(["--model", str(several_T)]), "",
+                                                         "calibrated at 15–25 °C: give the temperature"),
+        "temperature for a checkpoint without a temperature input": (
+            pr(["--checkpoint", str(ckpt)], "--temperature-C", "30"), "", "no temperature input"),
         "feed the model cannot take": (["predict", "--feed", "KCl 10 mM", "--flux-lmh", "5", "--out", pred,
                                         "--model", str(bundles["sf"])], "", "K+"),
     }
@@ -167,7 +191,8 @@ CASES = ["missing data file", "data is a directory", "empty CSV", "binary file",
          "foreign checkpoint", "checkpoint is a directory", "missing bundle", "bundle is a file",
          "bundle without model.json", "garbled model.json", "missing member", "corrupt member",
          "bundle of a newer version", "missing feeds CSV", "negative flux", "predict out in a missing directory",
-         "predict out is a directory", "feed the model cannot take"]
+         "predict out is a directory", "bundle over several temperatures, none given",
+         "temperature for a checkpoint without a temperature input", "feed the model cannot take"]
 
 
 @pytest.mark.parametrize("case", CASES)
