@@ -15,6 +15,7 @@
    error (pp).
 Prints markdown for benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def cli_calibrate_seconds(out: Path) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nanoutils", "calibrate", str(measurements.MEASURED_DIR / "nf270_fdl2021.csv"),
-                    "--model", "dspmde", "--out", str(out)], check=True, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nanoutils",
+            "calibrate",
+            str(measurements.MEASURED_DIR / "nf270_fdl2021.csv"),
+            "--model",
+            "dspmde",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        cwd=ROOT,
+    )
     return time.perf_counter() - t0
 
 
@@ -49,9 +63,17 @@ def ode_predict_seconds(profile: str, meas: measurements.Measurements, tmp: Path
     for seed in range(3):
         env.seed_everything(seed)
         members.append(models.build("neural_ode", profile))
-    b = bundle.Bundle("neural_ode", "learned", members, bundle.domain_of(meas, {
-        "ions": list(members[0].config.species), "c_mM": [0.1, 1000.0], "flux_LMH": [0.0, 216.0], "T_C": [25, 25]}),
-        bundle.provenance([], profile, "bench", [0, 1, 2]), [])
+    b = bundle.Bundle(
+        "neural_ode",
+        "learned",
+        members,
+        bundle.domain_of(
+            meas,
+            {"ions": list(members[0].config.species), "c_mM": [0.1, 1000.0], "flux_LMH": [0.0, 216.0], "T_C": [25, 25]},
+        ),
+        bundle.provenance([], profile, "bench", [0, 1, 2]),
+        [],
+    )
     loaded = bundle.load(b.save(tmp / "ode"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -72,18 +94,24 @@ def main() -> None:
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}\n")
     tmp = Path(tempfile.mkdtemp())
     if not args.skip_cli:
-        print(f"calibrate --model dspmde on nf270_fdl2021.csv (CLI, default profile): "
-              f"{cli_calibrate_seconds(tmp / 'real'):.1f} s wall\n")
+        print(
+            f"calibrate --model dspmde on nf270_fdl2021.csv (CLI, default profile): "
+            f"{cli_calibrate_seconds(tmp / 'real'):.1f} s wall\n"
+        )
     virtual = measurements.load_measurements(sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_*.csv"))))
     trainval, test = measurements.split_by_feed(virtual, 0.25, seed=0)  # comparison.splits' test split
     comp = sampling.sobol_compositions(1000, seed=1)
     feeds, fluxes = comp.feeds(), np.linspace(5, 180, 10) / 3.6e6
-    print("| model | members | calibrate s (VIRTUAL train+val) | predict 10,000 points s | VIRTUAL test error (pp) "
-          "| residual_sd (pp) | coverage ± 2 R_std (VIRTUAL test) | coverage ± 2 R_std_param | test points |")
+    print(
+        "| model | members | calibrate s (VIRTUAL train+val) | predict 10,000 points s | VIRTUAL test error (pp) "
+        "| residual_sd (pp) | coverage ± 2 R_std (VIRTUAL test) | coverage ± 2 R_std_param | test points |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     if args.ode_profile:
-        print(f"predict 10,000 points, 3-member neural ODE bundle ({args.ode_profile} size): "
-              f"{ode_predict_seconds(args.ode_profile, virtual, tmp, feeds, fluxes):.2f} s\n")
+        print(
+            f"predict 10,000 points, 3-member neural ODE bundle ({args.ode_profile} size): "
+            f"{ode_predict_seconds(args.ode_profile, virtual, tmp, feeds, fluxes):.2f} s\n"
+        )
     for name in args.models:
         t0 = time.perf_counter()
         b = calibration.calibrate(name, trainval, profile=args.profile)
@@ -98,8 +126,11 @@ def main() -> None:
         scored = loaded.score(test)
         err = 100 * (scored["R_pred"] - scored["R_meas"]).abs().mean()
         param_only = bundle.coverage(scored.assign(R_std=scored["R_std_param"]))
-        print(f"| {name} | {len(b.members)} | {fit_s:.0f} | {predict_s:.1f} | {err:.1f} | {100 * b.residual_sd:.1f} | "
-              f"{100 * bundle.coverage(scored):.0f} % | {100 * param_only:.0f} % | {len(scored)} |", flush=True)
+        print(
+            f"| {name} | {len(b.members)} | {fit_s:.0f} | {predict_s:.1f} | {err:.1f} | {100 * b.residual_sd:.1f} | "
+            f"{100 * bundle.coverage(scored):.0f} % | {100 * param_only:.0f} % | {len(scored)} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Random electroneutral mixtures (log-uniform 0.1–1000 mol/m³, seeded) of 2, 4 
 NF270 (Table 2), fluxes 1–30 µm/s, no film. Batch sizes count composition × flux cases.
 Prints markdown tables for benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,13 @@ OPTIONS = {  # label → keyword arguments of solve (issue 10); each timed on th
     "image_forces (ε_m = 4.5)": {"image_forces": True},
     "temperature_model = stokes_einstein, 20 °C": {"temperature_model": "stokes_einstein", "temperature": 293.15},
     "pore = single_element": {"pore": "single_element"},
-    "all of pitzer + langmuir + image + 20 °C": {"activity": "pitzer", "image_forces": True,
-                                                  "isotherm": ChargeIsotherm.langmuir(60.0, {"Mg2+": 0.03}),
-                                                  "temperature_model": "stokes_einstein", "temperature": 293.15},
+    "all of pitzer + langmuir + image + 20 °C": {
+        "activity": "pitzer",
+        "image_forces": True,
+        "isotherm": ChargeIsotherm.langmuir(60.0, {"Mg2+": 0.03}),
+        "temperature_model": "stokes_einstein",
+        "temperature": 293.15,
+    },
 }
 
 
@@ -71,10 +76,14 @@ def options_table(n_feeds: int, rng: np.random.Generator) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = solve(feeds, fluxes, species=names, membrane=membrane, **options)
-            seconds = best_time(lambda options=options: solve(feeds, fluxes, species=names, membrane=membrane, **options), 2.0)
+            seconds = best_time(
+                lambda options=options: solve(feeds, fluxes, species=names, membrane=membrane, **options), 2.0
+            )
         base = seconds if base is None else base
-        print(f"| {label} | {result.converged.size / seconds:,.0f} | {seconds / base:.2f}× | "
-              f"{np.median(result.info['iterations']):.0f} | {result.n_failed} |")
+        print(
+            f"| {label} | {result.converged.size / seconds:,.0f} | {seconds / base:.2f}× | "
+            f"{np.median(result.info['iterations']):.0f} | {result.n_failed} |"
+        )
 
 
 def main() -> None:
@@ -103,7 +112,9 @@ def main() -> None:
             fluxes = np.linspace(1e-6, 3e-5, n_fluxes)
             result = solve(feeds, fluxes, species=names, membrane=membrane)
             assert result.converged.all(), f"{result.n_failed} cases failed"
-            seconds = best_time(lambda feeds=feeds, fluxes=fluxes, names=names: solve(feeds, fluxes, species=names, membrane=membrane))
+            seconds = best_time(
+                lambda feeds=feeds, fluxes=fluxes, names=names: solve(feeds, fluxes, species=names, membrane=membrane)
+            )
             ms = seconds / batch * 1e3
             print(f"| {d} | {batch:,} | {batch / seconds:,.0f} | {ms:.3f} | {ref_ms:.1f} | {ref_ms / ms:,.0f}× |")
     options_table(args.option_feeds, rng)

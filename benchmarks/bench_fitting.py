@@ -9,6 +9,7 @@ fit is dual annealing (``--anneal`` iterations, 8 evaluations each) + Nelder–M
 iterations) + the Gauss–Newton uncertainty (9 evaluations), seed 0, from a random start —
 the notebook's default profile. Prints a markdown table for benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,15 +37,22 @@ def main() -> None:
     parser.add_argument("--nm", type=int, default=300, help="Nelder-Mead iterations")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}\n")
-    print("| data set | points | feeds | solve calls / evaluation | evaluations/s | full fit: evaluations | "
-          "full fit: wall s | χ² | unconverged at optimum |")
+    print(
+        "| data set | points | feeds | solve calls / evaluation | evaluations/s | full fit: evaluations | "
+        "full fit: wall s | χ² | unconverged at optimum |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for label, meas in (("VIRTUAL NF270", virtual_lab.load()), ("real NF270 (FdL 2021)", measurements.load_dataset("nf270_fdl2021"))):
+    for label, meas in (
+        ("VIRTUAL NF270", virtual_lab.load()),
+        ("real NF270 (FdL 2021)", measurements.load_dataset("nf270_fdl2021")),
+    ):
         obj = fitting.Objective(meas)
         rate = evaluations_per_second(obj)
         res = fitting.fit(meas, seed=0, anneal_maxiter=args.anneal, nm_maxiter=args.nm)
-        print(f"| {label} | {obj.n_points} | {len(obj.arrays.feed_keys)} | {len(obj.groups)} | {rate:.1f} | "
-              f"{len(res.trace) + 9} | {res.wall_s:.1f} | {res.chi2:.4g} | {res.n_unconverged} |")
+        print(
+            f"| {label} | {obj.n_points} | {len(obj.arrays.feed_keys)} | {len(obj.groups)} | {rate:.1f} | "
+            f"{len(res.trace) + 9} | {res.wall_s:.1f} | {res.chi2:.4g} | {res.n_unconverged} |"
+        )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Data: the real FdL 2021 set (75 points) and the VIRTUAL NF270 set (≈ 850 point
 Wall times exclude the standard-error step of :func:`fitting.fit` (``with_uncertainty=False``); the
 gradient fit's standard errors come free from its final Jacobian. Prints a markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds of the common random start")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}\n")
-    print("| data set | seed | annealing + NM: χ² | evaluations | wall s | gradient: χ² | evaluations | wall s "
-          "| χ² ratio | speed-up |")
+    print(
+        "| data set | seed | annealing + NM: χ² | evaluations | wall s | gradient: χ² | evaluations | wall s "
+        "| χ² ratio | speed-up |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     sets = (("real NF270 (FdL 2021)", data.load_dataset("nf270_fdl2021")), ("VIRTUAL NF270", virtual_lab.load()))
     for label, meas in sets:
@@ -36,10 +39,18 @@ def main() -> None:
             t0 = time.perf_counter()
             grad = fitting.fit_gradient(meas, seed=seed)
             t_grad = time.perf_counter() - t0
-            print(f"| {label} | {seed} | {ref.chi2:.6g} | {len(ref.trace)} | {t_ref:.1f} | {grad.chi2:.6g} | "
-                  f"{len(grad.trace)} | {t_grad:.1f} | {grad.chi2 / ref.chi2:.4f} | {t_ref / t_grad:.1f}× |", flush=True)
-            print("  params annealing+NM:", {k: f"{v:.4g}" for k, v in ref.params.items()},
-                  " gradient:", {k: f"{v:.4g}" for k, v in grad.params.items()}, flush=True)
+            print(
+                f"| {label} | {seed} | {ref.chi2:.6g} | {len(ref.trace)} | {t_ref:.1f} | {grad.chi2:.6g} | "
+                f"{len(grad.trace)} | {t_grad:.1f} | {grad.chi2 / ref.chi2:.4f} | {t_ref / t_grad:.1f}× |",
+                flush=True,
+            )
+            print(
+                "  params annealing+NM:",
+                {k: f"{v:.4g}" for k, v in ref.params.items()},
+                " gradient:",
+                {k: f"{v:.4g}" for k, v in grad.params.items()},
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ dopri5 then takes more steps (the NFE column lets you rescale).
 
     .venv/bin/python benchmarks/bench_neural_ode.py [--threads 2] [--reps 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,19 +87,29 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--train-compositions", type=int, nargs=2, default=(3277, 26214), metavar=("DEFAULT", "PAPER"),
-                    help="training compositions (×8 fluxes) assumed per epoch for the projection")
+    ap.add_argument(
+        "--train-compositions",
+        type=int,
+        nargs=2,
+        default=(3277, 26214),
+        metavar=("DEFAULT", "PAPER"),
+        help="training compositions (×8 fluxes) assumed per epoch for the projection",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32; batch = the profile's batch size "
-          "× its flux points (profiles.SETTINGS)\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; float32; batch = the profile's batch size "
+        "× its flux points (profiles.SETTINGS)\n"
+    )
     rows = []
     for profile, n_train in zip(("default", "paper"), args.train_compositions, strict=True):
         env.seed_everything(0)
         base = models.build("neural_ode", profile, method="dopri5", step_size=None)
         h, err_d, err_r = matched_rk4_step(base)
-        print(f"{profile}: {models.n_parameters(base):,} parameters; rk4 step {h:g} in τ "
-              f"(max error {err_r:.2g} vs dopri5 {err_d:.2g} on the scaled state)")
+        print(
+            f"{profile}: {models.n_parameters(base):,} parameters; rk4 step {h:g} in τ "
+            f"(max error {err_r:.2g} vs dopri5 {err_d:.2g} on the scaled state)"
+        )
         variants = {
             "dopri5 direct": {},
             "dopri5 adjoint (seminorm)": {"adjoint": True},
@@ -108,19 +119,28 @@ def main() -> None:
         }
         variants.setdefault("rk4 h=0.1 direct", {"method": "rk4", "step_size": 0.1})
         knobs = profiles.get(profile).settings
-        epochs, batch_size, n_flux = knobs.pretraining["epochs"], knobs.pretraining["batch_size"], knobs.pretraining_fluxes
+        epochs, batch_size, n_flux = (
+            knobs.pretraining["epochs"],
+            knobs.pretraining["batch_size"],
+            knobs.pretraining_fluxes,
+        )
         batches = -(-n_train // batch_size)
         for name, changes in variants.items():
             sec, nfe_f, nfe_a = time_variant(_with(base, **changes), args.reps, batch_size, n_flux)
             hours = sec * batches * epochs / 3600
             rows.append((profile, batch_size, n_flux, name, sec, nfe_f, nfe_a, hours, epochs, batches))
-            print(f"  {name:30s} {sec:7.3f} s/batch  NFE fwd {nfe_f:5.0f} total {nfe_a:5.0f}  "
-                  f"→ {hours:6.2f} h for {epochs} epochs × {batches} batches", flush=True)
+            print(
+                f"  {name:30s} {sec:7.3f} s/batch  NFE fwd {nfe_f:5.0f} total {nfe_a:5.0f}  "
+                f"→ {hours:6.2f} h for {epochs} epochs × {batches} batches",
+                flush=True,
+            )
     print("\n| profile (batch × fluxes) | variant | s / batch | NFE fwd | NFE total | projected h (epochs × batches) |")
     print("|---|---|---:|---:|---:|---:|")
     for profile, batch_size, n_flux, name, sec, nfe_f, nfe_a, hours, epochs, batches in rows:
-        print(f"| {profile} ({batch_size} × {n_flux}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | "
-              f"{hours:.2f} ({epochs} × {batches}) |")
+        print(
+            f"| {profile} ({batch_size} × {n_flux}) | {name} | {sec:.3f} | {nfe_f:.0f} | {nfe_a:.0f} | "
+            f"{hours:.2f} ({epochs} × {batches}) |"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ Leave one feed out (folds labelled "ions seen" / "ion X unseen") and in-sample, 
 :data:`nanoutils.dspmde_plus.BUDGET`. Prints markdown tables; writes the folds, points, per-quantity
 frames, the fit table and correlation matrix of the in-sample dspmde_plus fit, and the fold figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nanoutils import measurements, dspmde_plus, report, transfer
+from nanoutils import dspmde_plus, measurements, report, transfer
 
 
 def main() -> None:
@@ -29,9 +30,16 @@ def main() -> None:
     parser.add_argument("--laplace", type=int, default=8, help="ensemble draws (0: no ensemble rows)")
     parser.add_argument("--multistart", type=int, default=0, help="random starts per multi-start ensemble (0: none)")
     parser.add_argument("--held-out", nargs="+", default=None, help="feed keys to hold out (default all)")
-    parser.add_argument("--models", nargs="*", default=None, help="dspmde_plus rows to run (default all; none: only --registry rows)")
-    parser.add_argument("--registry", nargs="+", default=[], metavar="NAME",
-                        help="also rows calibrated exactly as `nanoutils calibrate NAME` (e.g. dspmde dspmde_plus sdem)")
+    parser.add_argument(
+        "--models", nargs="*", default=None, help="dspmde_plus rows to run (default all; none: only --registry rows)"
+    )
+    parser.add_argument(
+        "--registry",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="also rows calibrated exactly as `nanoutils calibrate NAME` (e.g. dspmde dspmde_plus sdem)",
+    )
     parser.add_argument("--profile", default="default", help="profile of the --registry rows (default: default)")
     parser.add_argument("--no-in-sample", action="store_true", help="transfer folds only")
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
@@ -47,8 +55,7 @@ def main() -> None:
         models = {k: f for k, f in models.items() if k in args.models}
     models |= transfer.registry_rows(args.registry, profile=args.profile)
     t0 = time.perf_counter()
-    bench = transfer.benchmark(meas, models, seeds=args.seeds, held_out=args.held_out,
-                               in_sample=not args.no_in_sample)
+    bench = transfer.benchmark(meas, models, seeds=args.seeds, held_out=args.held_out, in_sample=not args.no_in_sample)
     wall = time.perf_counter() - t0
     bench.folds.to_csv(args.out / "folds.csv", index=False)
     bench.points.to_csv(args.out / "points.csv", index=False)
@@ -58,8 +65,9 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(f"real NF270 (FdL 2021), leave one feed out + in-sample, seeds {args.seeds}, {wall:.0f} s\n")
     print(report.markdown(head), "\n")
-    cols = ["model", "seed", "fold", "ions", "error_pp", "n_points", "n_nan"] + \
-        [c for c in ("interval_coverage", "mean_R_std_pp") if c in bench.folds]
+    cols = ["model", "seed", "fold", "ions", "error_pp", "n_points", "n_nan"] + [
+        c for c in ("interval_coverage", "mean_R_std_pp") if c in bench.folds
+    ]
     print(report.markdown(bench.folds[cols]), "\n")
     print(report.markdown(bench.per_quantity().reset_index()), "\n")
     names = [n for n in ("DSPM-DE (fitted Z)", "dspmde_plus", "dspmde_plus (Laplace)") if n in models] or list(models)
@@ -72,8 +80,9 @@ def main() -> None:
     table.to_csv(args.out / "dspmde_plus_table.csv")
     corr = pd.DataFrame(result.correlation, index=result.names, columns=result.names)
     corr.to_csv(args.out / "dspmde_plus_correlation.csv")
-    print(f"dspmde_plus on all real feeds: χ² = {result.chi2:.1f} ({result.n_points} points), "
-          f"fit {result.wall_s:.0f} s\n")
+    print(
+        f"dspmde_plus on all real feeds: χ² = {result.chi2:.1f} ({result.n_points} points), fit {result.wall_s:.0f} s\n"
+    )
     print(report.markdown(table), "\n")
     print(report.markdown(corr.rename_axis("parameter"), digits=2), "\n")
     print(f"wrote {args.out}/", np.round(wall, 1))

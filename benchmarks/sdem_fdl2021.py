@@ -12,6 +12,7 @@
 Errors are mean absolute rejection errors in pp (:func:`nanoutils.metrics.rejection_error`); the
 solve for scoring uses :data:`nanoutils.sdem.DEFAULT_CELLS` cells. Prints markdown tables and the fitted parameters.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,18 @@ def scored(meas: data.Measurements, models: dict[str, sdem.SDEMModel]) -> pd.Dat
             R = a.model_rejection(obj.permeate(model)[0])
         rows = sub.table.iloc[a.row[a.mask]]
         n, m, q = np.nonzero(a.mask)
-        frames.append(pd.DataFrame({"feed_id": key, "ion": np.asarray(a.quantities, dtype=object)[q],
-                                    "Jv_um_s": 1e6 * a.Jv[n, m], "R_meas": a.R[a.mask],
-                                    "R_pred": R[a.mask],
-                                    "R_authors": pd.to_numeric(rows["x_R_authors_SDEM_fit"]).to_numpy()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "feed_id": key,
+                    "ion": np.asarray(a.quantities, dtype=object)[q],
+                    "Jv_um_s": 1e6 * a.Jv[n, m],
+                    "R_meas": a.R[a.mask],
+                    "R_pred": R[a.mask],
+                    "R_authors": pd.to_numeric(rows["x_R_authors_SDEM_fit"]).to_numpy(),
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -72,8 +81,10 @@ def main() -> None:
     print("|---|---|---|---|")
     for key, g in s.groupby("feed_id"):
         a = g[g["R_authors"].notna()]
-        print(f"| {key} | {100 * (a.R_pred - a.R_authors).abs().mean():.2f} (n={len(a)}) | {pp(g):.2f} | "
-              f"{100 * (a.R_authors - a.R_meas).abs().mean():.2f} |")
+        print(
+            f"| {key} | {100 * (a.R_pred - a.R_authors).abs().mean():.2f} (n={len(a)}) | {pp(g):.2f} | "
+            f"{100 * (a.R_authors - a.R_meas).abs().mean():.2f} |"
+        )
     print("\n" + per.table().to_string(float_format="%.4g") + f"\n\nat bounds: {per.at_bounds}\n")
     curves = authors_curves(meas)
     on_curves = sdem.fit(curves, per_feed=True, n_starts=args.starts)
@@ -86,8 +97,10 @@ def main() -> None:
 
     shared = sdem.fit(meas, n_starts=args.starts, fit_exponent=args.fit_exponent)
     s = scored(meas, dict.fromkeys(meas.feed_keys, shared.model))
-    print(f"## Transfer form: one set of permeances ({shared.wall_s:.1f} s, chi2 {shared.chi2:.1f}, "
-          f"starts reached {[round(v, 1) for v in shared.starts]})\n")
+    print(
+        f"## Transfer form: one set of permeances ({shared.wall_s:.1f} s, chi2 {shared.chi2:.1f}, "
+        f"starts reached {[round(v, 1) for v in shared.starts]})\n"
+    )
     print(shared.table().to_string(float_format="%.4g") + f"\n\nat bounds: {shared.at_bounds}\n")
     print(shared.correlation.round(2).to_string() + "\n")
     print("| feed | in-sample pp |\n|---|---|")
@@ -106,8 +119,10 @@ def main() -> None:
         plain = scored(test, dict.fromkeys(test.feed_keys, f.model))
         fb = sdem.SDEMModel(f.model.permeance, exponent=f.model.exponent, fallback="diffusivity")
         back = scored(test, dict.fromkeys(test.feed_keys, fb))
-        print(f"| {name} | {cover} | {f.wall_s:.1f} | {pp(plain):.2f} | {int(plain.R_pred.notna().sum())}/"
-              f"{len(plain)} | {pp(back):.2f} |")
+        print(
+            f"| {name} | {cover} | {f.wall_s:.1f} | {pp(plain):.2f} | {int(plain.R_pred.notna().sum())}/"
+            f"{len(plain)} | {pp(back):.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ Submodules are imported when first used (``nanoutils.fitting`` …), so ``import
 ``nanoutils.transport_data`` are aliases of ``measurements``, ``pretraining_set`` and ``training_data`` for one
 release.
 """
+
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -37,9 +38,35 @@ try:
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
-_MODULES = ("activity", "bundle", "calibration", "comparison", "constants", "dspmde", "dspmde_plus", "env", "finetuning", "fitting", "friction", "ions",
-            "measurements", "metrics", "models", "plotting", "prediction", "pretraining_set", "profiles", "report",
-            "sampling", "sdem", "training", "training_data", "transfer", "units", "virtual_lab")
+_MODULES = (
+    "activity",
+    "bundle",
+    "calibration",
+    "comparison",
+    "constants",
+    "dspmde",
+    "dspmde_plus",
+    "env",
+    "finetuning",
+    "fitting",
+    "friction",
+    "ions",
+    "measurements",
+    "metrics",
+    "models",
+    "plotting",
+    "prediction",
+    "pretraining_set",
+    "profiles",
+    "report",
+    "sampling",
+    "sdem",
+    "training",
+    "training_data",
+    "transfer",
+    "units",
+    "virtual_lab",
+)
 #: Old module names, aliases of the new ones for one release (CHANGELOG.md).
 _ALIASES = ("data", "datasets", "transport_data")
 __all__ = [*_MODULES, "load", "predict", "__version__"]

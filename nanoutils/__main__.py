@@ -1,4 +1,5 @@
 """Command line: ``python -m nanoutils run | predict | calibrate | tune …`` (see ``--help``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,13 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import SeriesError, run_series, summary_table
 
     try:
-        runs = run_series(args.profile, only=args.only, device=args.device, progress_bar=not args.no_progress,
-                          max_epochs=args.max_epochs)
+        runs = run_series(
+            args.profile,
+            only=args.only,
+            device=args.device,
+            progress_bar=not args.no_progress,
+            max_epochs=args.max_epochs,
+        )
     except SeriesError as err:
         print(summary_table(err.runs), file=sys.stderr)
         print(f"\nERROR: {err}", file=sys.stderr)
@@ -114,12 +120,20 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.seeds is not None and args.seeds < 1:
         raise ValueError(f"--seeds {args.seeds}: need at least 1")
     meas = load_measurements(paths)
-    bundle = calibrate(args.model, meas, profile=args.profile, seeds=args.seeds, sources=paths,
-                       command=" ".join(["nanoutils", *args.argv]))
+    bundle = calibrate(
+        args.model,
+        meas,
+        profile=args.profile,
+        seeds=args.seeds,
+        sources=paths,
+        command=" ".join(["nanoutils", *args.argv]),
+    )
     bundle.save(out)
     s = bundle.scored
-    print(f"calibrated {args.model} on {len(s)} points of {len(meas.feeds)} feeds: in-sample error "
-          f"{100 * (s['R_pred'] - s['R_meas']).abs().mean():.2f} pp; bundle: {out}/ (report: {out}/report/summary.md)")
+    print(
+        f"calibrated {args.model} on {len(s)} points of {len(meas.feeds)} feeds: in-sample error "
+        f"{100 * (s['R_pred'] - s['R_meas']).abs().mean():.2f} pp; bundle: {out}/ (report: {out}/report/summary.md)"
+    )
     return 0
 
 
@@ -134,18 +148,31 @@ def _calibrate_epilog() -> str:
 def _add_calibrate(sub) -> None:
     from .calibration import DEFAULT_MODEL
 
-    cal = sub.add_parser("calibrate", help="fit a model to measurements (CSV) and write a model bundle",
-                         description="Fit a model to measured rejections (the CSV schema of data/measured/README.md) "
-                         "and write a model bundle DIR for `predict --model DIR` and nanoutils.load(DIR).",
-                         epilog=_calibrate_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    cal = sub.add_parser(
+        "calibrate",
+        help="fit a model to measurements (CSV) and write a model bundle",
+        description="Fit a model to measured rejections (the CSV schema of data/measured/README.md) "
+        "and write a model bundle DIR for `predict --model DIR` and nanoutils.load(DIR).",
+        epilog=_calibrate_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     cal.add_argument("data", nargs="+", metavar="DATA.csv", help="measurement CSV file(s)")
-    cal.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME", help=f"model to fit (default {DEFAULT_MODEL}; "
-                     "list below)")
+    cal.add_argument(
+        "--model", default=DEFAULT_MODEL, metavar="NAME", help=f"model to fit (default {DEFAULT_MODEL}; list below)"
+    )
     cal.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write (replaced if a bundle)")
-    cal.add_argument("--profile", choices=PROFILES, default="default", help="run profile: fit budgets, network "
-                     "sizes and pre-trained weights (default: default)")
-    cal.add_argument("--seeds", type=int, metavar="N", help="fits with seeds 0…N−1, members pooled (default: 1 for "
-                         "mechanistic models, 3 for learned ones)")
+    cal.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="default",
+        help="run profile: fit budgets, network sizes and pre-trained weights (default: default)",
+    )
+    cal.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="fits with seeds 0…N−1, members pooled (default: 1 for mechanistic models, 3 for learned ones)",
+    )
     cal.set_defaults(func=_calibrate)
 
 
@@ -155,23 +182,38 @@ def _add_tune(sub) -> None:
     def tune(args: argparse.Namespace) -> int:
         from .tuning import best_settings, tune
 
-        study = tune(args.model, args.trials, args.profile, url=args.storage, name=args.study, seed=args.seed,
-                     device=args.device)
+        study = tune(
+            args.model, args.trials, args.profile, url=args.storage, name=args.study, seed=args.seed, device=args.device
+        )
         s = best_settings(study)
-        print(f"study {study.study_name}: {len(study.trials)} trials; best validation loss (VIRTUAL validation feeds) "
-              f"{s.value:.4g} with lr {s.lr:.3g}, {s.config}, {s.n_parameters:,} parameters, noise {s.noise}")
+        print(
+            f"study {study.study_name}: {len(study.trials)} trials; best validation loss (VIRTUAL validation feeds) "
+            f"{s.value:.4g} with lr {s.lr:.3g}, {s.config}, {s.n_parameters:,} parameters, noise {s.noise}"
+        )
         return 0
 
-    p = sub.add_parser("tune", help="hyper-parameter search of a deep model with Optuna (shareable by many workers)",
-                       description="Search the fine-tuning learning rate, width and depth (parameter count within "
-                       "±15 %% of the neural ODE's) and eq. 5 noise of a Table 1 model by the validation loss on the "
-                       "VIRTUAL validation feeds. Workers running this command with the same --storage and --study "
-                       "share one study and stop when it holds --trials trials.")
+    p = sub.add_parser(
+        "tune",
+        help="hyper-parameter search of a deep model with Optuna (shareable by many workers)",
+        description="Search the fine-tuning learning rate, width and depth (parameter count within "
+        "±15 %% of the neural ODE's) and eq. 5 noise of a Table 1 model by the validation loss on the "
+        "VIRTUAL validation feeds. Workers running this command with the same --storage and --study "
+        "share one study and stop when it holds --trials trials.",
+    )
     p.add_argument("--model", choices=tuple(DEPTH), required=True, help="deep model of Table 1")
-    p.add_argument("--trials", type=int, default=20, metavar="N", help="trials of the study over all workers "
-                   "(default 20; the same for every model)")
-    p.add_argument("--storage", metavar="URL", help="journal file path or database URL (sqlite:///x.db, "
-                   "postgresql://…); default runs/<profile>/tuning/studies.log")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        metavar="N",
+        help="trials of the study over all workers (default 20; the same for every model)",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="journal file path or database URL (sqlite:///x.db, "
+        "postgresql://…); default runs/<profile>/tuning/studies.log",
+    )
     p.add_argument("--profile", choices=PROFILES, default="default", help="run profile: budgets and sizes")
     p.add_argument("--study", metavar="NAME", help="study name (default <model>-<profile>)")
     p.add_argument("--seed", type=int, default=0, help="training seed (default 0)")
@@ -188,36 +230,60 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", nargs="+", metavar="NN", help="run only these notebook numbers, e.g. --only 00 01")
     run.add_argument("--device", choices=DEVICES, default="auto", help="torch device (auto picks CUDA when present)")
     run.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
-    run.add_argument("--max-epochs", type=int, metavar="N", help="cap every training run at N epochs: a quick "
-                     "end-to-end check of a profile (e.g. paper on a CPU), not a result")
+    run.add_argument(
+        "--max-epochs",
+        type=int,
+        metavar="N",
+        help="cap every training run at N epochs: a quick "
+        "end-to-end check of a profile (e.g. paper on a CPU), not a result",
+    )
     run.set_defaults(func=_run)
-    pred = sub.add_parser("predict", help="permeate concentrations and rejections for feeds and fluxes, as CSV",
-                          description="Permeate concentrations and rejections for feeds × fluxes, as CSV: feed_id, "
-                          "Jv_m_s, Jv_LMH, ion, c_feed_mM, c_perm_mM, R, converged (with --model also c_perm_std_mM, "
-                          "R_std_param, R_std, extrapolated, why). Predictions are intrinsic: c_feed is the "
-                          "concentration at the membrane surface (no concentration-polarisation film), "
-                          "R = 1 − c_perm/c_feed; an observed rejection against the bulk feed is lower. With --model, "
-                          "R_std is the predictive standard deviation of R (the spread of the bundle's members and "
-                          "the calibration residual scatter in quadrature), R_std_param the members' spread alone.")
+    pred = sub.add_parser(
+        "predict",
+        help="permeate concentrations and rejections for feeds and fluxes, as CSV",
+        description="Permeate concentrations and rejections for feeds × fluxes, as CSV: feed_id, "
+        "Jv_m_s, Jv_LMH, ion, c_feed_mM, c_perm_mM, R, converged (with --model also c_perm_std_mM, "
+        "R_std_param, R_std, extrapolated, why). Predictions are intrinsic: c_feed is the "
+        "concentration at the membrane surface (no concentration-polarisation film), "
+        "R = 1 − c_perm/c_feed; an observed rejection against the bulk feed is lower. With --model, "
+        "R_std is the predictive standard deviation of R (the spread of the bundle's members and "
+        "the calibration residual scatter in quadrature), R_std_param the members' spread alone.",
+    )
     src = pred.add_mutually_exclusive_group(required=True)
-    src.add_argument("--feed", action="append", metavar="SALTS", help='a feed, e.g. "NaCl 10 mM + MgSO4 5 mM" (repeatable)')
+    src.add_argument(
+        "--feed", action="append", metavar="SALTS", help='a feed, e.g. "NaCl 10 mM + MgSO4 5 mM" (repeatable)'
+    )
     src.add_argument("--feeds-csv", metavar="CSV", help="feeds, one per row: feed_id and 'salts' or '<ion>_mM' columns")
     flux = pred.add_mutually_exclusive_group(required=True)
     flux.add_argument("--flux-lmh", nargs="+", type=float, metavar="J", help="permeate fluxes in L m⁻² h⁻¹")
     flux.add_argument("--flux-m-s", nargs="+", type=float, metavar="J", help="permeate fluxes in m/s")
     model = pred.add_mutually_exclusive_group()
-    model.add_argument("--model", metavar="DIR", help="model bundle written by `nanoutils calibrate`: adds c_perm_std_mM, R_std_param, R_std, "
-                       "extrapolated and why columns")
-    model.add_argument("--checkpoint", nargs="+", metavar="PT", help="trained model checkpoint(s); several = ensemble "
-                       "(default: DSPM-DE with the paper's NF270 parameters)")
-    pred.add_argument("--temperature-C", type=float, metavar="T", help="temperature in °C (default: a bundle's "
-                      "calibration temperature, required when its data span several; 25 °C for the paper's NF270 "
-                      "parameters). Checkpoints of learned models have no temperature input and refuse it; a bundle "
-                      "flags a temperature outside its calibration range in extrapolated/why")
+    model.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model bundle written by `nanoutils calibrate`: adds c_perm_std_mM, R_std_param, R_std, "
+        "extrapolated and why columns",
+    )
+    model.add_argument(
+        "--checkpoint",
+        nargs="+",
+        metavar="PT",
+        help="trained model checkpoint(s); several = ensemble (default: DSPM-DE with the paper's NF270 parameters)",
+    )
+    pred.add_argument(
+        "--temperature-C",
+        type=float,
+        metavar="T",
+        help="temperature in °C (default: a bundle's "
+        "calibration temperature, required when its data span several; 25 °C for the paper's NF270 "
+        "parameters). Checkpoints of learned models have no temperature input and refuse it; a bundle "
+        "flags a temperature outside its calibration range in extrapolated/why",
+    )
     pred.add_argument("--out", metavar="CSV", help="output CSV (default: standard output)")
     pred.set_defaults(func=_predict)
-    sub.add_parser("profiles", help="print every setting of the smoke, default and paper profiles as one table"
-                   ).set_defaults(func=lambda args: print(table()) or 0)
+    sub.add_parser(
+        "profiles", help="print every setting of the smoke, default and paper profiles as one table"
+    ).set_defaults(func=lambda args: print(table()) or 0)
     _add_calibrate(sub)
     _add_tune(sub)
     args = parser.parse_args(argv)

@@ -3,6 +3,7 @@
 NumPy only, so the data layer can check feeds and fluxes without importing torch; torch tensors are
 accepted (read as NumPy arrays on the CPU).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -27,7 +28,9 @@ def check_inputs(feed: Any, species_mask: Any, flux: Any, flux_mask: Any | None,
     if feed.ndim != 2 or feed.shape[1] != d:
         raise ModelInputError(f"feed must have shape (N, {d}) (species {', '.join(species)}), got {tuple(feed.shape)}")
     if species_mask.shape != feed.shape:
-        raise ModelInputError(f"species mask shape {tuple(species_mask.shape)} differs from feed shape {tuple(feed.shape)}")
+        raise ModelInputError(
+            f"species mask shape {tuple(species_mask.shape)} differs from feed shape {tuple(feed.shape)}"
+        )
     if flux.ndim != 2 or flux.shape[0] != feed.shape[0]:
         raise ModelInputError(f"flux must have shape (N, K) with N = {feed.shape[0]}, got {tuple(flux.shape)}")
     fmask = np.ones(flux.shape, dtype=bool) if flux_mask is None else _numpy(flux_mask).astype(bool)
@@ -42,7 +45,9 @@ def check_inputs(feed: Any, species_mask: Any, flux: Any, flux_mask: Any | None,
         _first_bad((flux < 0) & fmask, "flux is negative", flux, unit=" m/s")
         empty = ~((feed > 0) & mask).any(-1)
     if empty.any():
-        raise ModelInputError(f"sample {int(np.flatnonzero(empty)[0])} has no species present with a positive concentration")
+        raise ModelInputError(
+            f"sample {int(np.flatnonzero(empty)[0])} has no species present with a positive concentration"
+        )
 
 
 def _numpy(a: Any) -> np.ndarray:
@@ -52,7 +57,9 @@ def _numpy(a: Any) -> np.ndarray:
     return np.asarray(a)
 
 
-def _first_bad(bad: np.ndarray, what: str, values: np.ndarray, species: Sequence[str] | None = None, unit: str = "") -> None:
+def _first_bad(
+    bad: np.ndarray, what: str, values: np.ndarray, species: Sequence[str] | None = None, unit: str = ""
+) -> None:
     if bad.any():
         i, j = (int(k) for k in np.argwhere(bad)[0])
         where = f"species {species[j]}" if species is not None else f"flux point {j}"

@@ -18,6 +18,7 @@ uncertainty), ``R_std`` (predictive standard deviation: ``R_std_param`` and the 
 ``residual_sd`` in quadrature), and per row ``extrapolated`` and ``why`` from the domain, with one
 :class:`ExtrapolationWarning` per call. Predictions are intrinsic (the feed is at the membrane surface).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -68,10 +69,14 @@ def domain_of(meas: Measurements, pretraining: dict[str, Any] | None = None) -> 
     feeds = list(meas.feeds.values())
     seen = {i for f in feeds for i in f}
     species = [i for i in ions.species() if i in seen]
-    return {"ions": species, "c_mM": {i: _span(f[i] for f in feeds if i in f) for i in species},
-            "ionic_strength_mM": _span(_ionic_strength(f) for f in feeds),
-            "flux_LMH": _span(units.m_s_to_lmh(meas.table["Jv_m_s"])), "T_C": _span(meas.table["T_K"] - 273.15),
-            "pretraining": pretraining}
+    return {
+        "ions": species,
+        "c_mM": {i: _span(f[i] for f in feeds if i in f) for i in species},
+        "ionic_strength_mM": _span(_ionic_strength(f) for f in feeds),
+        "flux_LMH": _span(units.m_s_to_lmh(meas.table["Jv_m_s"])),
+        "T_C": _span(meas.table["T_K"] - 273.15),
+        "pretraining": pretraining,
+    }
 
 
 def _outside(value: float, bounds: Sequence[float], what: str, unit: str, where: str) -> list[str]:
@@ -101,8 +106,13 @@ def temperature_reasons(T_C: float, domain: dict[str, Any], learned: bool = Fals
     """Why a temperature (°C) lies outside ``domain``: outside the calibration range. A ``learned`` model has no
     temperature input (it predicts as at the temperature of the data it was fitted to), which the reason says."""
     lo, hi = domain["T_C"]
-    out = ([f"temperature {T_C:.3g} °C > {hi:.3g} °C seen"] if T_C > hi + _T_SLACK_C else
-           [f"temperature {T_C:.3g} °C < {lo:.3g} °C seen"] if T_C < lo - _T_SLACK_C else [])
+    out = (
+        [f"temperature {T_C:.3g} °C > {hi:.3g} °C seen"]
+        if T_C > hi + _T_SLACK_C
+        else [f"temperature {T_C:.3g} °C < {lo:.3g} °C seen"]
+        if T_C < lo - _T_SLACK_C
+        else []
+    )
     return [f"{out[0]} (the model has no temperature input)"] if out and learned else out
 
 
@@ -153,12 +163,15 @@ class Bundle:
             return check_temperature(temperature)
         lo, hi = self.domain["T_C"]
         if hi - lo > 2 * _T_SLACK_C:
-            raise BundleError(f"the {self.name} bundle was calibrated at {lo:g}–{hi:g} °C: give the temperature to "
-                              "predict at (--temperature-C, or temperature= in K)")
+            raise BundleError(
+                f"the {self.name} bundle was calibrated at {lo:g}–{hi:g} °C: give the temperature to "
+                "predict at (--temperature-C, or temperature= in K)"
+            )
         return 0.5 * (lo + hi) + 273.15
 
-    def predict_frame(self, feeds, fluxes_m_s, *, temperature: float | None = None, batch_size: int = 256
-                      ) -> pd.DataFrame:
+    def predict_frame(
+        self, feeds, fluxes_m_s, *, temperature: float | None = None, batch_size: int = 256
+    ) -> pd.DataFrame:
         """:func:`nanoutils.predict` of the members at ``temperature`` (K; default :meth:`temperature_K`):
         ``c_perm`` and ``R`` (the fit's with ``point_estimate``, else the members' mean), ``c_perm_std`` and
         ``R_std_param`` (the members' spread: 0 for one member), ``R_std`` (predictive standard deviation,
@@ -176,11 +189,14 @@ class Bundle:
             for n, f in enumerate(feed_list):
                 bad = [i for i in f if i not in known["ions"]]
                 if bad:
-                    raise BundleError(f"feed {n}: the {self.name} model cannot take {', '.join(bad)} "
-                                      f"(it knows {', '.join(known['ions'])})")
+                    raise BundleError(
+                        f"feed {n}: the {self.name} model cannot take {', '.join(bad)} "
+                        f"(it knows {', '.join(known['ions'])})"
+                    )
         learned = hasattr(self.members[0], "parameters")
-        species, conc, permeate = members_permeate(self.members, feed_list, fluxes, temperature=None if learned else T,
-                                                   batch_size=batch_size)
+        species, conc, permeate = members_permeate(
+            self.members, feed_list, fluxes, temperature=None if learned else T, batch_size=batch_size
+        )
         frame = ensemble_frame(species, conc, fluxes, permeate, permeate[0] if self.point_estimate else None)
         frame["R_std_param"] = frame.pop("R_std")
         frame["R_std"] = np.hypot(frame["R_std_param"], self.residual_sd)
@@ -205,8 +221,11 @@ class Bundle:
         parent = directory.parent.resolve()
         if not parent.is_dir():
             raise BundleError(f"{directory}: cannot write there, directory {directory.parent} does not exist")
-        if directory.exists() and not (directory / MODEL_JSON).is_file() and \
-                (not directory.is_dir() or any(directory.iterdir())):
+        if (
+            directory.exists()
+            and not (directory / MODEL_JSON).is_file()
+            and (not directory.is_dir() or any(directory.iterdir()))
+        ):
             raise BundleError(f"{directory}: exists and is not a model bundle; not overwriting it")
         fmt = calibrator(self.name).member
         tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
@@ -214,10 +233,19 @@ class Bundle:
             names = [f"member_{k}{fmt.suffix}" for k in range(len(self.members))]
             for name, member in zip(names, self.members, strict=True):
                 fmt.save(member, tmp / name)
-            _write_json(tmp / MODEL_JSON, {"name": self.name, "kind": self.kind, "format": FORMAT_VERSION,
-                                           "nanoutils_version": __version__, "members": names, "fits": self.info,
-                                           "point_estimate": self.point_estimate,
-                                           "residual_sd": self.residual_sd})
+            _write_json(
+                tmp / MODEL_JSON,
+                {
+                    "name": self.name,
+                    "kind": self.kind,
+                    "format": FORMAT_VERSION,
+                    "nanoutils_version": __version__,
+                    "members": names,
+                    "fits": self.info,
+                    "point_estimate": self.point_estimate,
+                    "residual_sd": self.residual_sd,
+                },
+            )
             _write_json(tmp / PROVENANCE_JSON, self.provenance)
             _write_json(tmp / DOMAIN_JSON, self.domain)
             if self.scored is not None and len(self.scored):
@@ -279,11 +307,18 @@ def load(directory: str | os.PathLike) -> Bundle:
         raise BundleError(f"{d}: is a file, not a model bundle directory (for a checkpoint use --checkpoint)")
     spec = _read_json(d / MODEL_JSON)
     if not isinstance(spec, dict) or not {"name", "format", "nanoutils_version", "members"} <= set(spec):
-        raise BundleError(f"{d / MODEL_JSON}: not a bundle description (needs name, format, nanoutils_version, members)")
-    if (not isinstance(spec["format"], int) or spec["format"] > FORMAT_VERSION
-            or _version_tuple(spec["nanoutils_version"]) > _version_tuple(__version__)):
-        raise BundleError(f"{d}: made by nanoutils {spec['nanoutils_version']} (bundle format {spec['format']}), "
-                          f"newer than this nanoutils {__version__} (format {FORMAT_VERSION}); upgrade nanoutils")
+        raise BundleError(
+            f"{d / MODEL_JSON}: not a bundle description (needs name, format, nanoutils_version, members)"
+        )
+    if (
+        not isinstance(spec["format"], int)
+        or spec["format"] > FORMAT_VERSION
+        or _version_tuple(spec["nanoutils_version"]) > _version_tuple(__version__)
+    ):
+        raise BundleError(
+            f"{d}: made by nanoutils {spec['nanoutils_version']} (bundle format {spec['format']}), "
+            f"newer than this nanoutils {__version__} (format {FORMAT_VERSION}); upgrade nanoutils"
+        )
     if spec["name"] not in CALIBRATORS:
         raise BundleError(f"{d / MODEL_JSON}: unknown model {spec['name']!r}; known: {', '.join(CALIBRATORS)}")
     if not isinstance(spec["members"], list) or not spec["members"]:
@@ -296,9 +331,16 @@ def load(directory: str | os.PathLike) -> Bundle:
             raise BundleError(f"{path}: member file missing from the bundle")
         members.append(fmt.load(path))
     domain = _read_json(d / DOMAIN_JSON)
-    return Bundle(spec["name"], CALIBRATORS[spec["name"]].kind, members, domain, _read_json(d / PROVENANCE_JSON),
-                  spec.get("fits", []), point_estimate=bool(spec.get("point_estimate", False)),
-                  residual_sd=_residual_sd_of(spec, d))
+    return Bundle(
+        spec["name"],
+        CALIBRATORS[spec["name"]].kind,
+        members,
+        domain,
+        _read_json(d / PROVENANCE_JSON),
+        spec.get("fits", []),
+        point_estimate=bool(spec.get("point_estimate", False)),
+        residual_sd=_residual_sd_of(spec, d),
+    )
 
 
 def _residual_sd_of(spec: dict[str, Any], d: Path) -> float:
@@ -317,16 +359,23 @@ def sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def provenance(sources: Sequence[str | os.PathLike], profile: str, command: str, seeds: Sequence[int]
-               ) -> dict[str, Any]:
+def provenance(
+    sources: Sequence[str | os.PathLike], profile: str, command: str, seeds: Sequence[int]
+) -> dict[str, Any]:
     """Where a bundle came from: data files and their SHA-256, package version, profile, seeds, command, UTC date."""
-    return {"data": [{"path": str(p), "sha256": sha256(p)} for p in sources], "nanoutils_version": __version__,
-            "profile": profile, "seeds": list(seeds), "command": command,
-            "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
+    return {
+        "data": [{"path": str(p), "sha256": sha256(p)} for p in sources],
+        "nanoutils_version": __version__,
+        "profile": profile,
+        "seeds": list(seeds),
+        "command": command,
+        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
-def score_points(members: Sequence, meas: Measurements, point_estimate: bool = False, residual: float = 0.0
-                 ) -> pd.DataFrame:
+def score_points(
+    members: Sequence, meas: Measurements, point_estimate: bool = False, residual: float = 0.0
+) -> pd.DataFrame:
     """Every measurement of ``meas`` with the members' prediction and spread: feed_id, study, ion (the
     measured quantity), Jv_um_s, R_meas, R_pred (mean; the first member's with ``point_estimate``), R_std_param
     (the members' spread), R_std (``hypot(R_std_param, residual)``: the predictive standard deviation with the
@@ -346,10 +395,14 @@ def score_points(members: Sequence, meas: Measurements, point_estimate: bool = F
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all members unconverged at a point: NaN
         spread = np.nanstd(R, axis=0)
-        base = base.assign(R_pred=R[0] if point_estimate else np.nanmean(R, axis=0), R_std_param=spread,
-                           R_std=np.hypot(spread, residual))
-    return base[["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred", "R_std_param", "R_std", "converged"]
-                ].reset_index(drop=True)
+        base = base.assign(
+            R_pred=R[0] if point_estimate else np.nanmean(R, axis=0),
+            R_std_param=spread,
+            R_std=np.hypot(spread, residual),
+        )
+    return base[
+        ["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred", "R_std_param", "R_std", "converged"]
+    ].reset_index(drop=True)
 
 
 def residual_sd(scored: pd.DataFrame, n_params: int = 0) -> float:
@@ -387,8 +440,12 @@ def write_report(b: Bundle, directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     s = b.scored.assign(abs_err_pp=100 * (b.scored["R_pred"] - b.scored["R_meas"]).abs())
     s.to_csv(directory / "points.csv", index=False)
-    tables = {key: s.groupby(key).agg(points=("abs_err_pp", "size"), mae_pp=("abs_err_pp", "mean"),
-                                      max_pp=("abs_err_pp", "max")).reset_index() for key in ("feed_id", "ion")}
+    tables = {
+        key: s.groupby(key)
+        .agg(points=("abs_err_pp", "size"), mae_pp=("abs_err_pp", "mean"), max_pp=("abs_err_pp", "max"))
+        .reset_index()
+        for key in ("feed_id", "ion")
+    }
     tables["feed_id"].to_csv(directory / "errors_per_feed.csv", index=False)
     tables["ion"].to_csv(directory / "errors_per_ion.csv", index=False)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -405,14 +462,29 @@ def write_report(b: Bundle, directory: Path) -> None:
     plt.close("all")
     params = [pd.DataFrame(f["parameters"]) for f in b.info if "parameters" in f]
     notes = [f["note"] for f in b.info if f.get("note")]
-    text = [f"# Calibration report: {b.name} ({b.kind}, {len(b.members)} members)", "",
+    text = [
+        f"# Calibration report: {b.name} ({b.kind}, {len(b.members)} members)",
+        "",
+        (
             f"Data: {', '.join(d['path'] for d in b.provenance['data']) or '(in memory)'}; profile "
-            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}.",
-            "", f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
+            f"{b.provenance['profile']}; seeds {b.provenance['seeds']}; nanoutils {b.provenance['nanoutils_version']}."
+        ),
+        "",
+        (
+            f"In-sample error: {s['abs_err_pp'].mean():.2f} pp over {len(s)} points; "
             f"{100 * coverage(s):.0f} % of them inside prediction ± 2 R_std (R_std: spread of the members and "
-            f"residual scatter {100 * b.residual_sd:.1f} pp in quadrature).", "",
-            "## Error per feed (pp)", "", report.markdown(tables["feed_id"]), "", "## Error per ion (pp)", "",
-            report.markdown(tables["ion"]), ""]
+            f"residual scatter {100 * b.residual_sd:.1f} pp in quadrature)."
+        ),
+        "",
+        "## Error per feed (pp)",
+        "",
+        report.markdown(tables["feed_id"]),
+        "",
+        "## Error per ion (pp)",
+        "",
+        report.markdown(tables["ion"]),
+        "",
+    ]
     if params:
         text += ["## Fitted parameters (first fit)", "", report.markdown(params[0]), ""]
     text += [f"Note: {n}" for n in notes]

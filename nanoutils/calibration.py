@@ -18,6 +18,7 @@ returns its members (what :func:`nanoutils.predict` averages):
 
 Registering a model is one entry of :data:`CALIBRATORS`.
 """
+
 from __future__ import annotations
 
 import json
@@ -115,32 +116,61 @@ def _fit_members(res: fitting.FitResult, seed: int) -> Fitted:
     bound held there), with the fit table as the report's parameters."""
     space = fitting.Space(res.bounds, res.names)
     fixed = [res.names.index(n) for n in res.at_bounds]
-    members = [res.model] + fitting.laplace_draws(space.theta(res.params), res.covariance,
-                                                  lambda t: res.spec.model(space.params(t)), seed, space.lo,
-                                                  space.lo + space.span, fixed, n=POSTERIOR_DRAWS)
-    info = {"parameters": res.table().reset_index().to_dict("records"), "at_bounds": list(res.at_bounds),
-            "chi2": res.chi2, "reduced_chi2": res.reduced_chi2, "n_points": res.n_points, "wall_s": res.wall_s,
-            "note": (f"{', '.join(res.at_bounds)} at a bound: held there in the posterior draws (σ not meaningful)"
-                     if res.at_bounds else "")}
+    members = [res.model] + fitting.laplace_draws(
+        space.theta(res.params),
+        res.covariance,
+        lambda t: res.spec.model(space.params(t)),
+        seed,
+        space.lo,
+        space.lo + space.span,
+        fixed,
+        n=POSTERIOR_DRAWS,
+    )
+    info = {
+        "parameters": res.table().reset_index().to_dict("records"),
+        "at_bounds": list(res.at_bounds),
+        "chi2": res.chi2,
+        "reduced_chi2": res.reduced_chi2,
+        "n_points": res.n_points,
+        "wall_s": res.wall_s,
+        "note": (
+            f"{', '.join(res.at_bounds)} at a bound: held there in the posterior draws (σ not meaningful)"
+            if res.at_bounds
+            else ""
+        ),
+    }
     return Fitted(members, info)
 
 
-def _dspmde_fit(meas: Measurements, profile: Profile, seed: int, isotherm: str = "constant",
-                binding: bool = False) -> Fitted:
+def _dspmde_fit(
+    meas: Measurements, profile: Profile, seed: int, isotherm: str = "constant", binding: bool = False
+) -> Fitted:
     binding_ions: tuple[str, ...] = ()
     if binding:
         species = meas.arrays().species
         binding_ions = tuple(s for s in species if ions.get(s).z >= 2)
         if not binding_ions:
-            raise CalibrationError(f"a Langmuir charge isotherm binds divalent cations, but the data hold none "
-                                   f"(ions: {', '.join(species)}); choose another model")
-    return _fit_members(fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, isotherm=isotherm,
-                                    binding_ions=binding_ions, **profile.settings.baseline_fit), seed)
+            raise CalibrationError(
+                f"a Langmuir charge isotherm binds divalent cations, but the data hold none "
+                f"(ions: {', '.join(species)}); choose another model"
+            )
+    return _fit_members(
+        fitting.fit(
+            meas,
+            start=fitting.PAPER_TABLE2,
+            seed=seed,
+            isotherm=isotherm,
+            binding_ions=binding_ions,
+            **profile.settings.baseline_fit,
+        ),
+        seed,
+    )
 
 
 def _dspmde_plus_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
-    return _fit_members(dspmde_plus.fit(meas, variant="dspmde_plus", seed=seed, **profile.settings.dspmde_plus_fit),
-                        seed)
+    return _fit_members(
+        dspmde_plus.fit(meas, variant="dspmde_plus", seed=seed, **profile.settings.dspmde_plus_fit), seed
+    )
 
 
 def _sdem_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
@@ -152,23 +182,39 @@ def _sdem_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
     lo, hi = np.log(sdem.BOUNDS["P"])
 
     def to_model(theta: np.ndarray) -> sdem.SDEMModel:
-        return sdem.SDEMModel({ion: float(np.exp(t)) for ion, t in zip(ion_names, theta, strict=True)},
-                              exponent=base.exponent, c_ref=base.c_ref, fallback=base.fallback)
+        return sdem.SDEMModel(
+            {ion: float(np.exp(t)) for ion, t in zip(ion_names, theta, strict=True)},
+            exponent=base.exponent,
+            c_ref=base.c_ref,
+            fallback=base.fallback,
+        )
 
     fixed = [res.names.index(name) for name in res.at_bounds]
-    members = [base] + fitting.laplace_draws(res.theta, res.covariance, to_model, seed, np.full(n, lo),
-                                             np.full(n, hi), fixed, n=POSTERIOR_DRAWS)
-    info = {"parameters": res.table().reset_index().to_dict("records"), "at_bounds": list(res.at_bounds),
-            "chi2": res.chi2, "reduced_chi2": res.reduced_chi2, "n_points": res.n_points, "wall_s": res.wall_s}
+    members = [base] + fitting.laplace_draws(
+        res.theta, res.covariance, to_model, seed, np.full(n, lo), np.full(n, hi), fixed, n=POSTERIOR_DRAWS
+    )
+    info = {
+        "parameters": res.table().reset_index().to_dict("records"),
+        "at_bounds": list(res.at_bounds),
+        "chi2": res.chi2,
+        "reduced_chi2": res.reduced_chi2,
+        "n_points": res.n_points,
+        "wall_s": res.wall_s,
+    }
     return Fitted(members, info)
 
 
 def _sf_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
     res = friction.fit(meas, seed=seed, **profile.settings.sf_fit)
-    members = [res.model] + fitting.laplace_draws(res.space.theta(res.model), res.covariance, res.space.model, seed,
-                                                  res.space.lo, res.space.hi, n=POSTERIOR_DRAWS)
-    info = {"parameters": res.table().reset_index().to_dict("records"), "chi2": res.chi2, "n_points": res.n_points,
-            "wall_s": res.wall_s}
+    members = [res.model] + fitting.laplace_draws(
+        res.space.theta(res.model), res.covariance, res.space.model, seed, res.space.lo, res.space.hi, n=POSTERIOR_DRAWS
+    )
+    info = {
+        "parameters": res.table().reset_index().to_dict("records"),
+        "chi2": res.chi2,
+        "n_points": res.n_points,
+        "wall_s": res.wall_s,
+    }
     return Fitted(members, info)
 
 
@@ -196,44 +242,91 @@ def _learned_fit(name: str) -> Callable[[Measurements, Profile, int], Fitted]:
 
         base, simulated, run_dir = _pretrained(name, profile)
         cfg = finetuning.finetune_config(profile, seed=seed)
-        res = finetuning.finetune(models.clone(base), meas, None, profile=profile, simulated=simulated["train"],
-                                  config=cfg, progress=True)
+        res = finetuning.finetune(
+            models.clone(base), meas, None, profile=profile, simulated=simulated["train"], config=cfg, progress=True
+        )
         spec = pretraining_set.PretrainingSpec.for_profile(profile)
-        pre = {"ions": list(base.config.species), "c_mM": [spec.c_min, spec.c_max],
-               "flux_LMH": [0.0, float(units.m_s_to_lmh(spec.j_max))], "T_C": [spec.temperature - 273.15] * 2}
-        info = {"pretrained": str(run_dir), "epochs": len(res.history), "final_train_loss": res.history[-1]["train_loss"]}
+        pre = {
+            "ions": list(base.config.species),
+            "c_mM": [spec.c_min, spec.c_max],
+            "flux_LMH": [0.0, float(units.m_s_to_lmh(spec.j_max))],
+            "T_C": [spec.temperature - 273.15] * 2,
+        }
+        info = {
+            "pretrained": str(run_dir),
+            "epochs": len(res.history),
+            "final_train_loss": res.history[-1]["train_loss"],
+        }
         return Fitted([res.model.cpu()], info, pre)
 
     return fit
 
 
 def _learned(name: str, label: str) -> Calibrator:
-    return Calibrator(name, "learned", f"{label}: the profile's pre-trained weights fine-tuned by eq. 5 (one member "
-                      "per seed)", _learned_fit(name), TORCH_MEMBER, default_seeds=3)
+    return Calibrator(
+        name,
+        "learned",
+        f"{label}: the profile's pre-trained weights fine-tuned by eq. 5 (one member per seed)",
+        _learned_fit(name),
+        TORCH_MEMBER,
+        default_seeds=3,
+    )
 
 
 #: Calibratable models by name.
-CALIBRATORS: dict[str, Calibrator] = {c.name: c for c in (
-    Calibrator("dspmde", "mechanistic", "DSPM-DE with fitted Z = (r_p, Δx_e, ε_p, X_d), constant charge",
-               _dspmde_fit, json_member(fitting.Model)),
-    Calibrator("dspmde_freundlich", "mechanistic", "DSPM-DE with a Freundlich charge X_d (I/10 mM)^n (Z and n fitted)",
-               lambda m, p, s: _dspmde_fit(m, p, s, "freundlich"), json_member(fitting.Model)),
-    Calibrator("dspmde_langmuir", "mechanistic", "DSPM-DE with Langmuir binding of the divalent cations in the "
-               "data (Z, Γ, K_i fitted)", lambda m, p, s: _dspmde_fit(m, p, s, "langmuir", binding=True),
-               json_member(fitting.Model)),
-    Calibrator("dspmde_plus", "mechanistic", "DSPM-DE with Langmuir binding of the divalent cations and a "
-               "partition energy ΔW_i per ion (N(0, 1 kT) prior; Z, Γ, K_i, ΔW_i fitted)", _dspmde_plus_fit,
-               json_member(fitting.Model)),
-    Calibrator("sdem", "mechanistic", "solution–diffusion–electromigration model: one permeance per ion shared by "
-               "all feeds (ions not calibrated: scaled from diffusivity, flagged)", _sdem_fit,
-               json_member(sdem.SDEMModel)),
-    Calibrator("sf", "mechanistic", "solution-friction model, one friction factor per ion (predicts only the "
-               "ions of its data)", _sf_fit, json_member(friction.SFModel)),
-    _learned("neural_ode", "physics-constrained neural ODE"),
-    _learned("pinn", "PINN (DSPM-DE residual, Table 2 Z)"),
-    _learned("resnet", "ResNet"),
-    _learned("unet", "U-Net"),
-)}
+CALIBRATORS: dict[str, Calibrator] = {
+    c.name: c
+    for c in (
+        Calibrator(
+            "dspmde",
+            "mechanistic",
+            "DSPM-DE with fitted Z = (r_p, Δx_e, ε_p, X_d), constant charge",
+            _dspmde_fit,
+            json_member(fitting.Model),
+        ),
+        Calibrator(
+            "dspmde_freundlich",
+            "mechanistic",
+            "DSPM-DE with a Freundlich charge X_d (I/10 mM)^n (Z and n fitted)",
+            lambda m, p, s: _dspmde_fit(m, p, s, "freundlich"),
+            json_member(fitting.Model),
+        ),
+        Calibrator(
+            "dspmde_langmuir",
+            "mechanistic",
+            "DSPM-DE with Langmuir binding of the divalent cations in the data (Z, Γ, K_i fitted)",
+            lambda m, p, s: _dspmde_fit(m, p, s, "langmuir", binding=True),
+            json_member(fitting.Model),
+        ),
+        Calibrator(
+            "dspmde_plus",
+            "mechanistic",
+            "DSPM-DE with Langmuir binding of the divalent cations and a "
+            "partition energy ΔW_i per ion (N(0, 1 kT) prior; Z, Γ, K_i, ΔW_i fitted)",
+            _dspmde_plus_fit,
+            json_member(fitting.Model),
+        ),
+        Calibrator(
+            "sdem",
+            "mechanistic",
+            "solution–diffusion–electromigration model: one permeance per ion shared by "
+            "all feeds (ions not calibrated: scaled from diffusivity, flagged)",
+            _sdem_fit,
+            json_member(sdem.SDEMModel),
+        ),
+        Calibrator(
+            "sf",
+            "mechanistic",
+            "solution-friction model, one friction factor per ion (predicts only the ions of its data)",
+            _sf_fit,
+            json_member(friction.SFModel),
+        ),
+        _learned("neural_ode", "physics-constrained neural ODE"),
+        _learned("pinn", "PINN (DSPM-DE residual, Table 2 Z)"),
+        _learned("resnet", "ResNet"),
+        _learned("unet", "U-Net"),
+    )
+}
 
 
 def calibrator(name: str) -> Calibrator:
@@ -244,8 +337,15 @@ def calibrator(name: str) -> Calibrator:
         raise CalibrationError(f"unknown model {name!r}; choose one of {', '.join(CALIBRATORS)}") from None
 
 
-def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "default",
-              seeds: int | Sequence[int] | None = None, sources: Sequence[str | Path] = (), command: str = ""):
+def calibrate(
+    name: str,
+    meas: Measurements,
+    *,
+    profile: str | Profile = "default",
+    seeds: int | Sequence[int] | None = None,
+    sources: Sequence[str | Path] = (),
+    command: str = "",
+):
     """Calibrate model ``name`` (:data:`CALIBRATORS`) on ``meas``: one fit per seed (``seeds``: a count, a list of
     seeds, or None for the model's default), all members in one :class:`nanoutils.bundle.Bundle` with the
     calibration domain, provenance (``sources``: the data files, hashed; ``command``), the in-sample
@@ -257,8 +357,11 @@ def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "defaul
     P = get(profile)
     if not isinstance(meas, Measurements) or len(meas) == 0:
         raise CalibrationError("no measurements to calibrate on")
-    seed_list = list(range(cal.default_seeds if seeds is None else seeds)) if seeds is None or isinstance(seeds, int) \
+    seed_list = (
+        list(range(cal.default_seeds if seeds is None else seeds))
+        if seeds is None or isinstance(seeds, int)
         else [int(s) for s in seeds]
+    )
     if not seed_list:
         raise CalibrationError(f"need at least one seed, got {seeds!r}")
     fits = [cal.fit(meas, P, s) for s in seed_list]
@@ -269,11 +372,14 @@ def calibrate(name: str, meas: Measurements, *, profile: str | Profile = "defaul
     scored = bundle.score_points(members, meas, point)
     scatter = bundle.residual_sd(scored, len(fits[0].info.get("parameters", [])) if point else 0)
     return bundle.Bundle(
-        name=name, kind=cal.kind, members=members,
+        name=name,
+        kind=cal.kind,
+        members=members,
         domain=bundle.domain_of(meas, fits[0].pretraining),
         provenance=bundle.provenance(sources, P.name, command, seed_list),
         info=[f.info for f in fits],
-        scored=scored.assign(R_std=np.hypot(scored["R_std_param"], scatter)), point_estimate=point,
+        scored=scored.assign(R_std=np.hypot(scored["R_std_param"], scatter)),
+        point_estimate=point,
         residual_sd=scatter,
     )
 

@@ -23,6 +23,7 @@ training feeds: such test feeds are left out of its score and counted in the row
 **Training time** is the sum over every run behind a row: pre-training, every fine-tuning run (search
 trials and real folds) as epoch seconds; the eq. 11 fits as wall seconds.
 """
+
 from __future__ import annotations
 
 import glob
@@ -43,12 +44,24 @@ from .training_data import TransportData
 
 #: Rows in the paper's order, and their labels.
 ROWS = ("neural_ode", "pinn", "resnet", "unet", "dspmde", "sf")
-LABELS = {"neural_ode": "Physics-constrained neural ODE", "pinn": "PINN", "resnet": "ResNet", "unet": "U-Net",
-          "dspmde": "DSPM-DE (fitted Z)", "sf": "SF (solution friction)"}
+LABELS = {
+    "neural_ode": "Physics-constrained neural ODE",
+    "pinn": "PINN",
+    "resnet": "ResNet",
+    "unet": "U-Net",
+    "dspmde": "DSPM-DE (fitted Z)",
+    "sf": "SF (solution friction)",
+}
 DEEP = ROWS[:4]
 #: The paper's Table 1: (parameter count, test error in %).
-PAPER = {"neural_ode": ("1.05 M", 7.1), "pinn": ("1.12 M", 9.7), "resnet": ("1.23 M", 9.2),
-         "unet": ("1.01 M", 10.2), "dspmde": ("4", 17.8), "sf": ("d + 4", 24.8)}
+PAPER = {
+    "neural_ode": ("1.05 M", 7.1),
+    "pinn": ("1.12 M", 9.7),
+    "resnet": ("1.23 M", 9.2),
+    "unet": ("1.01 M", 10.2),
+    "dspmde": ("4", 17.8),
+    "sf": ("d + 4", 24.8),
+}
 
 
 @dataclass
@@ -65,15 +78,25 @@ class Splits:
     simulated: dict[str, TransportData]
 
 
-def splits(profile: str | Profile = "default", seed: int = 0, *, virtual: Measurements | None = None,
-           real: Measurements | None = None, simulated: dict[str, TransportData] | None = None) -> Splits:
+def splits(
+    profile: str | Profile = "default",
+    seed: int = 0,
+    *,
+    virtual: Measurements | None = None,
+    real: Measurements | None = None,
+    simulated: dict[str, TransportData] | None = None,
+) -> Splits:
     """Chapter 05's splits: 25 % of the virtual feeds for test, 20 % of the rest for validation (seeded);
     the real FdL 2021 feeds leave-one-out; the profile's cached pre-training set split by composition.
     ``virtual``, ``real`` and ``simulated`` replace the defaults (tests use small ones)."""
     if virtual is None:
-        virtual = measurements.load_measurements(sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_*.csv"))))
+        virtual = measurements.load_measurements(
+            sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_*.csv")))
+        )
     real = measurements.load_dataset("nf270_fdl2021") if real is None else real
-    simulated = pretraining_set.split(pretraining_set.pretraining_set(profile=profile)) if simulated is None else simulated
+    simulated = (
+        pretraining_set.split(pretraining_set.pretraining_set(profile=profile)) if simulated is None else simulated
+    )
     trainval, test = measurements.split_by_feed(virtual, 0.25, seed=seed)
     train, val = measurements.split_by_feed(trainval, 0.2, seed=seed)
     return Splits(train, val, test, trainval, measurements.group_folds(real), simulated)
@@ -102,14 +125,32 @@ def not_run(name: str, reason: str) -> RowResult:
 def combined_folds(split: Splits) -> list[tuple[str, Measurements, Measurements]]:
     """The real leave-one-feed-out folds with the virtual training feeds added to each fold's training feeds:
     (key, train, test)."""
-    return [(key, Measurements(pd.concat([split.virtual_train.table, train.table]),
-                               {**split.virtual_train.feeds, **train.feeds}, train.default_sigma_R), test)
-            for key, train, test in split.real_folds]
+    return [
+        (
+            key,
+            Measurements(
+                pd.concat([split.virtual_train.table, train.table]),
+                {**split.virtual_train.feeds, **train.feeds},
+                train.default_sigma_R,
+            ),
+            test,
+        )
+        for key, train, test in split.real_folds
+    ]
 
 
-def pretrain(name: str, simulated: Mapping[str, TransportData], profile: str | Profile = "default", *,
-             seed: int = 0, run_dir=None, resume: bool | str = False, device: str = "auto", progress: bool = False,
-             **config: Any) -> training.TrainResult:
+def pretrain(
+    name: str,
+    simulated: Mapping[str, TransportData],
+    profile: str | Profile = "default",
+    *,
+    seed: int = 0,
+    run_dir=None,
+    resume: bool | str = False,
+    device: str = "auto",
+    progress: bool = False,
+    **config: Any,
+) -> training.TrainResult:
     """Pre-train model ``name`` (sized for ``profile``, config ``overrides``) on ``simulated["train"]``, best
     epoch on ``simulated["val"]``, with ``TrainConfig.for_profile(profile, seed=seed)`` — chapter 04's
     procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run
@@ -117,8 +158,16 @@ def pretrain(name: str, simulated: Mapping[str, TransportData], profile: str | P
     env.seed_everything(seed)
     model = models.build(name, profile, **config)
     cfg = training.TrainConfig.for_profile(profile, seed=seed)
-    return training.train(model, simulated["train"], simulated["val"], cfg, run_dir=run_dir, resume=resume,
-                          device=device, progress=progress)
+    return training.train(
+        model,
+        simulated["train"],
+        simulated["val"],
+        cfg,
+        run_dir=run_dir,
+        resume=resume,
+        device=device,
+        progress=progress,
+    )
 
 
 def _seconds(result: training.TrainResult) -> float:
@@ -137,10 +186,20 @@ def _kept_checkpoint(result: training.TrainResult, validated: bool) -> str | Non
     return None if result.run_dir is None else str(result.run_dir / ("best.pt" if validated else "last.pt"))
 
 
-def finetune_run(model: models.Model, train: Measurements, val: Measurements | None, split: Splits,
-                 profile: str | Profile = "default", *, seed: int = 0, lr: float | None = None, noise: bool = True,
-                 run_dir: str | os.PathLike | None = None, resume: bool | str = False,
-                 device: str = "auto") -> training.TrainResult:
+def finetune_run(
+    model: models.Model,
+    train: Measurements,
+    val: Measurements | None,
+    split: Splits,
+    profile: str | Profile = "default",
+    *,
+    seed: int = 0,
+    lr: float | None = None,
+    noise: bool = True,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool | str = False,
+    device: str = "auto",
+) -> training.TrainResult:
     """One fine-tuning run as every deep row makes it: :func:`nanoutils.finetuning.finetune` of ``model`` (in
     place) on ``train`` (early stopping on ``val``; None: fixed epochs, last kept) with the profile's loop
     (``lr`` replaces its learning rate), eq. 5 noise unless ``noise=False``, and the split's simulated training
@@ -148,21 +207,41 @@ def finetune_run(model: models.Model, train: Measurements, val: Measurements | N
     back on the CPU."""
     P = get(profile)
     config = finetuning.finetune_config(P, seed=seed, **({} if lr is None else {"lr": lr}))
-    result = finetuning.finetune(model, train, val, profile=P, simulated=split.simulated["train"], noise=noise,
-                                 config=config, run_dir=run_dir, resume=resume, device=device)
+    result = finetuning.finetune(
+        model,
+        train,
+        val,
+        profile=P,
+        simulated=split.simulated["train"],
+        noise=noise,
+        config=config,
+        run_dir=run_dir,
+        resume=resume,
+        device=device,
+    )
     result.model.cpu()
     return result
 
 
-def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile: str | Profile = "default", *,
-             seed: int = 0, lrs: Sequence[float] | None = None, physics: Mapping[str, Mapping[str, float]] | None = None,
-             device: str = "auto", run_dir: str | os.PathLike | None = None, resume: bool | str = False,
-             tuned: Any = None) -> RowResult:
+def run_deep(
+    name: str,
+    pretrained: training.TrainResult,
+    split: Splits,
+    profile: str | Profile = "default",
+    *,
+    seed: int = 0,
+    lrs: Sequence[float] | None = None,
+    physics: Mapping[str, Mapping[str, float]] | None = None,
+    device: str = "auto",
+    run_dir: str | os.PathLike | None = None,
+    resume: bool | str = False,
+    tuned: Any = None,
+) -> RowResult:
     """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
-    (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each fold key) for a
-    PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified. ``tuned``: the
-    settings of an Optuna study (:func:`nanoutils.tuning.best_settings`; ``pretrained`` made by :func:`pretrain`
-    with ``**tuned.config``) replace the search by their learning rate and eq. 5 noise.
+    (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each
+    fold key) for a PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified.
+    ``tuned``: the settings of an Optuna study (:func:`nanoutils.tuning.best_settings`; ``pretrained`` made by
+    :func:`pretrain` with ``**tuned.config``) replace the search by their learning rate and eq. 5 noise.
 
     With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>/`` (``<set>``:
     ``virtual`` or the real test feed), ``resume`` continues or loads them as :func:`nanoutils.training.train`
@@ -182,8 +261,19 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
 
     def tune(train: Measurements, val: Measurements | None, lr: float, key: str) -> training.TrainResult:
         where = None if run_dir is None else Path(run_dir) / f"{key.split('/')[-1]}_lr{lr:g}"
-        res = finetune_run(_fresh(base, physics.get(key)), train, val, split, P, seed=seed, lr=lr, noise=noise,
-                           run_dir=where, resume=resume if where is not None else False, device=device)
+        res = finetune_run(
+            _fresh(base, physics.get(key)),
+            train,
+            val,
+            split,
+            P,
+            seed=seed,
+            lr=lr,
+            noise=noise,
+            run_dir=where,
+            resume=resume if where is not None else False,
+            device=device,
+        )
         runs.append(res)
         return res
 
@@ -193,30 +283,46 @@ def run_deep(name: str, pretrained: training.TrainResult, split: Splits, profile
     folds = {key: tune(train, None, best_lr, key) for key, train, _ in split.real_folds}
     real = [finetuning.score(folds[key].model, test)[1] for key, _, test in split.real_folds]
     kept = {"virtual": trials[best_lr], **folds}
-    info: dict[str, Any] = {"lr": best_lr, "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
-            "pre-training s": _seconds(pretrained), "fine-tuning s": sum(_seconds(r) for r in runs),
-            "history": {key: r.history for key, r in kept.items()}, "pre-training history": pretrained.history,
-            "checkpoints": {key: _kept_checkpoint(r, validated=key == "virtual") for key, r in kept.items()},
-            "best epoch": {key: r.best_epoch for key, r in kept.items()}}
-    return RowResult(name, f"{models.n_parameters(base):,}", virtual, pd.concat(real, ignore_index=True),
-                     info["pre-training s"] + info["fine-tuning s"], info)
+    info: dict[str, Any] = {
+        "lr": best_lr,
+        "validation loss per lr": {lr: r.best_loss for lr, r in trials.items()},
+        "pre-training s": _seconds(pretrained),
+        "fine-tuning s": sum(_seconds(r) for r in runs),
+        "history": {key: r.history for key, r in kept.items()},
+        "pre-training history": pretrained.history,
+        "checkpoints": {key: _kept_checkpoint(r, validated=key == "virtual") for key, r in kept.items()},
+        "best epoch": {key: r.best_epoch for key, r in kept.items()},
+    }
+    return RowResult(
+        name,
+        f"{models.n_parameters(base):,}",
+        virtual,
+        pd.concat(real, ignore_index=True),
+        info["pre-training s"] + info["fine-tuning s"],
+        info,
+    )
 
 
-def run_dspmde(split: Splits, profile: str | Profile = "default", *, seed: int = 0
-               ) -> tuple[RowResult, dict[str, dict[str, float]]]:
+def run_dspmde(
+    split: Splits, profile: str | Profile = "default", *, seed: int = 0
+) -> tuple[RowResult, dict[str, dict[str, float]]]:
     """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual
     train +
     validation feeds and on each real fold's training feeds; the row and the fitted Z per training set."""
     budget = get(profile).settings.baseline_fit
     sets = {"virtual": split.virtual_trainval, **{key: train for key, train, _ in split.real_folds}}
-    fits = {key: fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, with_uncertainty=False, **budget)
-            for key, meas in sets.items()}
+    fits = {
+        key: fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, with_uncertainty=False, **budget)
+        for key, meas in sets.items()
+    }
     virtual = fitting.predictions(split.virtual_test, fits["virtual"].membrane)
-    real = pd.concat([fitting.predictions(test, fits[key].membrane) for key, _, test in split.real_folds],
-                     ignore_index=True)
+    real = pd.concat(
+        [fitting.predictions(test, fits[key].membrane) for key, _, test in split.real_folds], ignore_index=True
+    )
     params = {key: dict(f.params) for key, f in fits.items()}
-    return RowResult("dspmde", str(len(fitting.PARAMETERS)), virtual, real, sum(f.wall_s for f in fits.values()),
-                     {"Z": params}), params
+    return RowResult(
+        "dspmde", str(len(fitting.PARAMETERS)), virtual, real, sum(f.wall_s for f in fits.values()), {"Z": params}
+    ), params
 
 
 def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
@@ -234,8 +340,15 @@ def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) 
         else:
             real.append(fitting.predictions(test, fit_r.model))
     note = f"real folds not scorable: {'; '.join(skipped)}" if skipped else ""
-    return RowResult("sf", f"d + 4 = {fit_v.n_params}", fitting.predictions(split.virtual_test, fit_v.model),
-                     pd.concat(real, ignore_index=True) if real else None, seconds, {"virtual fit": fit_v}, note)
+    return RowResult(
+        "sf",
+        f"d + 4 = {fit_v.n_params}",
+        fitting.predictions(split.virtual_test, fit_v.model),
+        pd.concat(real, ignore_index=True) if real else None,
+        seconds,
+        {"virtual fit": fit_v},
+        note,
+    )
 
 
 def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics.Score | None, int]:
@@ -275,8 +388,12 @@ def table1(rows: Sequence[RowResult], *, n_boot: int = 2000, seed: int = 0) -> p
         out.append(rec)
     frame = pd.DataFrame(out).set_index("model")
     studies = sorted(c for c in frame.columns if c.startswith("error "))
-    first = [c for c in frame.columns if not c.startswith("error ") and c not in ("training time (s)", "paper parameters",
-                                                                                   "paper test error (%)", "note")]
+    first = [
+        c
+        for c in frame.columns
+        if not c.startswith("error ")
+        and c not in ("training time (s)", "paper parameters", "paper test error (%)", "note")
+    ]
     return frame[first + studies + ["training time (s)", "paper parameters", "paper test error (%)", "note"]]
 
 
@@ -297,7 +414,9 @@ def save_results(rows: Sequence[RowResult], directory: str | os.PathLike) -> lis
             if frame is None:
                 continue
             f = frame.assign(Jv_um_s=frame["Jv_um_s"] if "Jv_um_s" in frame else frame["Jv_m_s"] * 1e6)
-            parts.append(f[["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred"]].assign(model=r.name, split=split))
+            parts.append(
+                f[["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred"]].assign(model=r.name, split=split)
+            )
     predictions = pd.concat(parts, ignore_index=True)
     predictions = predictions[["model", "split", *predictions.columns[:-2]]]
     paths = [directory / PREDICTIONS_CSV, directory / RUNS_JSON]

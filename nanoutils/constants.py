@@ -5,6 +5,7 @@ are exact by the 2019 SI definition; F = N_A e and R = N_A k_B are given to the 
 lists, ε₀ is the CODATA recommended value. The relative permittivity of water at 25 °C is
 Malmberg & Maryott (1956), J. Res. Natl. Bur. Stand. 56, 1 (the value DSPM-DE studies use).
 """
+
 from __future__ import annotations
 
 AVOGADRO = 6.02214076e23  # N_A, 1/mol (exact)

@@ -18,8 +18,10 @@ benchmark's "ion X unseen" label and by ``Model.prior_mean_ions``.
 :data:`CALIBRATIONS` maps the benchmark's row names to ``calibrate(train, seed) -> Model``:
 "DSPM-DE (fitted Z)", "DSPM-DE + Langmuir" (divalent-cation binding) and "dspmde_plus" (binding + ΔW).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -30,8 +32,11 @@ from . import fitting, ions
 from .measurements import Measurements
 
 #: The variants: which isotherm and whether per-ion ΔW are fitted.
-VARIANTS = {"dspmde": "fitted Z, constant charge", "langmuir": "fitted Z + Langmuir binding of divalent cations",
-            "dspmde_plus": "fitted Z + Langmuir binding of divalent cations + per-ion ΔW with a N(0, w²) prior"}
+VARIANTS = {
+    "dspmde": "fitted Z, constant charge",
+    "langmuir": "fitted Z + Langmuir binding of divalent cations",
+    "dspmde_plus": "fitted Z + Langmuir binding of divalent cations + per-ion ΔW with a N(0, w²) prior",
+}
 #: Width of the Gaussian prior on each ΔW (k_B T).
 PRIOR_WIDTH = 1.0
 #: Fit budget on a few real feeds (about 60 s per fit on one free CPU core): n_cells = 10 pore cells (the
@@ -60,22 +65,42 @@ def _key(meas: Measurements, *parts) -> tuple:
     return (int(pd.util.hash_pandas_object(meas.table.drop(columns=["file", "line"]), index=False).sum()), *parts)
 
 
-def fit(meas: Measurements, *, variant: str = "dspmde_plus", seed: int = 0, prior_width: float = PRIOR_WIDTH,
-        start: dict | str | None = None, **budget) -> fitting.FitResult:
+def fit(
+    meas: Measurements,
+    *,
+    variant: str = "dspmde_plus",
+    seed: int = 0,
+    prior_width: float = PRIOR_WIDTH,
+    start: Mapping[str, float] | str | None = None,
+    **budget,
+) -> fitting.FitResult:
     """Fit ``variant`` (a key of :data:`VARIANTS`) to ``meas`` by eq. 11 with :data:`BUDGET` (overridable by
     keyword) from ``start``: Z (default the paper's Table 2, NF270) with the isotherm at
     :data:`nanoutils.fitting.ISOTHERM_START` and ΔW = 0 (the prior mean); ``"random"`` draws Z with ``seed``."""
     if variant not in VARIANTS:
         raise fitting.FitError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     binding = binding_ions(meas) if variant in ("langmuir", "dspmde_plus") else ()
-    return fitting.fit(meas, seed=seed, start=None if start == "random" else (start or fitting.PAPER_TABLE2),
-                       isotherm="langmuir" if binding else "constant", binding_ions=binding,
-                       partition_ions=partition_ions(meas) if variant == "dspmde_plus" else (),
-                       prior_width=prior_width, **{**BUDGET, **budget})
+    return fitting.fit(
+        meas,
+        seed=seed,
+        start=None if isinstance(start, str) else (start or fitting.PAPER_TABLE2),
+        isotherm="langmuir" if binding else "constant",
+        binding_ions=binding,
+        partition_ions=partition_ions(meas) if variant == "dspmde_plus" else (),
+        prior_width=prior_width,
+        **{**BUDGET, **budget},
+    )
 
 
-def fitted(meas: Measurements, variant: str = "dspmde_plus", seed: int = 0, *, prior_width: float = PRIOR_WIDTH,
-           with_uncertainty: bool = False, **budget) -> fitting.FitResult:
+def fitted(
+    meas: Measurements,
+    variant: str = "dspmde_plus",
+    seed: int = 0,
+    *,
+    prior_width: float = PRIOR_WIDTH,
+    with_uncertainty: bool = False,
+    **budget,
+) -> fitting.FitResult:
     """:func:`fit` of ``variant`` from its default start, reused for the same data, seed, prior and budget;
     ``with_uncertainty`` adds the Gauss–Newton covariance (:func:`nanoutils.fitting.uncertainty`) once."""
     options = {**BUDGET, **budget}
@@ -85,8 +110,9 @@ def fitted(meas: Measurements, variant: str = "dspmde_plus", seed: int = 0, *, p
     result = _CACHE[key]
     if with_uncertainty and not np.isfinite(result.covariance).all():
         objective = fitting.Objective(meas, n_cells=options["n_cells"])
-        cov, stderr = fitting.uncertainty(objective, result.params, fitting.Space(result.bounds, result.names),
-                                          spec=result.spec)
+        cov, stderr = fitting.uncertainty(
+            objective, result.params, fitting.Space(result.bounds, result.names), spec=result.spec
+        )
         result = _CACHE[key] = replace(result, covariance=cov, stderr=stderr)
     return result
 
@@ -96,8 +122,9 @@ def calibrate(train: Measurements, seed: int, *, variant: str = "dspmde_plus", *
     return fitted(train, variant, seed, **options).model
 
 
-def calibrate_ensemble(train: Measurements, seed: int, *, variant: str = "dspmde_plus", n_draws: int = 16,
-                       **options) -> list[fitting.Model]:
+def calibrate_ensemble(
+    train: Measurements, seed: int, *, variant: str = "dspmde_plus", n_draws: int = 16, **options
+) -> list[fitting.Model]:
     """A Laplace posterior-predictive ensemble (:func:`nanoutils.fitting.laplace_ensemble`, ``n_draws``
     members) of ``variant`` fitted on ``train``: the benchmark scores its mean and the coverage of its
     95 % interval."""
@@ -105,8 +132,15 @@ def calibrate_ensemble(train: Measurements, seed: int, *, variant: str = "dspmde
     return fitting.laplace_ensemble(result, n_draws=n_draws, seed=seed)
 
 
-def calibrate_multistart(train: Measurements, seed: int, *, variant: str = "dspmde_plus", n_starts: int = 4,
-                         delta: float | None = None, **options) -> list[fitting.Model]:
+def calibrate_multistart(
+    train: Measurements,
+    seed: int,
+    *,
+    variant: str = "dspmde_plus",
+    n_starts: int = 4,
+    delta: float | None = None,
+    **options,
+) -> list[fitting.Model]:
     """The optima of ``n_starts`` fits of ``variant`` on ``train`` within Δχ² of the best
     (:func:`nanoutils.fitting.multistart`), as an ensemble: the default start (paper's Table 2) and
     ``n_starts − 1`` random ones (seeds ``n_starts·seed + 1`` onwards)."""
@@ -120,12 +154,18 @@ def calibrate_multistart(train: Measurements, seed: int, *, variant: str = "dspm
     return [r.model for r in fitting.multistart(train, fit_one, seeds, delta=delta)]
 
 
-CALIBRATIONS = {"DSPM-DE (fitted Z)": partial(calibrate, variant="dspmde"),
-                "DSPM-DE + Langmuir": partial(calibrate, variant="langmuir"),
-                "dspmde_plus": partial(calibrate, variant="dspmde_plus")}
+CALIBRATIONS = {
+    "DSPM-DE (fitted Z)": partial(calibrate, variant="dspmde"),
+    "DSPM-DE + Langmuir": partial(calibrate, variant="langmuir"),
+    "dspmde_plus": partial(calibrate, variant="dspmde_plus"),
+}
 #: The same three as Laplace posterior-predictive ensembles (mean, spread, interval coverage).
-ENSEMBLES = {f"{name} (Laplace)": partial(calibrate_ensemble, variant=v)
-             for name, v in zip(CALIBRATIONS, ("dspmde", "langmuir", "dspmde_plus"))}
+ENSEMBLES = {
+    f"{name} (Laplace)": partial(calibrate_ensemble, variant=v)
+    for name, v in zip(CALIBRATIONS, ("dspmde", "langmuir", "dspmde_plus"), strict=True)
+}
 #: The same three as multi-start ensembles (random starts, optima within Δχ² of the best).
-MULTISTARTS = {f"{name} (multi-start)": partial(calibrate_multistart, variant=v)
-               for name, v in zip(CALIBRATIONS, ("dspmde", "langmuir", "dspmde_plus"))}
+MULTISTARTS = {
+    f"{name} (multi-start)": partial(calibrate_multistart, variant=v)
+    for name, v in zip(CALIBRATIONS, ("dspmde", "langmuir", "dspmde_plus"), strict=True)
+}

@@ -1,4 +1,5 @@
 """Run environment: device choice, seeds, library versions and the start of every chapter."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -89,7 +90,11 @@ def notebook_setup(profile: str | Profile, device: str | None = None, *, max_epo
     prof = get(profile, max_epochs=max_epochs)
     print(versions())
     resolved = None if device is None else resolve_device(device)
-    cap = "" if prof.max_epochs is None else f", every training capped at {prof.max_epochs} epochs (a check, not a result)"
+    cap = (
+        ""
+        if prof.max_epochs is None
+        else f", every training capped at {prof.max_epochs} epochs (a check, not a result)"
+    )
     print(f"profile {prof.name}" + ("" if resolved is None else f", device {resolved}") + cap)
     plotting.style()
     return Chapter(prof, prof.figures_dir, resolved, started)

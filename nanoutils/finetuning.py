@@ -19,6 +19,7 @@ intrinsic rejections, the bulk feed for observed ones (the network then absorbs
 concentration polarisation, which it cannot know from the feed alone).
 Temperature is not an input: data at 20 °C and 25 °C are treated alike.
 """
+
 from __future__ import annotations
 
 import os
@@ -77,16 +78,28 @@ def from_measurements(meas: Measurements, species: tuple[str, ...], weight: floa
     mask = arr.mask & arr.flux_mask[..., None]
     studies = [key.split("/")[0] for key in arr.feed_keys]
     return TransportData(
-        feed=feed, species_mask=feed > 0, flux=arr.Jv, flux_mask=arr.flux_mask,
-        permeate=np.where(mask, arr.c_perm, 0.0), sigma=np.where(mask, arr.sigma_c_perm, 0.0), target_mask=mask,
-        weight=np.full(len(feed), float(weight)), species=tuple(species),
+        feed=feed,
+        species_mask=feed > 0,
+        flux=arr.Jv,
+        flux_mask=arr.flux_mask,
+        permeate=np.where(mask, arr.c_perm, 0.0),
+        sigma=np.where(mask, arr.sigma_c_perm, 0.0),
+        target_mask=mask,
+        weight=np.full(len(feed), float(weight)),
+        species=tuple(species),
         observation=np.where(mask.any(1)[..., None], obs[None], 0.0),  # rows of quantities a feed lacks: 0
-        metadata={"quantities": list(arr.quantities), "feed_keys": list(arr.feed_keys), "studies": studies,
-                  "intrinsic": arr.intrinsic.tolist()})
+        metadata={
+            "quantities": list(arr.quantities),
+            "feed_keys": list(arr.feed_keys),
+            "studies": studies,
+            "intrinsic": arr.intrinsic.tolist(),
+        },
+    )
 
 
-def mix_simulated(measured: TransportData, simulated: TransportData | None, n_simulated: int, seed: int = 0
-                  ) -> TransportData:
+def mix_simulated(
+    measured: TransportData, simulated: TransportData | None, n_simulated: int, seed: int = 0
+) -> TransportData:
     """``measured`` plus ``n_simulated`` feeds drawn (seeded) from ``simulated`` with weight 1 (0: none)."""
     if simulated is None or n_simulated == 0:
         return measured
@@ -98,11 +111,23 @@ def mix_simulated(measured: TransportData, simulated: TransportData | None, n_si
     return TransportData.concat([measured, sim], metadata={**measured.metadata, "n_simulated": n_simulated})
 
 
-def finetune(model: models.Model, train_meas: Measurements, val_meas: Measurements | None = None, *,
-             profile: str | Profile = "default", simulated: TransportData | None = None,
-             n_simulated: int | None = None, measured_weight: float = MEASURED_WEIGHT, noise: bool = True,
-             config: TrainConfig | None = None, run_dir: str | os.PathLike | None = None, resume: bool | str = False,
-             device: str = "auto", progress: bool = False, callback=None) -> TrainResult:
+def finetune(
+    model: models.Model,
+    train_meas: Measurements,
+    val_meas: Measurements | None = None,
+    *,
+    profile: str | Profile = "default",
+    simulated: TransportData | None = None,
+    n_simulated: int | None = None,
+    measured_weight: float = MEASURED_WEIGHT,
+    noise: bool = True,
+    config: TrainConfig | None = None,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool | str = False,
+    device: str = "auto",
+    progress: bool = False,
+    callback=None,
+) -> TrainResult:
     """Fine-tune ``model`` (in place) on ``train_meas`` with eq. 5 noise (``noise=False``: the means only).
 
     Early stopping and the kept epoch use the eq. 4 loss on ``val_meas`` (means, no noise); without
@@ -124,8 +149,19 @@ def finetune(model: models.Model, train_meas: Measurements, val_meas: Measuremen
     data = mix_simulated(data, simulated, n_simulated, cfg.seed)
     val = from_measurements(val_meas, species) if val_meas is not None else None
     sampler = gaussian_targets(cfg.seed) if noise else None
-    return train(model, data, val, cfg, run_dir=run_dir, resume=resume, target_sampler=sampler, device=device,
-                 progress=progress, callback=callback, check_start=True)
+    return train(
+        model,
+        data,
+        val,
+        cfg,
+        run_dir=run_dir,
+        resume=resume,
+        target_sampler=sampler,
+        device=device,
+        progress=progress,
+        callback=callback,
+        check_start=True,
+    )
 
 
 def score(model: models.Model, meas: Measurements, **kwargs: Any) -> tuple[metrics.Score, pd.DataFrame]:
@@ -169,8 +205,11 @@ def variant(name: str, pretrained: models.NeuralODE, seed: int = 0) -> Variant:
     if name not in VARIANTS:
         raise FinetuneError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
     cfg = models.spec(pretrained)["config"]
-    by_variant: dict[str, dict[str, Any]] = {"no_projection": {"project": False}, "soft_penalty": {"project": False,
-                                             "charge_penalty": SOFT_PENALTY}, "no_masking": {"mask_features": False}}
+    by_variant: dict[str, dict[str, Any]] = {
+        "no_projection": {"project": False},
+        "soft_penalty": {"project": False, "charge_penalty": SOFT_PENALTY},
+        "no_masking": {"mask_features": False},
+    }
     overrides = by_variant.get(name, {})
     env.seed_everything(seed)
     model = models.from_spec({"name": "neural_ode", "config": {**cfg, **overrides}})
@@ -190,5 +229,5 @@ def _load_without_mask_inputs(model: nn.Module, pretrained: models.NeuralODE) ->
     d = len(pretrained.config.species)
     state = {k: v.clone() for k, v in pretrained.state_dict().items()}
     first = "func.net.0.weight"
-    state[first] = torch.cat([state[first][:, :d], state[first][:, 2 * d:]], dim=1)
+    state[first] = torch.cat([state[first][:, :d], state[first][:, 2 * d :]], dim=1)
     model.load_state_dict(state)

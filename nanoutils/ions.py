@@ -10,6 +10,7 @@ finite, non-negative and electroneutral within a stated tolerance.
 >>> dict(feed)
 {'Na+': 10.0, 'Mg2+': 5.0, 'Cl-': 10.0, 'SO4-2': 5.0}
 """
+
 from __future__ import annotations
 
 import math
@@ -255,7 +256,9 @@ def _salt_conc_to_si(value: float, unit: str, stoich: Mapping[str, int], where: 
         raise CompositionError(f"{err} in {where!r}") from None
 
 
-def stack(feeds: Iterable[Mapping[str, float]], names: Iterable[str] | None = None) -> tuple[np.ndarray, tuple[str, ...]]:
+def stack(
+    feeds: Iterable[Mapping[str, float]], names: Iterable[str] | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
     """Dense (N, d) array of concentrations (mol/m³) for N feeds, and the d ion names.
 
     ``names`` defaults to the union of the feeds' ions in table order. Plain

@@ -8,6 +8,7 @@ interval over *feeds* (whole feeds are resampled, since flux points of one
 feed are not independent), and broken down per ion, per feed and per study
 (:func:`rejection_error_by` for any other grouping).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,7 +33,9 @@ class Score:
     per_feed: pd.Series = field(repr=False)
 
     def __str__(self) -> str:
-        return f"{self.value:.2f} [{self.ci[0]:.2f}, {self.ci[1]:.2f}] (n = {self.n_points} points, {self.n_feeds} feeds)"
+        return (
+            f"{self.value:.2f} [{self.ci[0]:.2f}, {self.ci[1]:.2f}] (n = {self.n_points} points, {self.n_feeds} feeds)"
+        )
 
 
 def _check(frame: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:

@@ -1,4 +1,5 @@
 """One look for every figure of the series, and saving them as PNG and PDF."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -39,7 +40,9 @@ def save(fig: plt.Figure, directory: Path, name: str) -> list[Path]:
     return paths
 
 
-def parity(ax: plt.Axes, measured: ArrayLike, predicted: ArrayLike, *, lim: tuple[float, float] | None = None, **scatter) -> None:
+def parity(
+    ax: plt.Axes, measured: ArrayLike, predicted: ArrayLike, *, lim: tuple[float, float] | None = None, **scatter
+) -> None:
     """Parity plot of predicted against measured values with the y = x line."""
     measured, predicted = np.asarray(measured, float), np.asarray(predicted, float)
     if lim is None:
@@ -65,24 +68,35 @@ def ion_markers(names: Sequence[str]) -> dict[str, str]:
 def parity_by_ion(ax: plt.Axes, frame: pd.DataFrame, *, lim: tuple[float, float] | None = None) -> None:
     """Predicted vs measured rejection (``frame``: ion, R_meas, R_pred, split) with a marker and colour per
     ion; ``split == "real"`` points large with a black edge, ``"virtual"`` points small and open."""
-    ions_present = sorted(frame["ion"].unique(), key=lambda n: ions.species().index(ions.canonical(n))
-                          if n in ions.species() else len(ions.species()))
+    ions_present = sorted(
+        frame["ion"].unique(),
+        key=lambda n: ions.species().index(ions.canonical(n)) if n in ions.species() else len(ions.species()),
+    )
     known = [n for n in ions_present if n in ions.species()]
     colors, markers = ion_colors(known), ion_markers(known)
     parity(ax, frame["R_meas"], frame["R_pred"], lim=lim, s=0)
     for ion in ions_present:
         color, marker = colors.get(ion, "0.3"), markers.get(ion, "o")
         label = ion_label(ion) if ion in ions.species() else ion
-        for split, style in (("virtual", dict(s=16, facecolors="none", edgecolors=[color], linewidths=0.8, alpha=0.7)),
-                             ("real", dict(s=42, color=color, edgecolors="black", linewidths=0.8))):
+        for split, style in (
+            ("virtual", dict(s=16, facecolors="none", edgecolors=[color], linewidths=0.8, alpha=0.7)),
+            ("real", dict(s=42, color=color, edgecolors="black", linewidths=0.8)),
+        ):
             sel = frame[(frame["ion"] == ion) & (frame["split"] == split)]
             if len(sel):
                 ax.scatter(sel["R_meas"], sel["R_pred"], marker=marker, label=f"{label} ({split})", **style)
     ax.set(xlabel="measured rejection", ylabel="predicted rejection")
 
 
-def rejection_curves(ax: plt.Axes, meas, predictors: Mapping[str, object], *, feed: int = 0, n_points: int = 60,
-                     flux_scale_m_s: float = 1.0) -> None:
+def rejection_curves(
+    ax: plt.Axes,
+    meas,
+    predictors: Mapping[str, object],
+    *,
+    feed: int = 0,
+    n_points: int = 60,
+    flux_scale_m_s: float = 1.0,
+) -> None:
     """Rejection of every measured quantity of feed ``feed`` of ``meas`` (:class:`nanoutils.measurements.Measurements`)
     vs flux / ``flux_scale_m_s``: each model's curve (``predictors``: label → any model
     :func:`nanoutils.prediction.quantity_curves` takes, or a list of them — an ensemble drawn as its mean
@@ -106,13 +120,26 @@ def rejection_curves(ax: plt.Axes, meas, predictors: Mapping[str, object], *, fe
         color = f"C{q % 10}"
         label = ion_label(name) if name in ions.species() else name
         for i, (name, R) in enumerate(curves.items()):
-            ax.plot(x, R[feed, :, q], color=color, ls=styles[i % len(styles)], lw=1.4 if i == 0 else 1.1,
-                    label=label if i == 0 else None)
+            ax.plot(
+                x,
+                R[feed, :, q],
+                color=color,
+                ls=styles[i % len(styles)],
+                lw=1.4 if i == 0 else 1.1,
+                label=label if i == 0 else None,
+            )
             if name in bands:
                 spread = 2 * bands[name][feed, :, q]
                 ax.fill_between(x, R[feed, :, q] - spread, R[feed, :, q] + spread, color=color, alpha=0.15, lw=0)
-        ax.errorbar(arrays.Jv[feed, m] / flux_scale_m_s, arrays.R[feed, m, q], arrays.sigma_R[feed, m, q],
-                    fmt="o", ms=3.5, color=color, capsize=2)
+        ax.errorbar(
+            arrays.Jv[feed, m] / flux_scale_m_s,
+            arrays.R[feed, m, q],
+            arrays.sigma_R[feed, m, q],
+            fmt="o",
+            ms=3.5,
+            color=color,
+            capsize=2,
+        )
     ax.axhline(0, color="0.3", lw=0.8)
     ax.set(xlabel="flux (normalised)" if flux_scale_m_s != 1.0 else "flux (m/s)", ylabel="rejection")
 
@@ -122,8 +149,15 @@ def departure_map(ax: plt.Axes, departure, concentrations: Sequence[float]):
     over flux (LMH) × concentration: colour log10 max |ΔR| (1e-6 … 1), × where only the single element
     failed. Returns the mesh (for a colour bar)."""
     lmh = units.m_s_to_lmh(departure.fluxes)
-    mesh = ax.pcolormesh(lmh, concentrations, np.log10(np.maximum(departure.dR, 1e-7)), vmin=-6, vmax=0,
-                         cmap="viridis", shading="nearest")
+    mesh = ax.pcolormesh(
+        lmh,
+        concentrations,
+        np.log10(np.maximum(departure.dR, 1e-7)),
+        vmin=-6,
+        vmax=0,
+        cmap="viridis",
+        shading="nearest",
+    )
     jj, cc = np.meshgrid(lmh, concentrations)
     ax.plot(jj[departure.failed], cc[departure.failed], "rx", ms=8)
     ax.set(xscale="log", yscale="log", xlabel="J_v (LMH)")

@@ -12,6 +12,7 @@ the same tidy frame as :meth:`nanoutils.dspmde.Result.to_frame`:
 feed_id, Jv_m_s, ion, c_feed, c_perm (mol/m³), R, converged. Rejections are intrinsic: ``c_feed`` is the
 concentration at the membrane surface (no concentration-polarisation film), R = 1 − c_perm/c_feed.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -56,22 +57,32 @@ def _torch_permeate(model, conc: np.ndarray, fluxes: np.ndarray, batch_size: int
 
 
 def _is_mechanistic(model) -> bool:
-    return isinstance(model, dspmde.Membrane) or (callable(getattr(model, "solve", None))
-                                                  and not hasattr(model, "parameters"))
+    return isinstance(model, dspmde.Membrane) or (
+        callable(getattr(model, "solve", None)) and not hasattr(model, "parameters")
+    )
 
 
-def _mechanistic_permeate(model, feeds: list[ions.Feed], fluxes: np.ndarray, species: tuple[str, ...],
-                          temperature: float) -> np.ndarray:
+def _mechanistic_permeate(
+    model, feeds: list[ions.Feed], fluxes: np.ndarray, species: tuple[str, ...], temperature: float
+) -> np.ndarray:
     """Permeate (N, M, d) of a membrane or a model with ``solve`` at ``temperature`` (K); NaN where a case did
     not converge."""
-    res = (dspmde.solve(feeds, fluxes, membrane=model, species=species, temperature=temperature)
-           if isinstance(model, dspmde.Membrane) else model.solve(feeds, fluxes, species=species, temperature=temperature))
+    res = (
+        dspmde.solve(feeds, fluxes, membrane=model, species=species, temperature=temperature)
+        if isinstance(model, dspmde.Membrane)
+        else model.solve(feeds, fluxes, species=species, temperature=temperature)
+    )
     return np.where(res.converged[..., None], res.permeate, np.nan)
 
 
-def members_permeate(members: Sequence, feeds: list[ions.Feed], fluxes: np.ndarray, *,
-                     temperature: float | None = None, batch_size: int = 256
-                     ) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+def members_permeate(
+    members: Sequence,
+    feeds: list[ions.Feed],
+    fluxes: np.ndarray,
+    *,
+    temperature: float | None = None,
+    batch_size: int = 256,
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
     """(species, feed (N, d), permeate (K, N, M, d)) mol/m³ of K members — torch models, or mechanistic ones
     (:func:`_is_mechanistic`) — one batched evaluation of all N feeds × M fluxes (m/s) per member; NaN where a
     mechanistic case did not converge. Mechanistic members are solved at ``temperature`` (K; None: 298.15 K);
@@ -79,10 +90,12 @@ def members_permeate(members: Sequence, feeds: list[ions.Feed], fluxes: np.ndarr
     torch_members = bool(members) and all(hasattr(m, "parameters") for m in members)
     if not (torch_members or (members and all(_is_mechanistic(m) for m in members))):
         kinds = ", ".join(sorted({type(m).__name__ for m in members})) or "nothing"
-        raise TypeError(f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
-                        f"or a list of either, got {kinds}")
+        raise TypeError(
+            f"model must be a dspmde.Membrane, a model with .solve (friction.SFModel), a torch model "
+            f"or a list of either, got {kinds}"
+        )
     if torch_members:
-        species = tuple(getattr(members[0], "config").species)
+        species = tuple(members[0].config.species)
         conc, _ = ions.stack(feeds, species)
         return species, conc, np.stack([_torch_permeate(m, conc, fluxes, batch_size) for m in members])
     conc, species = ions.stack(feeds)
@@ -90,8 +103,13 @@ def members_permeate(members: Sequence, feeds: list[ions.Feed], fluxes: np.ndarr
     return species, conc, np.stack([_mechanistic_permeate(m, feeds, fluxes, species, T) for m in members])
 
 
-def ensemble_frame(species: tuple[str, ...], conc: np.ndarray, fluxes: np.ndarray, permeate: np.ndarray,
-                   point: np.ndarray | None = None) -> pd.DataFrame:
+def ensemble_frame(
+    species: tuple[str, ...],
+    conc: np.ndarray,
+    fluxes: np.ndarray,
+    permeate: np.ndarray,
+    point: np.ndarray | None = None,
+) -> pd.DataFrame:
     """The tidy frame (:meth:`nanoutils.dspmde.Result.to_frame`) of K members' ``permeate`` (K, N, M, d) for feeds
     ``conc`` (N, d) at ``fluxes`` (M,): ``c_perm`` and ``R`` of ``point`` (N, M, d) when given, else the members'
     mean; ``c_perm_std`` and ``R_std`` their spread (members whose case did not converge left out); ``converged``
@@ -101,8 +119,14 @@ def ensemble_frame(species: tuple[str, ...], conc: np.ndarray, fluxes: np.ndarra
         mean, std = np.nanmean(permeate, axis=0), np.nanstd(permeate, axis=0)
     best = mean if point is None else point
     converged = np.isfinite(permeate).all(axis=(0, -1)) if point is None else np.isfinite(point).all(axis=-1)
-    result = dspmde.Result(species=species, feed=conc, fluxes=fluxes, permeate=best,
-                           membrane_surface=np.broadcast_to(conc[:, None, :], best.shape), converged=converged)
+    result = dspmde.Result(
+        species=species,
+        feed=conc,
+        fluxes=fluxes,
+        permeate=best,
+        membrane_surface=np.broadcast_to(conc[:, None, :], best.shape),
+        converged=converged,
+    )
     frame = result.to_frame()
     present = np.broadcast_to(conc[:, None, :] > 0, best.shape)
     frame["c_perm_std"] = std[present]
@@ -110,8 +134,9 @@ def ensemble_frame(species: tuple[str, ...], conc: np.ndarray, fluxes: np.ndarra
     return frame
 
 
-def predict(feeds: Feeds, fluxes_m_s, model, *, temperature: float | None = None, batch_size: int = 256
-            ) -> pd.DataFrame:
+def predict(
+    feeds: Feeds, fluxes_m_s, model, *, temperature: float | None = None, batch_size: int = 256
+) -> pd.DataFrame:
     """Tidy predictions for N feeds × M fluxes (m/s) from ``model`` (see module docstring) at ``temperature``
     (K). Predictions are intrinsic: ``c_feed`` is the concentration at the membrane surface (no
     concentration-polarisation film).
@@ -135,16 +160,22 @@ def predict(feeds: Feeds, fluxes_m_s, model, *, temperature: float | None = None
         temperature = dspmde.check_temperature(temperature)
     members = list(model) if isinstance(model, (list, tuple)) else [model]
     if temperature is not None and members and all(hasattr(m, "parameters") for m in members):
-        raise ValueError(f"temperature {temperature:g} K: a torch model has no temperature input (it predicts at "
-                         "its training temperature); leave temperature unset or use a model bundle, which flags it")
+        raise ValueError(
+            f"temperature {temperature:g} K: a torch model has no temperature input (it predicts at "
+            "its training temperature); leave temperature unset or use a model bundle, which flags it"
+        )
     if len(members) == 1 and _is_mechanistic(members[0]):
         T = 298.15 if temperature is None else temperature
         m = members[0]
-        res = (dspmde.solve(feed_list, fluxes, membrane=m, temperature=T) if isinstance(m, dspmde.Membrane)
-               else m.solve(feed_list, fluxes, temperature=T))
+        res = (
+            dspmde.solve(feed_list, fluxes, membrane=m, temperature=T)
+            if isinstance(m, dspmde.Membrane)
+            else m.solve(feed_list, fluxes, temperature=T)
+        )
         return res.to_frame()
-    species, conc, permeate = members_permeate(members, feed_list, fluxes, temperature=temperature,
-                                               batch_size=batch_size)
+    species, conc, permeate = members_permeate(
+        members, feed_list, fluxes, temperature=temperature, batch_size=batch_size
+    )
     frame = ensemble_frame(species, conc, fluxes, permeate)
     return frame if len(members) > 1 else frame.drop(columns=["c_perm_std", "R_std"])
 
@@ -160,7 +191,9 @@ def read_feeds_csv(path) -> tuple[list[str], list[ions.Feed]]:
     ion_cols = [c for c in frame.columns if c != "salts"]
     bad = [c for c in ion_cols if not c.endswith("_mM")]
     if bad or ("salts" in frame and ion_cols):
-        raise ValueError(f"{path}: columns must be feed_id plus either 'salts' or '<ion>_mM' columns; cannot use {bad or ion_cols}")
+        raise ValueError(
+            f"{path}: columns must be feed_id plus either 'salts' or '<ion>_mM' columns; cannot use {bad or ion_cols}"
+        )
     feeds = []
     for line, (_, row) in enumerate(frame.iterrows(), start=2):
         try:

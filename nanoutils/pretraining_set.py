@@ -19,6 +19,7 @@ Start dask-distributed workers under ``dask.config.set(DASK_CONFIG)`` (or the sa
 dask configuration): distributed's default ``MALLOC_TRIM_THRESHOLD_=65536`` in worker processes makes the
 solver's many array allocations about 2.5× slower.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -37,8 +38,9 @@ FILE_NAME = "pretraining.npz"
 #: Compositions per labelling chunk (one batched DSPM-DE solve; one dask task).
 CHUNK = 128
 #: Dask configuration for worker processes: one BLAS thread each, glibc's default malloc trimming.
-DASK_CONFIG = {"distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1,
-                                                       "OPENBLAS_NUM_THREADS": 1}}
+DASK_CONFIG = {
+    "distributed.nanny.pre-spawn-environ": {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+}
 #: Local dask schedulers by name.
 LOCAL_SCHEDULERS = ("threads", "processes", "synchronous")
 
@@ -77,9 +79,13 @@ class PretrainingSpec:
     def __post_init__(self) -> None:
         if self.n_compositions < 3 or self.n_flux < 1:
             raise ValueError(f"need ≥ 3 compositions and ≥ 1 flux point, got {self.n_compositions}, {self.n_flux}")
-        if not (0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
-            raise ValueError(f"val_fraction and test_fraction must be in (0, 1) with a sum < 1, "
-                             f"got {self.val_fraction}, {self.test_fraction}")
+        if not (
+            0 < self.val_fraction < 1 and 0 < self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1
+        ):
+            raise ValueError(
+                f"val_fraction and test_fraction must be in (0, 1) with a sum < 1, "
+                f"got {self.val_fraction}, {self.test_fraction}"
+            )
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides: Any) -> PretrainingSpec:
@@ -94,14 +100,24 @@ class PretrainingSpec:
 
     def compositions(self) -> sampling.Compositions:
         """The Sobol feed compositions this specification labels."""
-        return sampling.sobol_compositions(self.n_compositions, seed=self.seed, c_min=self.c_min, c_max=self.c_max,
-                                           min_species=self.min_species, max_species=self.max_species)
+        return sampling.sobol_compositions(
+            self.n_compositions,
+            seed=self.seed,
+            c_min=self.c_min,
+            c_max=self.c_max,
+            min_species=self.min_species,
+            max_species=self.max_species,
+        )
 
     def metadata(self) -> dict[str, Any]:
         """JSON-serialisable description (the cache key): every field, the film (none) and the package version."""
         meta = asdict(self)
-        meta.update(j_max_lmh=float(units.m_s_to_lmh(self.j_max)), film=None, nanoutils_version=_version(),
-                    labeller="nanoutils.dspmde.solve")
+        meta.update(
+            j_max_lmh=float(units.m_s_to_lmh(self.j_max)),
+            film=None,
+            nanoutils_version=_version(),
+            labeller="nanoutils.dspmde.solve",
+        )
         return meta
 
 
@@ -112,8 +128,10 @@ def label(spec: PretrainingSpec, scheduler: Any = None) -> tuple[np.ndarray, np.
     ``distributed.Client``. The result does not depend on the scheduler."""
     comp, fluxes = spec.compositions(), spec.fluxes()
     options = {"membrane": spec.membrane, "temperature": spec.temperature, "n_cells": spec.n_cells}
-    chunks = [replace(comp, concentration=comp.concentration[i:i + CHUNK], mask=comp.mask[i:i + CHUNK])
-              for i in range(0, len(comp), CHUNK)]
+    chunks = [
+        replace(comp, concentration=comp.concentration[i : i + CHUNK], mask=comp.mask[i : i + CHUNK])
+        for i in range(0, len(comp), CHUNK)
+    ]
     if scheduler is None:
         parts = [sampling.label_with_dspmde(c, fluxes, **options) for c in chunks]
     else:
@@ -121,8 +139,9 @@ def label(spec: PretrainingSpec, scheduler: Any = None) -> tuple[np.ndarray, np.
     return np.concatenate([p for p, _ in parts]), np.concatenate([c for _, c in parts])
 
 
-def _dask_map(chunks: list[sampling.Compositions], fluxes: np.ndarray, options: dict[str, Any], scheduler: Any
-              ) -> list[tuple[np.ndarray, np.ndarray]]:
+def _dask_map(
+    chunks: list[sampling.Compositions], fluxes: np.ndarray, options: dict[str, Any], scheduler: Any
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """``label_with_dspmde`` of every chunk as dask tasks on ``scheduler`` (see :func:`label`)."""
     import dask
 
@@ -136,12 +155,20 @@ def _dask_map(chunks: list[sampling.Compositions], fluxes: np.ndarray, options: 
             return list(dask.compute(*tasks, scheduler=client))
     if hasattr(scheduler, "get") and hasattr(scheduler, "gather"):  # a distributed.Client
         return list(dask.compute(*tasks, scheduler=scheduler))
-    raise LabellingError(f"scheduler {scheduler!r}: expected None, one of {', '.join(LOCAL_SCHEDULERS)}, "
-                         f"an address such as 'tcp://host:8786', or a distributed.Client")
+    raise LabellingError(
+        f"scheduler {scheduler!r}: expected None, one of {', '.join(LOCAL_SCHEDULERS)}, "
+        f"an address such as 'tcp://host:8786', or a distributed.Client"
+    )
 
 
-def pretraining_set(spec: PretrainingSpec | None = None, directory: str | Path | None = None, *,
-                    profile: str | Profile = "default", verbose: bool = True, scheduler: Any = None) -> TransportData:
+def pretraining_set(
+    spec: PretrainingSpec | None = None,
+    directory: str | Path | None = None,
+    *,
+    profile: str | Profile = "default",
+    verbose: bool = True,
+    scheduler: Any = None,
+) -> TransportData:
     """The labelled set of ``spec`` (default: the profile's), loaded from ``directory`` (default
     ``runs/<profile>/data/``) when its metadata matches, otherwise labelled with DSPM-DE by ``scheduler``
     (:func:`label`; None: serially) and saved.
@@ -168,19 +195,30 @@ def pretraining_set(spec: PretrainingSpec | None = None, directory: str | Path |
     t0 = time.perf_counter()
     permeate, converged = label(spec, scheduler)
     seconds = time.perf_counter() - t0
-    data = TransportData.from_labels(comp.concentration, comp.mask, spec.fluxes(), permeate, converged, comp.species,
-                                     {"spec": key, "labelling_seconds": round(seconds, 3)})
+    data = TransportData.from_labels(
+        comp.concentration,
+        comp.mask,
+        spec.fluxes(),
+        permeate,
+        converged,
+        comp.species,
+        {"spec": key, "labelling_seconds": round(seconds, 3)},
+    )
     data.save(path)
-    _say(verbose, f"labelled {len(comp)} compositions × {spec.n_flux} fluxes in {seconds:.1f} s; "
-                  f"{data.metadata['n_points_unconverged']} points unconverged, "
-                  f"{data.metadata['n_compositions_dropped']} compositions dropped; saved {path}")
+    _say(
+        verbose,
+        f"labelled {len(comp)} compositions × {spec.n_flux} fluxes in {seconds:.1f} s; "
+        f"{data.metadata['n_points_unconverged']} points unconverged, "
+        f"{data.metadata['n_compositions_dropped']} compositions dropped; saved {path}",
+    )
     return data
 
 
 def split(data: TransportData, spec: PretrainingSpec | None = None) -> dict[str, TransportData]:
     """``{"train", "val", "test"}`` by whole composition, with the fractions and seed of ``spec``."""
-    spec = spec or PretrainingSpec(**{k: v for k, v in data.metadata["spec"].items()
-                                      if k in ("seed", "val_fraction", "test_fraction")})
+    spec = spec or PretrainingSpec(
+        **{k: v for k, v in data.metadata["spec"].items() if k in ("seed", "val_fraction", "test_fraction")}
+    )
     rest, test = split_by_composition(data, spec.test_fraction, seed=spec.seed)
     train, val = split_by_composition(rest, spec.val_fraction / (1 - spec.test_fraction), seed=spec.seed + 1)
     return {"train": train, "val": val, "test": test}

@@ -8,6 +8,7 @@ from it through :attr:`Profile.settings` (``python -m nanoutils profiles``
 prints it). A profile can carry an epoch cap (``max_epochs``) that applies to
 every training run: a quick end-to-end check of a profile, not a result.
 """
+
 from __future__ import annotations
 
 import copy
@@ -43,40 +44,67 @@ SETTINGS: dict[str, Knob] = {
     "isotherm_fit_iterations": Knob(10, 300, 600, "Nelder–Mead iterations per charge-isotherm fit (01)"),
     "isotherm_fit_starts": Knob(1, 2, 4, "starting points per charge-isotherm fit (01)"),
     # chapter 02: Table 2, DSPM-DE fitted to whole data sets
-    "table2_fit": Knob({"anneal_maxiter": 1, "nm_maxiter": 15}, {"anneal_maxiter": 30, "nm_maxiter": 300},
-                       {"anneal_maxiter": 100, "nm_maxiter": 1000},
-                       "eq. 11 budget of the Table 2 fits to a whole data set (02, fitting.fit)"),
+    "table2_fit": Knob(
+        {"anneal_maxiter": 1, "nm_maxiter": 15},
+        {"anneal_maxiter": 30, "nm_maxiter": 300},
+        {"anneal_maxiter": 100, "nm_maxiter": 1000},
+        "eq. 11 budget of the Table 2 fits to a whole data set (02, fitting.fit)",
+    ),
     # chapter 03: the simulated pre-training set
     "pretraining_compositions": Knob(48, 4096, 32768, "Sobol feed compositions labelled by DSPM-DE (03)"),
     "pretraining_fluxes": Knob(6, 10, 16, "flux points per composition, J_max/n … J_max = 6e-5 m/s (03)"),
     # networks: parameter counts of the baselines within ±15 % of the neural ODE's (tests/test_baselines.py)
     "neural_ode_width": Knob(16, 128, 584, "hidden width of the neural ODE; paper: ≈1.05 M parameters (04)"),
-    "neural_ode_solver": Knob({"method": "rk4", "step_size": 0.1}, {"method": "rk4", "step_size": 0.1},
-                              {"method": "dopri5", "step_size": None},
-                              "ODE solver; rk4 with 10 τ steps on a CPU, dopri5 as the paper (04)"),
+    "neural_ode_solver": Knob(
+        {"method": "rk4", "step_size": 0.1},
+        {"method": "rk4", "step_size": 0.1},
+        {"method": "dopri5", "step_size": None},
+        "ODE solver; rk4 with 10 τ steps on a CPU, dopri5 as the paper (04)",
+    ),
     "resnet_width": Knob(16, 113, 508, "hidden width of the ResNet and the PINN (06)"),
     "unet_width": Knob(3, 18, 79, "channels of the U-Net's first level (06)"),
     # training
-    "pretraining": Knob({"epochs": 4, "batch_size": 32, "lr": 3e-3}, {"epochs": 250, "batch_size": 128, "lr": 3e-3},
-                        {"epochs": 1000, "batch_size": 32, "lr": 1e-3},
-                        "eq. 4 pre-training loop, every deep model (04, 06; training.TrainConfig)"),
-    "finetuning": Knob({"epochs": 3, "batch_size": 16, "lr": 1e-3, "patience": None},
-                       {"epochs": 120, "batch_size": 16, "lr": 1e-3, "patience": 30},
-                       {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "patience": 200},
-                       "eq. 5 fine-tuning loop; patience: early stopping on validation feeds (05, 06)"),
+    "pretraining": Knob(
+        {"epochs": 4, "batch_size": 32, "lr": 3e-3},
+        {"epochs": 250, "batch_size": 128, "lr": 3e-3},
+        {"epochs": 1000, "batch_size": 32, "lr": 1e-3},
+        "eq. 4 pre-training loop, every deep model (04, 06; training.TrainConfig)",
+    ),
+    "finetuning": Knob(
+        {"epochs": 3, "batch_size": 16, "lr": 1e-3, "patience": None},
+        {"epochs": 120, "batch_size": 16, "lr": 1e-3, "patience": 30},
+        {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "patience": 200},
+        "eq. 5 fine-tuning loop; patience: early stopping on validation feeds (05, 06)",
+    ),
     "finetuning_simulated_feeds": Knob(4, 48, 512, "DSPM-DE feeds mixed into fine-tuning, weight 1 each (05, 06)"),
     # Table 1: the same budgets for every model
-    "search_lr": Knob((1e-3,), (1e-3, 3e-3), (3e-4, 1e-3, 3e-3),
-                      "fine-tuning learning rates searched for every deep model (06)"),
-    "baseline_fit": Knob({"anneal_maxiter": 0, "nm_maxiter": 10}, {"anneal_maxiter": 5, "nm_maxiter": 100},
-                         {"anneal_maxiter": 40, "nm_maxiter": 400},
-                         "eq. 11 budget of DSPM-DE fitted on training feeds, the baseline (05, 06)"),
-    "sf_fit": Knob({"n_starts": 1, "max_nfev": 3}, {"n_starts": 1, "max_nfev": 40}, {"n_starts": 3, "max_nfev": 60},
-                   "fit budget of the solution-friction model (06, friction.fit)"),
-    "sdem_fit": Knob({"n_starts": 1, "max_nfev": 10}, {"n_starts": 3, "max_nfev": 100}, {"n_starts": 6, "max_nfev": 200},
-                     "fit budget of SDEM (calibrate --model sdem, sdem.fit)"),
-    "dspmde_plus_fit": Knob({"nm_maxiter": 3}, {"nm_maxiter": 25}, {"nm_maxiter": 100},
-                            "local-search budget of dspmde_plus (calibrate --model dspmde_plus, dspmde_plus.fit)"),
+    "search_lr": Knob(
+        (1e-3,), (1e-3, 3e-3), (3e-4, 1e-3, 3e-3), "fine-tuning learning rates searched for every deep model (06)"
+    ),
+    "baseline_fit": Knob(
+        {"anneal_maxiter": 0, "nm_maxiter": 10},
+        {"anneal_maxiter": 5, "nm_maxiter": 100},
+        {"anneal_maxiter": 40, "nm_maxiter": 400},
+        "eq. 11 budget of DSPM-DE fitted on training feeds, the baseline (05, 06)",
+    ),
+    "sf_fit": Knob(
+        {"n_starts": 1, "max_nfev": 3},
+        {"n_starts": 1, "max_nfev": 40},
+        {"n_starts": 3, "max_nfev": 60},
+        "fit budget of the solution-friction model (06, friction.fit)",
+    ),
+    "sdem_fit": Knob(
+        {"n_starts": 1, "max_nfev": 10},
+        {"n_starts": 3, "max_nfev": 100},
+        {"n_starts": 6, "max_nfev": 200},
+        "fit budget of SDEM (calibrate --model sdem, sdem.fit)",
+    ),
+    "dspmde_plus_fit": Knob(
+        {"nm_maxiter": 3},
+        {"nm_maxiter": 25},
+        {"nm_maxiter": 100},
+        "local-search budget of dspmde_plus (calibrate --model dspmde_plus, dspmde_plus.fit)",
+    ),
 }
 #: Knobs whose ``epochs`` a profile's ``max_epochs`` caps.
 EPOCH_KNOBS = ("pretraining", "finetuning")
@@ -127,8 +155,9 @@ class Profile:
     def __post_init__(self) -> None:
         if self.name not in PROFILES:
             raise ProfileError(f"unknown profile {self.name!r}; choose one of {', '.join(PROFILES)}")
-        if self.max_epochs is not None and (isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int)
-                                            or self.max_epochs < 1):
+        if self.max_epochs is not None and (
+            isinstance(self.max_epochs, bool) or not isinstance(self.max_epochs, int) or self.max_epochs < 1
+        ):
             raise ProfileError(f"max_epochs must be a whole number ≥ 1, got {self.max_epochs!r}")
 
     @property

@@ -5,6 +5,7 @@ A table is written once as ``<name>.csv`` and its Markdown ``<name>.md`` is rend
 ``<!-- table: figures/<name>.md -->`` and ``<!-- end table -->``; :func:`sync_readme` copies the
 current files in and :func:`readme_tables` reads the blocks back (a test compares them with the CSVs).
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def write_table(frame: pd.DataFrame, directory: str | os.PathLike, name: str, *, digits: int = 3,
-                title: str = "") -> tuple[Path, Path]:
+def write_table(
+    frame: pd.DataFrame, directory: str | os.PathLike, name: str, *, digits: int = 3, title: str = ""
+) -> tuple[Path, Path]:
     """Write ``frame`` to ``<directory>/<name>.csv`` (6 significant digits, so the Markdown rounded from it
     agrees with the values) and ``<name>.md`` rendered from that CSV (``digits`` significant digits, ``title``
     as a first line when given); returns both paths."""

@@ -5,6 +5,7 @@ executes ``notebooks/NN_*.ipynb`` in order, writes executed copies to
 ``runs/<profile>/notebooks/``, stops at the first failing notebook (naming it and
 the failing cell) and prints a summary table.
 """
+
 from __future__ import annotations
 
 import re

@@ -25,6 +25,7 @@ rejection loop is involved.
 Flux grid: 0 < Jv ≤ J_MAX_M_S = 6e-5 m/s (216 LMH): the NF270 operating range with the highest fluxes
 of the measured sets inside it (FdL 2021 reach 5.6e-5 m/s), so a trained model never extrapolates in flux.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -54,8 +55,10 @@ class Compositions:
 
     def feeds(self) -> list[ions.Feed]:
         """The compositions as validated :class:`nanoutils.ions.Feed` objects."""
-        return [ions.Feed({s: c for s, c, m in zip(self.species, row, mrow, strict=True) if m})
-                for row, mrow in zip(self.concentration, self.mask, strict=True)]
+        return [
+            ions.Feed({s: c for s, c, m in zip(self.species, row, mrow, strict=True) if m})
+            for row, mrow in zip(self.concentration, self.mask, strict=True)
+        ]
 
 
 def sobol_compositions(
@@ -86,8 +89,10 @@ def sobol_compositions(
         raise ValueError(f"need 2 ≤ min_species ≤ max_species ≤ {d}, got {min_species}, {max_species}")
     worst = max(z[z > 0].sum() / -z[z < 0].max(), -z[z < 0].sum() / z[z > 0].min())  # all of one side vs one ion
     if c_max / c_min < worst:
-        raise ValueError(f"c_max/c_min = {c_max / c_min:g} < {worst:g}: some subsets of {names} "
-                         "cannot be made electroneutral within the bounds")
+        raise ValueError(
+            f"c_max/c_min = {c_max / c_min:g} < {worst:g}: some subsets of {names} "
+            "cannot be made electroneutral within the bounds"
+        )
     ss_sobol, ss_subset = np.random.SeedSequence(seed).spawn(2)
     x = _sobol(d, n, np.random.default_rng(ss_sobol))
     conc = 10.0 ** (np.log10(c_min) + x * (np.log10(c_max) - np.log10(c_min)))
@@ -96,9 +101,15 @@ def sobol_compositions(
     return Compositions(conc, mask, names)
 
 
-def random_mixtures(n: int, rng: np.random.Generator, species: Sequence[str] | None = None, *,
-                    n_ions: tuple[int, int] | None = None, c_min: float = C_MIN_MOL_M3,
-                    c_max: float = C_MAX_MOL_M3) -> Compositions:
+def random_mixtures(
+    n: int,
+    rng: np.random.Generator,
+    species: Sequence[str] | None = None,
+    *,
+    n_ions: tuple[int, int] | None = None,
+    c_min: float = C_MIN_MOL_M3,
+    c_max: float = C_MAX_MOL_M3,
+) -> Compositions:
     """``n`` random electroneutral feeds (mol/m³) over ``species`` (default: the ion table), drawn from ``rng``.
 
     Each feed holds between ``n_ions[0]`` and ``n_ions[1]`` ions (default: all of ``species``): one random
@@ -113,8 +124,10 @@ def random_mixtures(n: int, rng: np.random.Generator, species: Sequence[str] | N
     if not (len(cations) and len(anions)):
         raise ValueError(f"random mixtures need a cation and an anion among {names}")
     if not 2 <= lo <= hi <= len(names) or n < 1 or not 0 < c_min <= c_max:
-        raise ValueError(f"need n ≥ 1, 2 ≤ n_ions[0] ≤ n_ions[1] ≤ {len(names)} and 0 < c_min ≤ c_max; "
-                         f"got n={n}, n_ions={n_ions}, c_min={c_min}, c_max={c_max}")
+        raise ValueError(
+            f"need n ≥ 1, 2 ≤ n_ions[0] ≤ n_ions[1] ≤ {len(names)} and 0 < c_min ≤ c_max; "
+            f"got n={n}, n_ions={n_ions}, c_min={c_min}, c_max={c_max}"
+        )
     out = np.zeros((n, len(names)))
     for row in range(n):
         k = rng.integers(lo, hi + 1)
@@ -134,12 +147,15 @@ def flux_grid(n: int, j_max: float = J_MAX_M_S, *, include_zero: bool = False) -
     if n < 1 or not (np.isfinite(j_max) and j_max > 0):
         raise ValueError(f"need n ≥ 1 and 0 < j_max < ∞ m/s, got n={n}, j_max={j_max}")
     if j_max > 1e-3:
-        raise ValueError(f"j_max = {j_max} m/s ({units.m_s_to_lmh(j_max):.3g} LMH) is not a nanofiltration flux; give m/s")
+        raise ValueError(
+            f"j_max = {j_max} m/s ({units.m_s_to_lmh(j_max):.3g} LMH) is not a nanofiltration flux; give m/s"
+        )
     return np.linspace(0.0, j_max, n) if include_zero else np.linspace(j_max / n, j_max, n)
 
 
-def label_with_dspmde(compositions: Compositions, fluxes: np.ndarray, membrane=None,
-                      **solver_options) -> tuple[np.ndarray, np.ndarray]:
+def label_with_dspmde(
+    compositions: Compositions, fluxes: np.ndarray, membrane=None, **solver_options
+) -> tuple[np.ndarray, np.ndarray]:
     """DSPM-DE permeate (N, M, d) mol/m³ and converged mask (N, M) for N compositions × M fluxes (m/s).
 
     A thin call to :func:`nanoutils.dspmde.solve` (``solver_options`` such as
@@ -150,12 +166,15 @@ def label_with_dspmde(compositions: Compositions, fluxes: np.ndarray, membrane=N
     from . import dspmde
 
     fluxes = np.asarray(fluxes, dtype=float)
-    result = dspmde.solve(compositions.concentration, fluxes, species=compositions.species, membrane=membrane,
-                          **solver_options)
+    result = dspmde.solve(
+        compositions.concentration, fluxes, species=compositions.species, membrane=membrane, **solver_options
+    )
     permeate, converged = np.asarray(result.permeate, dtype=float), np.asarray(result.converged, dtype=bool)
     n, m, d = len(compositions), len(fluxes), len(compositions.species)
     if permeate.shape != (n, m, d) or converged.shape != (n, m):
-        raise RuntimeError(f"dspmde.solve returned shapes {permeate.shape}, {converged.shape}; expected {(n, m, d)}, {(n, m)}")
+        raise RuntimeError(
+            f"dspmde.solve returned shapes {permeate.shape}, {converged.shape}; expected {(n, m, d)}, {(n, m)}"
+        )
     return permeate, converged
 
 
@@ -193,8 +212,9 @@ def _neutralise(c: np.ndarray, mask: np.ndarray, z: np.ndarray, c_min: float, c_
     for s, side in (("+", cat), ("-", an)):
         ws = w * side
         cap = q[s] > target
-        level = np.where(cap, _level(np.where(side, c, _ABSENT), ws, target),
-                         -_level(np.where(side, -c, _ABSENT), ws, -target))
+        level = np.where(
+            cap, _level(np.where(side, c, _ABSENT), ws, target), -_level(np.where(side, -c, _ABSENT), ws, -target)
+        )
         level = np.clip(level, c_min, c_max)[:, None]
         out = np.where(side & cap[:, None], np.minimum(c, level), out)
         out = np.where(side & ~cap[:, None] & (q[s] < target)[:, None], np.maximum(c, level), out)

@@ -11,6 +11,7 @@ step) so a resumed run draws the same numbers. Data with an observation matrix W
 :class:`TransportData`) are compared as quantities W c, scaled by their feed values W c_f. Checkpoints ``last.pt`` and
 ``best.pt`` in ``run_dir`` hold everything needed to continue exactly.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -175,14 +176,36 @@ def train(
     if len(train_data) == 0:
         raise ModelInputError("the training set is empty")
     with env.torch_threads(cfg.threads):  # the reduction order of some kernels depends on the thread count
-        return _run(model, train_data, val_data, cfg, dev, dtype, run_dir, resume, target_sampler, progress, callback,
-                    check_start)
+        return _run(
+            model,
+            train_data,
+            val_data,
+            cfg,
+            dev,
+            dtype,
+            run_dir,
+            resume,
+            target_sampler,
+            progress,
+            callback,
+            check_start,
+        )
 
 
-def _run(model: models.Model, train_data: TransportData, val_data: TransportData | None, cfg: TrainConfig,
-         dev: torch.device, dtype: torch.dtype, run_dir: str | os.PathLike | None, resume: bool | str,
-         target_sampler: TargetSampler | None, progress: bool, callback: Callable[[dict[str, float]], None] | None,
-         check_start: bool) -> TrainResult:
+def _run(
+    model: models.Model,
+    train_data: TransportData,
+    val_data: TransportData | None,
+    cfg: TrainConfig,
+    dev: torch.device,
+    dtype: torch.dtype,
+    run_dir: str | os.PathLike | None,
+    resume: bool | str,
+    target_sampler: TargetSampler | None,
+    progress: bool,
+    callback: Callable[[dict[str, float]], None] | None,
+    check_start: bool,
+) -> TrainResult:
     """The loop of :func:`train` (inputs checked, thread count set)."""
     env.seed_everything(cfg.seed)
     model.to(device=dev, dtype=dtype)
@@ -190,8 +213,14 @@ def _run(model: models.Model, train_data: TransportData, val_data: TransportData
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.step_epochs, gamma=cfg.lr_gamma)
     run_dir = Path(run_dir) if run_dir is not None else None
     data_id = _fingerprint(train_data, val_data, start=model if check_start else None)
-    state: dict[str, Any] = {"epoch": 0, "step": 0, "history": [], "best_epoch": 0, "best_loss": float("inf"),
-                             "stopped": False}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step": 0,
+        "history": [],
+        "best_epoch": 0,
+        "best_loss": float("inf"),
+        "stopped": False,
+    }
     best_weights = None
     if resume:
         if run_dir is None:
@@ -218,7 +247,7 @@ def _run(model: models.Model, train_data: TransportData, val_data: TransportData
         model.train()
         order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         for start in range(0, n, cfg.batch_size):
-            b = {k: v[order[start:start + cfg.batch_size].to(dev)] for k, v in train_t.items()}
+            b = {k: v[order[start : start + cfg.batch_size].to(dev)] for k, v in train_t.items()}
             target = target_sampler(b["permeate"], b["sigma"], state["step"]) if target_sampler else b["permeate"]
             target = torch.where(b["target_mask"], target, torch.zeros_like(target))
             loss = _loss(model, b, target)
@@ -232,8 +261,13 @@ def _run(model: models.Model, train_data: TransportData, val_data: TransportData
         lr = opt.param_groups[0]["lr"]
         sched.step()
         val = evaluate(model, val_data, batch_size=cfg.eval_batch_size, _tensors_cache=val_t) if val_data else None
-        record = {"epoch": epoch, "train_loss": float(np.mean(losses)), "val_loss": val, "lr": lr,
-                  "seconds": time.perf_counter() - t0}
+        record = {
+            "epoch": epoch,
+            "train_loss": float(np.mean(losses)),
+            "val_loss": val,
+            "lr": lr,
+            "seconds": time.perf_counter() - t0,
+        }
         state["history"].append(record)
         state["epoch"] = epoch
         score = val if val is not None else record["train_loss"]
@@ -245,7 +279,9 @@ def _run(model: models.Model, train_data: TransportData, val_data: TransportData
             if state["best_epoch"] == epoch:
                 _save(run_dir / "best.pt", model, opt, sched, cfg, state, data_id)
             _save(run_dir / "last.pt", model, opt, sched, cfg, state, data_id)
-        bar.set_postfix(train=f"{record['train_loss']:.3g}", val=f"{val:.3g}" if val is not None else "-", lr=f"{lr:.2g}")
+        bar.set_postfix(
+            train=f"{record['train_loss']:.3g}", val=f"{val:.3g}" if val is not None else "-", lr=f"{lr:.2g}"
+        )
         if callback is not None:
             callback(record)
         if state["stopped"]:
@@ -261,14 +297,23 @@ def predict_dataset(model: nn.Module, data: TransportData, batch_size: int = 256
     p = next(model.parameters())
     t = _tensors_cache or _tensors(data, p.device, p.dtype)
     model.eval()
-    return torch.cat([model(t["feed"][i:i + batch_size], t["species_mask"][i:i + batch_size],
-                            t["flux"][i:i + batch_size], t["flux_mask"][i:i + batch_size])
-                      for i in range(0, len(data), batch_size)])
+    return torch.cat(
+        [
+            model(
+                t["feed"][i : i + batch_size],
+                t["species_mask"][i : i + batch_size],
+                t["flux"][i : i + batch_size],
+                t["flux_mask"][i : i + batch_size],
+            )
+            for i in range(0, len(data), batch_size)
+        ]
+    )
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TransportData, batch_size: int = 256, *, loss_scale: str = "feed",
-             _tensors_cache=None) -> float:
+def evaluate(
+    model: nn.Module, data: TransportData, batch_size: int = 256, *, loss_scale: str = "feed", _tensors_cache=None
+) -> float:
     """Eq. 4 loss on the target means of ``data`` (no noise), with its masks and weights."""
     p = next(model.parameters())
     t = _tensors_cache or _tensors(data, p.device, p.dtype, loss_scale)
@@ -290,8 +335,11 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> nn.Module:
         ckpt = torch.load(path, map_location=env.resolve_device(device), weights_only=False)
     except Exception as err:  # torch.load raises whatever the unpickler meets in a foreign or broken file
         raise CheckpointError(f"{path}: not a readable torch checkpoint ({type(err).__name__})") from None
-    if not isinstance(ckpt, dict) or not {"model", "model_spec", "train_config"} <= set(ckpt) \
-            or not isinstance(ckpt["model_spec"], dict):
+    if (
+        not isinstance(ckpt, dict)
+        or not {"model", "model_spec", "train_config"} <= set(ckpt)
+        or not isinstance(ckpt["model_spec"], dict)
+    ):
         raise CheckpointError(f"{path}: a torch file but not a nanoutils model checkpoint (no model spec and weights)")
     try:
         model = models.from_spec(ckpt["model_spec"])
@@ -308,8 +356,15 @@ def save_model(model: nn.Module, path: str | os.PathLike, config: TrainConfig | 
     cfg = config or TrainConfig(dtype=str(next(model.parameters()).dtype).removeprefix("torch."))
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "model_spec": models.spec(model), "train_config": asdict(cfg),
-                "nanoutils_format": FORMAT_VERSION}, tmp)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "model_spec": models.spec(model),
+            "train_config": asdict(cfg),
+            "nanoutils_format": FORMAT_VERSION,
+        },
+        tmp,
+    )
     os.replace(tmp, path)
     return path
 
@@ -321,7 +376,9 @@ def _loss(model: nn.Module, b: dict[str, Tensor], target: Tensor) -> Tensor:
     return loss + aux(b, pred) if aux is not None else loss
 
 
-def _tensors(data: TransportData, device: torch.device, dtype: torch.dtype, loss_scale: str = "feed") -> dict[str, Tensor]:
+def _tensors(
+    data: TransportData, device: torch.device, dtype: torch.dtype, loss_scale: str = "feed"
+) -> dict[str, Tensor]:
     t = {a: torch.as_tensor(getattr(data, a), device=device) for a in _ARRAYS}
     t = {a: v.to(dtype) if v.is_floating_point() else v for a, v in t.items()}
     z = torch.as_tensor(ions.charges(data.species), dtype=dtype, device=device)
@@ -340,10 +397,17 @@ def _observe(pred: Tensor, observation: Tensor | None) -> Tensor:
 
 
 def _save(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, state: dict, data_id: str) -> None:
-    ckpt = {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "model_spec": models.spec(model) if type(model) in models.MODELS.values() else None,
-            "train_config": asdict(cfg), "state": state, "rng": _rng_states(), "nanoutils_format": FORMAT_VERSION,
-            "data_id": data_id}
+    ckpt = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "model_spec": models.spec(model) if type(model) in models.MODELS.values() else None,
+        "train_config": asdict(cfg),
+        "state": state,
+        "rng": _rng_states(),
+        "nanoutils_format": FORMAT_VERSION,
+        "data_id": data_id,
+    }
     tmp = path.with_suffix(".tmp")
     torch.save(ckpt, tmp)
     os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
@@ -356,13 +420,17 @@ def _restore(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, data_id
     if ckpt["model_spec"] is not None and ckpt["model_spec"]["name"] in models.MODELS:
         ckpt["model_spec"] = models.spec(models.from_spec(ckpt["model_spec"]))
     if ckpt["train_config"] != asdict(cfg):
-        raise CheckpointMismatchError(f"cannot resume {path}: its train config {ckpt['train_config']} differs from {asdict(cfg)}")
+        raise CheckpointMismatchError(
+            f"cannot resume {path}: its train config {ckpt['train_config']} differs from {asdict(cfg)}"
+        )
     spec = models.spec(model) if type(model) in models.MODELS.values() else None
     if ckpt["model_spec"] != spec:
         raise CheckpointMismatchError(f"cannot resume {path}: its model {ckpt['model_spec']} differs from {spec}")
     if ckpt.get("data_id") != data_id:
-        raise CheckpointMismatchError(f"cannot resume {path}: it was trained on other data or from other starting "
-                                      f"weights (fingerprint {ckpt.get('data_id')}, now {data_id})")
+        raise CheckpointMismatchError(
+            f"cannot resume {path}: it was trained on other data or from other starting "
+            f"weights (fingerprint {ckpt.get('data_id')}, now {data_id})"
+        )
     model.load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
@@ -385,11 +453,15 @@ def _fingerprint(*parts: TransportData | None, start: nn.Module | None = None) -
         if data is not None and data.observation is not None:
             h.update(np.ascontiguousarray(data.observation).tobytes())
         h.update(b"|")
-    for tensor in (start.state_dict().values() if start is not None else ()):
+    for tensor in start.state_dict().values() if start is not None else ():
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
 def _rng_states() -> dict[str, Any]:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }

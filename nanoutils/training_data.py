@@ -6,6 +6,7 @@ and missing targets, validates them, saves/loads them as ``.npz`` with JSON
 metadata, and assembles simulated sets from DSPM-DE labels (dropping and
 counting unconverged points). :func:`split_by_composition` splits whole feeds.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,9 @@ class TransportData:
 
     def __post_init__(self) -> None:
         self.species = tuple(ions.canonical(s) for s in self.species)
-        self.feed, self.flux, self.permeate = (np.asarray(a, dtype=float) for a in (self.feed, self.flux, self.permeate))
+        self.feed, self.flux, self.permeate = (
+            np.asarray(a, dtype=float) for a in (self.feed, self.flux, self.permeate)
+        )
         self.species_mask = np.asarray(self.species_mask, dtype=bool)
         n, k, d = len(self.feed), self.flux.shape[-1], len(self.species)
         self.flux_mask = np.ones((n, k), bool) if self.flux_mask is None else np.asarray(self.flux_mask, dtype=bool)
@@ -76,7 +79,10 @@ class TransportData:
                 raise ModelInputError(f"{name} must have shape {(n, k, d)}, got {getattr(self, name).shape}")
         if self.weight.shape != (n,) or not np.all(np.isfinite(self.weight) & (self.weight > 0)):
             raise ModelInputError(f"weight must be {n} finite positive numbers, got shape {self.weight.shape}")
-        _no_bad(self.target_mask & ~default_target, "a target is marked for an absent species or quantity or a padded flux point")
+        _no_bad(
+            self.target_mask & ~default_target,
+            "a target is marked for an absent species or quantity or a padded flux point",
+        )
         _no_bad(self.target_mask & ~np.isfinite(self.permeate), "target permeate is not finite", self.permeate)
         _no_bad(self.target_mask & ~(self.sigma >= 0), "target σ is negative or NaN", self.sigma)
         self.permeate = np.where(self.target_mask, self.permeate, 0.0)
@@ -89,8 +95,9 @@ class TransportData:
         """The samples at ``index`` (same species, flux padding and metadata)."""
         idx = np.asarray(index)
         obs = None if self.observation is None else self.observation[idx]
-        return TransportData(**{a: getattr(self, a)[idx] for a in ARRAYS}, species=self.species, metadata=self.metadata,
-                             observation=obs)
+        return TransportData(
+            **{a: getattr(self, a)[idx] for a in ARRAYS}, species=self.species, metadata=self.metadata, observation=obs
+        )
 
     @property
     def n_targets(self) -> int:
@@ -121,8 +128,15 @@ class TransportData:
             q = max(p.n_targets for p in parts)
             obs = np.concatenate([_pad_axis(p._observation(), q, 1) for p in parts])
             parts = [p._padded_targets(q) for p in parts]
-        arrays = {a: np.concatenate([_pad_k(getattr(p, a), k) if a not in ("feed", "species_mask", "weight")
-                                     else getattr(p, a) for p in parts]) for a in ARRAYS}
+        arrays = {
+            a: np.concatenate(
+                [
+                    _pad_k(getattr(p, a), k) if a not in ("feed", "species_mask", "weight") else getattr(p, a)
+                    for p in parts
+                ]
+            )
+            for a in ARRAYS
+        }
         meta = metadata if metadata is not None else {"parts": [p.metadata for p in parts]}
         return cls(**arrays, species=parts[0].species, metadata=meta, observation=obs)
 
@@ -133,29 +147,55 @@ class TransportData:
         return np.eye(len(self.species))[None] * self.species_mask[:, None, :]
 
     def _with_identity(self) -> TransportData:
-        return TransportData(**{a: getattr(self, a) for a in ARRAYS}, species=self.species, metadata=self.metadata,
-                             observation=self._observation())
+        return TransportData(
+            **{a: getattr(self, a) for a in ARRAYS},
+            species=self.species,
+            metadata=self.metadata,
+            observation=self._observation(),
+        )
 
     def _padded_targets(self, q: int) -> TransportData:
-        arrays = {a: _pad_axis(getattr(self, a), q, 2) if a in ("permeate", "sigma", "target_mask") else getattr(self, a)
-                  for a in ARRAYS}
-        return TransportData(**arrays, species=self.species, metadata=self.metadata,
-                             observation=_pad_axis(self._observation(), q, 1))
+        arrays = {
+            a: _pad_axis(getattr(self, a), q, 2) if a in ("permeate", "sigma", "target_mask") else getattr(self, a)
+            for a in ARRAYS
+        }
+        return TransportData(
+            **arrays, species=self.species, metadata=self.metadata, observation=_pad_axis(self._observation(), q, 1)
+        )
 
     @classmethod
-    def from_labels(cls, feed: np.ndarray, species_mask: np.ndarray, fluxes: np.ndarray, permeate: np.ndarray,
-                    converged: np.ndarray, species: Sequence[str], metadata: dict[str, Any] | None = None) -> TransportData:
+    def from_labels(
+        cls,
+        feed: np.ndarray,
+        species_mask: np.ndarray,
+        fluxes: np.ndarray,
+        permeate: np.ndarray,
+        converged: np.ndarray,
+        species: Sequence[str],
+        metadata: dict[str, Any] | None = None,
+    ) -> TransportData:
         """A simulated set from N feeds labelled at M fluxes (m/s): unconverged points are dropped
         (flux_mask False), compositions with none left are removed, and both are counted in metadata."""
         converged = np.asarray(converged, dtype=bool)
         keep = converged.any(1)
         meta = dict(metadata or {})
-        meta.update(n_compositions_labelled=int(len(converged)), n_points_labelled=int(converged.size),
-                    n_points_unconverged=int((~converged).sum()), n_compositions_dropped=int((~keep).sum()))
+        meta.update(
+            n_compositions_labelled=int(len(converged)),
+            n_points_labelled=int(converged.size),
+            n_points_unconverged=int((~converged).sum()),
+            n_compositions_dropped=int((~keep).sum()),
+        )
         flux = np.broadcast_to(np.asarray(fluxes, dtype=float), converged.shape)
         perm = np.where(converged[..., None], np.nan_to_num(np.asarray(permeate, dtype=float)), 0.0)
-        return cls(feed=np.asarray(feed)[keep], species_mask=np.asarray(species_mask)[keep], flux=flux[keep],
-                   flux_mask=converged[keep], permeate=perm[keep], species=tuple(species), metadata=meta)
+        return cls(
+            feed=np.asarray(feed)[keep],
+            species_mask=np.asarray(species_mask)[keep],
+            flux=flux[keep],
+            flux_mask=converged[keep],
+            permeate=perm[keep],
+            species=tuple(species),
+            metadata=meta,
+        )
 
     def to_frame(self, predicted: np.ndarray | None = None) -> pd.DataFrame:
         """Tidy frame, one row per target (sample, flux point, ion or quantity): ``feed_id`` (sample index),
@@ -165,8 +205,15 @@ class TransportData:
         i, k, j = np.nonzero(self.target_mask)
         q_feed = self.feed if self.observation is None else np.einsum("nd,nqd->nq", self.feed, self.observation)
         c_feed = q_feed[i, j]
-        frame = pd.DataFrame({"feed_id": i, "Jv_m_s": self.flux[i, k], "ion": np.asarray(self.quantity_names())[j],
-                              "c_feed": c_feed, "c_meas": self.permeate[i, k, j]})
+        frame = pd.DataFrame(
+            {
+                "feed_id": i,
+                "Jv_m_s": self.flux[i, k],
+                "ion": np.asarray(self.quantity_names())[j],
+                "c_feed": c_feed,
+                "c_meas": self.permeate[i, k, j],
+            }
+        )
         frame["R_meas"] = 1.0 - frame["c_meas"] / c_feed
         if predicted is not None:
             predicted = np.asarray(predicted, dtype=float)
@@ -200,11 +247,17 @@ class TransportData:
             if header.get("format") != FORMAT_VERSION:
                 raise ValueError(f"{path}: data format {header.get('format')!r}, expected {FORMAT_VERSION}")
             obs = f["observation"] if "observation" in f.files else None
-            return cls(**{a: f[a] for a in ARRAYS}, species=tuple(header["species"]), metadata=header["metadata"],
-                       observation=obs)
+            return cls(
+                **{a: f[a] for a in ARRAYS},
+                species=tuple(header["species"]),
+                metadata=header["metadata"],
+                observation=obs,
+            )
 
 
-def split_by_composition(data: TransportData, val_fraction: float = 0.2, seed: int = 0) -> tuple[TransportData, TransportData]:
+def split_by_composition(
+    data: TransportData, val_fraction: float = 0.2, seed: int = 0
+) -> tuple[TransportData, TransportData]:
     """(train, validation) split of whole feed compositions: identical feeds always land on the same side."""
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -213,7 +266,6 @@ def split_by_composition(data: TransportData, val_fraction: float = 0.2, seed: i
     n_val = min(max(1, round(val_fraction * len(groups))), len(groups) - 1)
     is_val = np.isin(group.ravel(), groups[:n_val])
     return data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
-
 
 
 def _pad_k(a: np.ndarray, k: int) -> np.ndarray:
@@ -227,10 +279,10 @@ def _pad_axis(a: np.ndarray, n: int, axis: int) -> np.ndarray:
     return np.pad(a, widths)
 
 
-def _no_bad(bad: np.ndarray, what: str, values: np.ndarray | None = None,
-            axes: str = "(sample, flux point, species)") -> None:
+def _no_bad(
+    bad: np.ndarray, what: str, values: np.ndarray | None = None, axes: str = "(sample, flux point, species)"
+) -> None:
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         shown = f" ({values[where]!r})" if values is not None else ""
         raise ModelInputError(f"{what} at {axes} index {where}{shown}")
-

@@ -20,10 +20,12 @@ predict (NaN) are counted and named per fold, never dropped silently.
 >>> bench = transfer.benchmark(measurements.load_dataset("nf270_fdl2021"), dspmde_plus.CALIBRATIONS)  # doctest: +SKIP
 >>> bench.headline()                                                                          # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -107,9 +109,12 @@ def _fold_row(frame: pd.DataFrame) -> dict:
     """Error (pp) over the predictable points of one fold, and the points it could not predict."""
     finite = np.isfinite(frame["R_pred"].to_numpy(float))
     bad = frame[~finite]
-    row = {"n_points": int(finite.sum()), "n_nan": int((~finite).sum()),
-           "nan_points": "; ".join(f"{r.feed_id} {r.ion} at {r.Jv_um_s:.3g} µm/s" for r in bad.itertuples()),
-           "error_pp": rejection_error(frame[finite]).value if finite.any() else np.nan}
+    row = {
+        "n_points": int(finite.sum()),
+        "n_nan": int((~finite).sum()),
+        "nan_points": "; ".join(f"{r.feed_id} {r.ion} at {r.Jv_um_s:.3g} µm/s" for r in bad.itertuples()),
+        "error_pp": rejection_error(frame[finite]).value if finite.any() else np.nan,
+    }
     if "R_std" in frame:
         f = frame[finite]
         half = Z95 * np.sqrt(f["R_std"] ** 2 + f["sigma_R"] ** 2)
@@ -139,16 +144,29 @@ class Benchmark:
             per_seed = []
             for _, s in g.groupby("seed"):
                 t = s[s["split"] == "transfer"]
-                per_seed.append({"seen": t.loc[t["ions"] == SEEN, "error_pp"].mean(), "all": t["error_pp"].mean(),
-                                 "in": s.loc[s["split"] == IN_SAMPLE, "error_pp"].mean(),
-                                 "cov": t["interval_coverage"].mean() if "interval_coverage" in t else np.nan})
+                per_seed.append(
+                    {
+                        "seen": t.loc[t["ions"] == SEEN, "error_pp"].mean(),
+                        "all": t["error_pp"].mean(),
+                        "in": s.loc[s["split"] == IN_SAMPLE, "error_pp"].mean(),
+                        "cov": t["interval_coverage"].mean() if "interval_coverage" in t else np.nan,
+                    }
+                )
             ps = pd.DataFrame(per_seed)
             t0 = g[(g["split"] == "transfer") & (g["seed"] == g["seed"].iloc[0])]
-            row = {"model": name, "ions seen (pp)": ps["seen"].mean(), "ions seen spread": ps["seen"].std(),
-                   "all folds (pp)": ps["all"].mean(), "all folds spread": ps["all"].std(),
-                   "in-sample (pp)": ps["in"].mean(), "in-sample spread": ps["in"].std(),
-                   "folds ions seen": int((t0["ions"] == SEEN).sum()), "folds": len(t0),
-                   "seeds": len(ps), "NaN points": int(g["n_nan"].sum())}
+            row = {
+                "model": name,
+                "ions seen (pp)": ps["seen"].mean(),
+                "ions seen spread": ps["seen"].std(),
+                "all folds (pp)": ps["all"].mean(),
+                "all folds spread": ps["all"].std(),
+                "in-sample (pp)": ps["in"].mean(),
+                "in-sample spread": ps["in"].std(),
+                "folds ions seen": int((t0["ions"] == SEEN).sum()),
+                "folds": len(t0),
+                "seeds": len(ps),
+                "NaN points": int(g["n_nan"].sum()),
+            }
             if ps["cov"].notna().any():
                 row["95% interval coverage"] = ps["cov"].mean()
             rows.append(row)
@@ -160,11 +178,15 @@ class Benchmark:
 
     def per_quantity(self) -> pd.DataFrame:
         """Mean error (pp, over seeds and flux points) per model, fold and measured quantity."""
-        return self._abs().groupby(["model", "split", "fold", "ions", "ion"], sort=False)["error_pp"].mean().unstack("ion")
+        return (
+            self._abs().groupby(["model", "split", "fold", "ions", "ion"], sort=False)["error_pp"].mean().unstack("ion")
+        )
 
     def per_flux(self) -> pd.DataFrame:
         """Mean error (pp, over seeds and quantities) per model, fold and flux (µm/s)."""
-        return self._abs().groupby(["model", "split", "fold", "Jv_um_s"], sort=False)["error_pp"].mean().unstack("model")
+        return (
+            self._abs().groupby(["model", "split", "fold", "Jv_um_s"], sort=False)["error_pp"].mean().unstack("model")
+        )
 
 
 def registry_rows(names: Sequence[str], *, profile: str = "default") -> dict[str, Calibrate]:
@@ -186,8 +208,15 @@ def registry_rows(names: Sequence[str], *, profile: str = "default") -> dict[str
     return {name: row(name) for name in names}
 
 
-def benchmark(meas: Measurements, models: Mapping[str, Calibrate], *, seeds: Sequence[int] = (0,),
-              in_sample: bool = True, keep_models: bool = True, held_out: Sequence[str] | None = None) -> Benchmark:
+def benchmark(
+    meas: Measurements,
+    models: Mapping[str, Calibrate],
+    *,
+    seeds: Sequence[int] = (0,),
+    in_sample: bool = True,
+    keep_models: bool = True,
+    held_out: Sequence[str] | None = None,
+) -> Benchmark:
     """Leave-one-feed-out transfer of every model of ``models`` (row name → calibrate callable) on
     ``meas``, for every seed of ``seeds``, plus the in-sample calibration if ``in_sample``. ``held_out``:
     the feed keys to hold out in turn (default every feed). Every calibration is checked to hold no row
@@ -201,7 +230,7 @@ def benchmark(meas: Measurements, models: Mapping[str, Calibrate], *, seeds: Seq
     if unknown:
         raise ValueError(f"held_out feed(s) {sorted(unknown)} not in the data; feeds: {list(keys)}")
     folds = []
-    for key in (keys if held_out is None else [k for k in keys if k in held_out]):
+    for key in keys if held_out is None else [k for k in keys if k in held_out]:
         train_keys = [k for k in keys if k != key]
         label, unseen = coverage(meas, key, train_keys)
         folds.append(("transfer", key, label, unseen, meas.subset(train_keys), meas.subset([key])))
@@ -217,7 +246,7 @@ def benchmark(meas: Measurements, models: Mapping[str, Calibrate], *, seeds: Seq
                 if keep_models:
                     kept[(name, int(seed), fold)] = model
                 frame = predict_points(test, model)
-                meta = {"model": name, "seed": int(seed), "split": split, "fold": fold, "ions": label}
+                meta: dict[str, Any] = {"model": name, "seed": int(seed), "split": split, "fold": fold, "ions": label}
                 points.append(frame.assign(**meta))
                 rows.append({**meta, "unseen": ", ".join(unseen), **_fold_row(frame)})
     first = ["model", "seed", "split", "fold", "ions"]
@@ -225,8 +254,15 @@ def benchmark(meas: Measurements, models: Mapping[str, Calibrate], *, seeds: Seq
     return Benchmark(frame[first + [c for c in frame.columns if c not in first]], pd.DataFrame(rows), kept)
 
 
-def plot(bench: Benchmark, meas: Measurements, names: Sequence[str] | None = None, *, seed: int = 0,
-         n_points: int = 60, ncols: int = 3):
+def plot(
+    bench: Benchmark,
+    meas: Measurements,
+    names: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    n_points: int = 60,
+    ncols: int = 3,
+):
     """Per transfer fold, rejection vs flux (µm/s) of the held-out feed: the measurements ± σ and the
     curves of the models ``names`` (default all) calibrated without it (solid, dashed, …; an ensemble
     with its ±2 R_std band), the rejection axis cut to the measurements' range. Returns the figure."""
@@ -239,10 +275,11 @@ def plot(bench: Benchmark, meas: Measurements, names: Sequence[str] | None = Non
     if not folds:
         raise ValueError(f"no calibrated models of {names} for seed {seed}; run benchmark(keep_models=True)")
     nrows = -(-len(folds) // ncols)
-    fig, axes = plt.subplots(nrows, min(ncols, len(folds)), figsize=(4.2 * min(ncols, len(folds)), 3.4 * nrows),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, min(ncols, len(folds)), figsize=(4.2 * min(ncols, len(folds)), 3.4 * nrows), squeeze=False
+    )
     labels = bench.folds.drop_duplicates("fold").set_index("fold")["ions"]
-    for ax, key in zip(axes.flat, folds):
+    for ax, key in zip(axes.flat, folds, strict=False):  # spare panels stay empty
         predictors = {n: bench.models[(n, seed, key)] for n in names if (n, seed, key) in bench.models}
         test = meas.subset([key])
         plotting.rejection_curves(ax, test, predictors, n_points=n_points, flux_scale_m_s=1e-6)
@@ -250,7 +287,7 @@ def plot(bench: Benchmark, meas: Measurements, names: Sequence[str] | None = Non
         pad = 0.25 * max(hi - lo, 0.2)
         ax.set(title=f"{key}\n({labels.get(key, '')})", xlabel="flux (µm/s)", ylim=(lo - pad, max(hi, 1.0) + pad))
         ax.legend(fontsize=7, loc="lower right")
-    for ax in list(axes.flat)[len(folds):]:
+    for ax in list(axes.flat)[len(folds) :]:
         ax.set_visible(False)
     styles = ("-", "--", ":", "-.")
     handles = [plt.Line2D([], [], color="0.2", ls=styles[i % len(styles)]) for i in range(len(names))]

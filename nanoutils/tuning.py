@@ -27,6 +27,7 @@ study by pointing at the same storage and study name: start the same command on 
 and each one runs trials until the study holds ``trials`` of them. :func:`best_settings` reads the best
 trial; :func:`nanoutils.comparison.run_deep` takes it (``tuned=``) for Table 1.
 """
+
 from __future__ import annotations
 
 import os
@@ -40,8 +41,12 @@ from .profiles import Profile, get
 #: Fine-tuning learning rates searched (log-uniform).
 LR_RANGE = (1e-4, 1e-2)
 #: The depth knob of each model's config and its choices.
-DEPTH = {"neural_ode": ("depth", (3, 4, 5, 6)), "resnet": ("blocks", (1, 2, 3, 4)),
-         "pinn": ("blocks", (1, 2, 3, 4)), "unet": ("levels", (1, 2, 3))}
+DEPTH = {
+    "neural_ode": ("depth", (3, 4, 5, 6)),
+    "resnet": ("blocks", (1, 2, 3, 4)),
+    "pinn": ("blocks", (1, 2, 3, 4)),
+    "unet": ("levels", (1, 2, 3)),
+}
 #: Parameter counts allowed, relative to the profile's neural ODE's: ±BAND (Table 1's matching).
 BAND = 0.15
 #: Parameter counts suggested: ±SIZE of the neural ODE's (inside BAND, leaving room for width steps).
@@ -86,17 +91,26 @@ def study_name(model: str, profile: str | Profile = "default") -> str:
     return f"{model}-{get(profile).name}"
 
 
-def load_study(model: str, profile: str | Profile = "default", url: str | os.PathLike | None = None,
-               name: str | None = None, sampler_seed: int | None = None):
+def load_study(
+    model: str,
+    profile: str | Profile = "default",
+    url: str | os.PathLike | None = None,
+    name: str | None = None,
+    sampler_seed: int | None = None,
+):
     """The study ``name`` (default :func:`study_name`) in ``url`` (see :func:`storage`), created if absent;
     ``sampler_seed`` seeds the TPE sampler (leave None when several workers share the study, or their first
     suggestions coincide)."""
     import optuna
 
     _check_model(model)
-    return optuna.create_study(study_name=name or study_name(model, profile), storage=storage(url, profile),
-                               direction="minimize", load_if_exists=True,
-                               sampler=optuna.samplers.TPESampler(seed=sampler_seed))
+    return optuna.create_study(
+        study_name=name or study_name(model, profile),
+        storage=storage(url, profile),
+        direction="minimize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+    )
 
 
 def sized_config(model: str, profile: str | Profile, depth: int, size: float) -> tuple[dict[str, Any], int]:
@@ -106,7 +120,10 @@ def sized_config(model: str, profile: str | Profile, depth: int, size: float) ->
     ref = models.n_parameters(models.build("neural_ode", profile))
     target = size * ref
     knob = DEPTH[_check_model(model)][0]
-    count = lambda w: models.n_parameters(models.build(model, profile, **{knob: depth, "width": w}))
+
+    def count(w: int) -> int:
+        return models.n_parameters(models.build(model, profile, **{knob: depth, "width": w}))
+
     lo, hi = 1, 2
     while count(hi) < target:
         lo, hi = hi, 2 * hi
@@ -118,8 +135,15 @@ def sized_config(model: str, profile: str | Profile, depth: int, size: float) ->
     return {knob: depth, "width": width}, counts[width]
 
 
-def objective(model: str, split: comparison.Splits, profile: str | Profile = "default", *, trials: int,
-              seed: int = 0, device: str = "auto"):
+def objective(
+    model: str,
+    split: comparison.Splits,
+    profile: str | Profile = "default",
+    *,
+    trials: int,
+    seed: int = 0,
+    device: str = "auto",
+):
     """The function of a trial: suggest, pre-train, fine-tune, return the validation loss (see the module
     docstring). A trial numbered ≥ ``trials`` (workers that started together past the budget) stops the study
     and is pruned without training."""
@@ -142,17 +166,35 @@ def objective(model: str, split: comparison.Splits, profile: str | Profile = "de
         if abs(n - ref) > BAND * ref:
             raise optuna.TrialPruned(f"{n} parameters, outside ±{BAND:.0%} of the neural ODE's {ref}")
         pre = comparison.pretrain(model, split.simulated, profile, seed=seed, device=device, **config)
-        res = comparison.finetune_run(pre.model, split.virtual_train, split.virtual_val, split, profile, seed=seed,
-                                      lr=lr, noise=noise, device=device)
+        res = comparison.finetune_run(
+            pre.model,
+            split.virtual_train,
+            split.virtual_val,
+            split,
+            profile,
+            seed=seed,
+            lr=lr,
+            noise=noise,
+            device=device,
+        )
         trial.set_user_attr("seconds", sum(h["seconds"] for h in pre.history + res.history))
         return float(res.best_loss)
 
     return run
 
 
-def tune(model: str, trials: int, profile: str | Profile = "default", *, url: str | os.PathLike | None = None,
-         name: str | None = None, split: comparison.Splits | None = None, seed: int = 0, device: str = "auto",
-         sampler_seed: int | None = None):
+def tune(
+    model: str,
+    trials: int,
+    profile: str | Profile = "default",
+    *,
+    url: str | os.PathLike | None = None,
+    name: str | None = None,
+    split: comparison.Splits | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    sampler_seed: int | None = None,
+):
     """Run trials of ``model``'s study (:func:`load_study`) in this process until it holds ``trials``
     trials, counting those of every worker; returns the study. ``split``: default
     :func:`nanoutils.comparison.splits` of the profile."""
@@ -163,14 +205,18 @@ def tune(model: str, trials: int, profile: str | Profile = "default", *, url: st
         raise TuningError(f"trials {trials}: need at least 1")
     study = load_study(model, profile, url, name, sampler_seed)
     if study.user_attrs.get("trials", trials) != trials:
-        raise TuningError(f"trials {trials}: study {study.study_name} was started with a budget of "
-                          f"{study.user_attrs['trials']} trials")
+        raise TuningError(
+            f"trials {trials}: study {study.study_name} was started with a budget of "
+            f"{study.user_attrs['trials']} trials"
+        )
     study.set_user_attr("trials", trials)
     study.set_user_attr("model", model)
     split = split or comparison.splits(profile, seed)
     if len(study.trials) < trials:
-        study.optimize(objective(model, split, profile, trials=trials, seed=seed, device=device),
-                       callbacks=[optuna.study.MaxTrialsCallback(trials, states=None)])
+        study.optimize(
+            objective(model, split, profile, trials=trials, seed=seed, device=device),
+            callbacks=[optuna.study.MaxTrialsCallback(trials, states=None)],
+        )
     return study
 
 
@@ -180,13 +226,22 @@ def best_settings(study) -> Settings:
     import optuna
 
     budget = study.user_attrs.get("trials")
-    done = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if budget is None or t.number < budget]
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if budget is None or t.number < budget
+    ]
     if not done:
         raise TuningError(f"study {study.study_name}: no finished trial")
     best = min(done, key=lambda t: t.value)
-    return Settings(study.user_attrs["model"], best.params["lr"], dict(best.user_attrs["config"]), bool(best.params["noise"]),
-                    float(best.value), int(best.user_attrs["n_parameters"]))
+    return Settings(
+        study.user_attrs["model"],
+        best.params["lr"],
+        dict(best.user_attrs["config"]),
+        bool(best.params["noise"]),
+        float(best.value),
+        int(best.user_attrs["n_parameters"]),
+    )
 
 
 def _check_model(model: str) -> str:

@@ -4,6 +4,7 @@ Everything inside ``nanoutils`` is SI: concentrations in mol/m³, fluxes in m/s,
 lengths in m, temperatures in K. These helpers convert the units people type
 (mM, g/L, LMH, nm, µm, °C) to and from SI. 1 mM = 1 mol/m³.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Shared test set-up: every test starts from the same seeds."""
+
 import pytest
 
 from nanoutils.env import seed_everything

@@ -1,4 +1,5 @@
 """Seeded inputs shared by the network tests (test_models, test_baselines)."""
+
 from __future__ import annotations
 
 import torch

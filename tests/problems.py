@@ -1,4 +1,5 @@
 """Closed-form reference problems shared by the DSPM-DE tests."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,9 @@ def binary_salt_as_uncharged(cation: str, anion: str, membrane: Membrane) -> tup
     return float(np.sqrt(np.exp(p.ln_phi).prod())), float(k_s), float(d_s)
 
 
-def sdem_trace_rejection(jv: np.ndarray, p_trace: float, z_trace: int, p_cation: float, p_anion: float,
-                         z_cation: int, z_anion: int) -> np.ndarray:
+def sdem_trace_rejection(
+    jv: np.ndarray, p_trace: float, z_trace: int, p_cation: float, p_anion: float, z_cation: int, z_anion: int
+) -> np.ndarray:
     """SDEM rejection of a trace ion in the field of one dominant salt (closed form, trace limit):
     c_p/c_f = 1 / [(1 − R_s)^k + J_v (1 − (1 − R_s)^{k+1}) / (R_s P_t (k + 1))], R_s = J_v/(J_v + P_s),
     k = z_t P_s (1/P₊ − 1/P₋)/(z₊ − z₋), 1/P_s = (z₊/P₋ + |z₋|/P₊)/(z₊ + |z₋|)  (k ≠ −1)."""

@@ -1,4 +1,5 @@
 """Activity coefficients: closed-form limits, thermodynamic consistency, PHREEQC's Pitzer model."""
+
 from __future__ import annotations
 
 import re
@@ -12,8 +13,14 @@ from nanoutils import activity, ions
 
 SPECIES = ions.species()
 Z = ions.charges(SPECIES)
-SALTS = {"NaCl": ("Na+", "Cl-"), "KCl": ("K+", "Cl-"), "MgCl2": ("Mg2+", "Cl-"), "CaCl2": ("Ca2+", "Cl-"),
-         "Na2SO4": ("Na+", "SO4-2"), "MgSO4": ("Mg2+", "SO4-2")}
+SALTS = {
+    "NaCl": ("Na+", "Cl-"),
+    "KCl": ("K+", "Cl-"),
+    "MgCl2": ("Mg2+", "Cl-"),
+    "CaCl2": ("Ca2+", "Cl-"),
+    "Na2SO4": ("Na+", "SO4-2"),
+    "MgSO4": ("Mg2+", "SO4-2"),
+}
 MOLALITIES = (0.001, 0.01, 0.1, 0.5, 1.0, 3.0)  # mol/kg of salt
 # Seawater-like: Millero et al. (2008) Deep-Sea Res. I 55, 50, Table 4 (S = 35), mol/kg-soln / 0.96484
 # kg-H2O/kg-soln, six major ions, Cl⁻ adjusted so that these six are electroneutral.
@@ -38,6 +45,7 @@ def neutral_random(rng: np.random.Generator, n: int, species: tuple[str, ...] = 
 
 
 # ---------------------------------------------------------------- limits and models
+
 
 def test_ideal_is_exactly_one() -> None:
     m = neutral_random(np.random.default_rng(1), 5)
@@ -95,8 +103,11 @@ def test_macinnes_scaling_keeps_neutral_combinations_and_pads_chloride() -> None
     names, m = salt_molalities("Na2SO4", 0.8)
     plain, scaled = activity.pitzer(m, names), activity.pitzer(m, names, macinnes=True)
     assert not np.allclose(plain.ln_gamma, scaled.ln_gamma)
-    np.testing.assert_allclose(activity.mean_coefficient(scaled.ln_gamma, names, "Na2SO4"),
-                               activity.mean_coefficient(plain.ln_gamma, names, "Na2SO4"), rtol=1e-13)
+    np.testing.assert_allclose(
+        activity.mean_coefficient(scaled.ln_gamma, names, "Na2SO4"),
+        activity.mean_coefficient(plain.ln_gamma, names, "Na2SO4"),
+        rtol=1e-13,
+    )
     with_cl = activity.pitzer(np.append(m, 0.0), names + ("Cl-",), macinnes=True)
     np.testing.assert_allclose(with_cl.ln_gamma[:2], scaled.ln_gamma, rtol=1e-13)
     kcl = activity.pitzer([0.8, 0.8], ("K+", "Cl-"), macinnes=True).ln_gamma  # KCl: γ_K = γ_Cl = γ±
@@ -130,10 +141,12 @@ def test_ln_gamma_is_the_derivative_of_the_excess_gibbs_energy(temperature: floa
 
 def test_j_function_matches_its_integral_definition() -> None:
     """J(x) = x/4 − 1 + (1/x) ∫₀^∞ [1 − exp(−(x/y) e^−y)] y² dy (Pitzer 1975), and x J'(x)."""
+
     def j_exact(x: float) -> float:
         def integrand(y: float) -> float:
             q = -(x / y) * np.exp(-y)
             return (1.0 + q + q * q / 2.0 - np.exp(q)) * y * y
+
         return quad(integrand, 0.0, np.inf, limit=400, epsabs=1e-14)[0] / x
 
     xs = np.array([0.01, 0.1, 1.0, 5.0, 20.0, 100.0])
@@ -155,8 +168,10 @@ def test_molar_molal_conversion() -> None:
     assert activity.molar_to_molal(997.0) == pytest.approx(1.0, rel=2e-4)
     c = np.array([[10.0, 10.0], [500.0, 500.0]])  # mol/m³
     np.testing.assert_allclose(activity.molal_to_molar(activity.molar_to_molal(c, 310.0), 310.0), c)
-    np.testing.assert_allclose(activity.coefficients(c, ("Na+", "Cl-"), units="mol/m3"),
-                               activity.coefficients(activity.molar_to_molal(c), ("Na+", "Cl-")))
+    np.testing.assert_allclose(
+        activity.coefficients(c, ("Na+", "Cl-"), units="mol/m3"),
+        activity.coefficients(activity.molar_to_molal(c), ("Na+", "Cl-")),
+    )
 
 
 def test_robinson_stokes_mean_activity_coefficients() -> None:
@@ -170,6 +185,7 @@ def test_robinson_stokes_mean_activity_coefficients() -> None:
 
 
 # ---------------------------------------------------------------- bad input
+
 
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
@@ -214,6 +230,7 @@ def test_every_cation_anion_pair_has_a_documented_row() -> None:
 
 # ---------------------------------------------------------------- PHREEQC (pitzer.dat) as reference
 
+
 @pytest.fixture(scope="module")
 def phreeqc():
     phreeqpython = pytest.importorskip("phreeqpython", reason="phreeqpython (dev extra) is the PHREEQC reference")
@@ -226,8 +243,9 @@ _PHREEQC_NAME = {"Mg2+": "Mg+2", "Ca2+": "Ca+2"}
 
 def phreeqc_solution(pp, composition: dict[str, float], temperature_c: float = 25.0):
     """Free-ion molalities (mol/kg) and γ (MacInnes-scaled, as PHREEQC reports them) per ion."""
-    sol = pp.add_solution({"units": "mmol/kgw", "temp": temperature_c,
-                           **{_ELEMENT[k]: 1e3 * v for k, v in composition.items()}})
+    sol = pp.add_solution(
+        {"units": "mmol/kgw", "temp": temperature_c, **{_ELEMENT[k]: 1e3 * v for k, v in composition.items()}}
+    )
     act, mol = sol.species_activities, sol.species_molalities
     names = tuple(composition)
     m = np.array([mol[_PHREEQC_NAME.get(n, n)] for n in names])
@@ -242,8 +260,9 @@ def test_mean_activity_coefficients_agree_with_phreeqc(phreeqc, salt: str) -> No
         for molality in MOLALITIES if temperature_c == 25.0 else (0.1, 1.0):
             names, m_total = salt_molalities(salt, molality)
             names, m, gamma_ref = phreeqc_solution(phreeqc, dict(zip(names, m_total, strict=True)), temperature_c)
-            ours = activity.mean_coefficient(activity.ln_coefficients(m, names, temperature=273.15 + temperature_c),
-                                             names, salt)
+            ours = activity.mean_coefficient(
+                activity.ln_coefficients(m, names, temperature=273.15 + temperature_c), names, salt
+            )
             ref = activity.mean_coefficient(np.log(gamma_ref), names, salt)
             assert ours == pytest.approx(ref, rel=2e-3), (salt, molality, temperature_c, ours, ref)
 
@@ -265,8 +284,10 @@ def test_random_mixtures_and_osmotic_coefficient_agree_with_phreeqc(phreeqc) -> 
         names_, m, gamma_ref = phreeqc_solution(phreeqc, dict(zip(names, m_total, strict=True)))
         scaled = np.exp(activity.pitzer(m, names_, macinnes=True).ln_gamma)
         np.testing.assert_allclose(scaled, gamma_ref, rtol=2e-3)
-    phreeqc.ip.run_string("SELECTED_OUTPUT 1\n-reset false\nUSER_PUNCH 1\n-headings phi\n10 PUNCH OSMOTIC\n"
-                          "SOLUTION 1\nunits mol/kgw\nNa 0.6\nMg 0.05\nCl 0.6\nS(6) 0.05\nEND\n")
+    phreeqc.ip.run_string(
+        "SELECTED_OUTPUT 1\n-reset false\nUSER_PUNCH 1\n-headings phi\n10 PUNCH OSMOTIC\n"
+        "SOLUTION 1\nunits mol/kgw\nNa 0.6\nMg 0.05\nCl 0.6\nS(6) 0.05\nEND\n"
+    )
     phi_ref = phreeqc.ip.get_selected_output_array()[1][0]
     phi = activity.osmotic_coefficient([0.6, 0.05, 0.6, 0.05], ("Na+", "Mg2+", "Cl-", "SO4-2"))
     assert phi == pytest.approx(phi_ref, rel=1e-3)

@@ -1,4 +1,5 @@
 """nanoutils.models baselines (issue 8): ResNet, U-Net and PINN."""
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +39,7 @@ def test_unet_interpolates_its_grid_linearly():
         c_grid, c_mid = model(feed, mask, grid_flux), model(feed, mask, mid_flux)
     tau = model.grid
     a = torch.where(mask, feed, 1.0)
+
     def du(c, t):  # the projected Δu, from the output
         return (c / a[:, None] - mask[:, None].double()) / t
 

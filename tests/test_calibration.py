@@ -1,4 +1,5 @@
 """Calibration by name, model bundles, predictions with spread and validity flags."""
+
 import dataclasses
 import json
 
@@ -21,14 +22,17 @@ def real() -> measurements.Measurements:
 @pytest.fixture(scope="module")
 def dspmde_bundle(real, tmp_path_factory) -> tuple[bundle.Bundle, object]:
     """A smoke-budget DSPM-DE calibration of the real data, and its saved directory."""
-    b = calibration.calibrate("dspmde", real, profile="smoke", sources=[measurements.MEASURED_DIR / "nf270_fdl2021.csv"])
+    b = calibration.calibrate(
+        "dspmde", real, profile="smoke", sources=[measurements.MEASURED_DIR / "nf270_fdl2021.csv"]
+    )
     return b, b.save(tmp_path_factory.mktemp("b") / "dspmde")
 
 
 def test_mechanistic_models_round_trip_through_json():
     langmuir = fitting.Spec("langmuir", ("Mg2+",)).model({**fitting.PAPER_TABLE2, "sites": 20.0, "K[Mg2+]": 0.05})
-    sf = friction.SFModel({"Na+": 1.0, "Cl-": 2.0, "Mg2+": 5.0}, X=-30.0, water_fraction=0.3, thickness=2e-6,
-                          partition=0.8)
+    sf = friction.SFModel(
+        {"Na+": 1.0, "Cl-": 2.0, "Mg2+": 5.0}, X=-30.0, water_fraction=0.3, thickness=2e-6, partition=0.8
+    )
     for model in (langmuir, fitting.Spec("freundlich").model({**fitting.PAPER_TABLE2, "n": 0.3}), sf):
         again = type(model).from_dict(json.loads(json.dumps(model.to_dict())))
         assert again == model
@@ -73,8 +77,9 @@ def test_calibrated_bundle_predicts_with_the_fit_and_the_spread_of_its_posterior
         frame = predict(FEEDS, FLUXES, loaded)
     T = 293.15  # the real data were measured at 20 °C: the bundle predicts there
     np.testing.assert_allclose(frame["R"], predict(FEEDS, FLUXES, b.members[0], temperature=T)["R"], rtol=1e-12)
-    np.testing.assert_allclose(frame["R_std_param"], predict(FEEDS, FLUXES, b.members, temperature=T)["R_std"],
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        frame["R_std_param"], predict(FEEDS, FLUXES, b.members, temperature=T)["R_std"], rtol=1e-12
+    )
     zero = frame["Jv_m_s"] == 0  # zero flux: every member gives R = 0, only the residual scatter is left
     assert (frame.loc[zero, "R_std_param"] == 0).all() and np.allclose(frame.loc[zero, "R_std"], b.residual_sd)
 
@@ -83,7 +88,7 @@ def test_predictive_std_adds_the_calibration_residual_scatter(dspmde_bundle, rea
     b, directory = dspmde_bundle
     r = (b.scored["R_pred"] - b.scored["R_meas"]).to_numpy()
     n_params = len(b.info[0]["parameters"])
-    assert b.residual_sd == pytest.approx(np.sqrt(np.sum(r ** 2) / (len(r) - n_params)), rel=1e-12)
+    assert b.residual_sd == pytest.approx(np.sqrt(np.sum(r**2) / (len(r) - n_params)), rel=1e-12)
     assert b.residual_sd > b.scored["R_std_param"].median()  # the misfit, not the parameters, dominates here
     np.testing.assert_allclose(b.scored["R_std"], np.hypot(b.scored["R_std_param"], b.residual_sd), rtol=1e-12)
     loaded = nanoutils.load(directory)
@@ -120,23 +125,36 @@ def test_temperatures_outside_the_calibration_range_are_flagged_and_learned_mode
     assert bundle.temperature_reasons(20.03, domain) == []
     assert bundle.temperature_reasons(10.0, domain) == ["temperature 10 °C < 20 °C seen"]
     assert bundle.temperature_reasons(30.0, domain, learned=True) == [
-        "temperature 30 °C > 20 °C seen (the model has no temperature input)"]
+        "temperature 30 °C > 20 °C seen (the model has no temperature input)"
+    ]
 
 
-@pytest.mark.parametrize("make", [
-    lambda: dspmde.Membrane.nf270(),
-    lambda: fitting.Spec().model(dict(fitting.PAPER_TABLE2)),
-    lambda: friction.SFModel({"Na+": 1.0, "Cl-": 2.0, "Mg2+": 5.0, "SO4-2": 8.0}, X=-30.0, water_fraction=0.3,
-                             thickness=2e-6, partition=0.8),
-    lambda: sdem.SDEMModel({"Na+": 1e-6, "Mg2+": 3e-7, "Cl-": 5e-6, "SO4-2": 1e-7}),
-], ids=["membrane", "fitting.Model", "SFModel", "SDEMModel"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: dspmde.Membrane.nf270(),
+        lambda: fitting.Spec().model(dict(fitting.PAPER_TABLE2)),
+        lambda: friction.SFModel(
+            {"Na+": 1.0, "Cl-": 2.0, "Mg2+": 5.0, "SO4-2": 8.0},
+            X=-30.0,
+            water_fraction=0.3,
+            thickness=2e-6,
+            partition=0.8,
+        ),
+        lambda: sdem.SDEMModel({"Na+": 1e-6, "Mg2+": 3e-7, "Cl-": 5e-6, "SO4-2": 1e-7}),
+    ],
+    ids=["membrane", "fitting.Model", "SFModel", "SDEMModel"],
+)
 def test_every_mechanistic_model_is_solved_at_the_temperature_asked(make, monkeypatch):
     model = make()
     feeds = [ions.Feed.from_salts("NaCl 10 mM + MgSO4 5 mM")]
     owner, name = (dspmde, "solve") if isinstance(model, dspmde.Membrane) else (type(model), "solve")
     original = getattr(owner, name)
-    expected = (original(feeds, FLUXES, membrane=model, temperature=283.15) if owner is dspmde
-                else original(model, feeds, FLUXES, temperature=283.15)).to_frame()["R"]
+    expected = (
+        original(feeds, FLUXES, membrane=model, temperature=283.15)
+        if owner is dspmde
+        else original(model, feeds, FLUXES, temperature=283.15)
+    ).to_frame()["R"]
     seen = []
     monkeypatch.setattr(owner, name, lambda *a, **k: seen.append(k["temperature"]) or original(*a, **k))
     for members in (model, [model, model]):
@@ -175,14 +193,22 @@ def test_validity_flags_name_what_lies_outside_the_domain(dspmde_bundle):
 
 
 def test_pretraining_domain_flags_fluxes_beyond_it():
-    domain = {"ions": ["Na+", "Cl-"], "c_mM": {"Na+": [1.0, 100.0], "Cl-": [1.0, 100.0]},
-              "ionic_strength_mM": [1.0, 100.0], "flux_LMH": [5.0, 400.0],
-              "pretraining": {"ions": ["Na+", "Cl-"], "c_mM": [0.1, 1000.0], "flux_LMH": [0.0, 216.0]}}
+    domain = {
+        "ions": ["Na+", "Cl-"],
+        "c_mM": {"Na+": [1.0, 100.0], "Cl-": [1.0, 100.0]},
+        "ionic_strength_mM": [1.0, 100.0],
+        "flux_LMH": [5.0, 400.0],
+        "pretraining": {"ions": ["Na+", "Cl-"], "c_mM": [0.1, 1000.0], "flux_LMH": [0.0, 216.0]},
+    }
     assert bundle.flux_reasons(300 / 3.6e6, domain) == ["flux 300 LMH > 216 LMH pre-trained"]
     assert bundle.flux_reasons(0.0, domain) == []
     assert bundle.feed_reasons(ions.Feed({"Na+": 2000.0, "Cl-": 2000.0}), domain) == [
-        "Na+ 2e+03 mM > 100 mM seen", "Cl- 2e+03 mM > 100 mM seen", "ionic strength 2e+03 mM > 100 mM seen",
-        "Na+ 2e+03 mM > 1e+03 mM pre-trained", "Cl- 2e+03 mM > 1e+03 mM pre-trained"]
+        "Na+ 2e+03 mM > 100 mM seen",
+        "Cl- 2e+03 mM > 100 mM seen",
+        "ionic strength 2e+03 mM > 100 mM seen",
+        "Na+ 2e+03 mM > 1e+03 mM pre-trained",
+        "Cl- 2e+03 mM > 1e+03 mM pre-trained",
+    ]
 
 
 def test_save_is_atomic_and_replaces_only_a_bundle(dspmde_bundle, tmp_path, monkeypatch):
@@ -219,7 +245,9 @@ def test_a_bundle_from_a_newer_version_is_refused(dspmde_bundle, tmp_path):
 def test_coverage_counts_points_within_k_std():
     import pandas as pd
 
-    frame = pd.DataFrame({"R_meas": [0.5, 0.5, 0.5, 0.5], "R_pred": [0.5, 0.6, 0.9, np.nan], "R_std": [0.0, 0.05, 0.1, 0.1]})
+    frame = pd.DataFrame(
+        {"R_meas": [0.5, 0.5, 0.5, 0.5], "R_pred": [0.5, 0.6, 0.9, np.nan], "R_std": [0.0, 0.05, 0.1, 0.1]}
+    )
     assert bundle.coverage(frame) == pytest.approx(2 / 3)
 
 
@@ -242,5 +270,6 @@ def test_learned_calibration_gives_an_ensemble_with_the_pretraining_domain(real,
     with pytest.warns(bundle.ExtrapolationWarning):
         frame = predict(FEEDS[:1], [2e-5, 1e-4], loaded)
     assert (frame.loc[frame["Jv_m_s"] > 0, "R_std"] > 0).all()
-    assert frame.loc[frame["Jv_m_s"] == 1e-4, "why"].str.contains("flux 360 LMH > 216 LMH pre-trained",
-                                                                   regex=False).all()
+    assert (
+        frame.loc[frame["Jv_m_s"] == 1e-4, "why"].str.contains("flux 360 LMH > 216 LMH pre-trained", regex=False).all()
+    )

@@ -3,6 +3,7 @@
 Every bad input gives exit code 2, one line `error: …` naming the path and what is wrong, no traceback, and
 leaves no output file (nor a temporary one) behind.
 """
+
 import json
 import os
 import shutil
@@ -56,8 +57,23 @@ def test_calibrate_writes_a_complete_bundle(bundles):
 
 def test_predict_from_a_bundle_keeps_the_columns_and_flags_extrapolation(bundles, feeds_csv, tmp_path, capsys):
     out = tmp_path / "pred.csv"
-    assert main(["predict", "--model", str(bundles["dspmde"]), "--feeds-csv", str(feeds_csv), "--flux-lmh", "50",
-                 "300", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(bundles["dspmde"]),
+                "--feeds-csv",
+                str(feeds_csv),
+                "--flux-lmh",
+                "50",
+                "300",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     frame = pd.read_csv(out, keep_default_na=False)
     today = ["feed_id", "Jv_m_s", "Jv_LMH", "ion", "c_feed_mM", "c_perm_mM", "R", "converged"]
     assert set(today + ["R_std", "extrapolated", "why"]) <= set(frame.columns)
@@ -77,8 +93,23 @@ def test_predict_from_a_bundle_at_another_temperature_flags_it(bundles, feeds_cs
     at = {}
     for T in (None, "20", "35"):
         out = tmp_path / f"{T}.csv"
-        assert main(["predict", "--model", str(bundles["dspmde"]), "--feeds-csv", str(feeds_csv), "--flux-lmh", "50",
-                     "--out", str(out)] + (["--temperature-C", T] if T else [])) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--model",
+                    str(bundles["dspmde"]),
+                    "--feeds-csv",
+                    str(feeds_csv),
+                    "--flux-lmh",
+                    "50",
+                    "--out",
+                    str(out),
+                ]
+                + (["--temperature-C", T] if T else [])
+            )
+            == 0
+        )
         at[T] = pd.read_csv(out, keep_default_na=False).query("feed_id == 'fdl'")
     pd.testing.assert_frame_equal(at[None], at["20"])
     assert not at["20"]["extrapolated"].any()
@@ -90,8 +121,22 @@ def test_predict_with_checkpoint_still_works(tmp_path, feeds_csv):
     from nanoutils import models, training
 
     ckpt = training.save_model(models.build("neural_ode", "smoke").double(), tmp_path / "m.pt")
-    assert main(["predict", "--checkpoint", str(ckpt), "--feeds-csv", str(feeds_csv), "--flux-lmh", "20",
-                 "--out", str(tmp_path / "p.csv")]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(ckpt),
+                "--feeds-csv",
+                str(feeds_csv),
+                "--flux-lmh",
+                "20",
+                "--out",
+                str(tmp_path / "p.csv"),
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(tmp_path / "p.csv")) == 4 + 3
 
 
@@ -128,71 +173,141 @@ def _cases(tmp_path: Path, bundles: dict[str, Path], feeds: Path) -> dict[str, t
     (tmp_path / "adir").mkdir()
     exists = tmp_path / "exists.txt"
     exists.write_text("mine")
-    several_T = bundle_copy(lambda d: (d / "domain.json").write_text(
-        json.dumps({**json.loads((d / "domain.json").read_text()), "T_C": [15.0, 25.0]})))
+    several_T = bundle_copy(
+        lambda d: (d / "domain.json").write_text(
+            json.dumps({**json.loads((d / "domain.json").read_text()), "T_C": [15.0, 25.0]})
+        )
+    )
     from nanoutils import models, training
 
     ckpt = training.save_model(models.build("neural_ode", "smoke").double(), tmp_path / "ode.pt")
-    newer = bundle_copy(lambda d: (d / "model.json").write_text(
-        json.dumps({**json.loads((d / "model.json").read_text()), "nanoutils_version": "99.0.0"})))
+    newer = bundle_copy(
+        lambda d: (d / "model.json").write_text(
+            json.dumps({**json.loads((d / "model.json").read_text()), "nanoutils_version": "99.0.0"})
+        )
+    )
     return {
         "missing data file": (cal(tmp_path / "nope.csv"), "nope.csv", "no such file"),
         "data is a directory": (cal(tmp_path / "adir"), "adir", "is a directory"),
         "empty CSV": (cal(empty), "empty.csv", "empty file"),
         "binary file": (cal(garbage), "garbage.bin", "not a UTF-8 text CSV"),
         "header only": (cal(_csv(tmp_path, HEADER + "\n")), "data", "no data rows"),
-        "missing column": (cal(_csv(tmp_path, HEADER.replace(",source", "") + "\n" + ROW.rsplit(",", 1)[0])),
-                           "data", "source"),
+        "missing column": (
+            cal(_csv(tmp_path, HEADER.replace(",source", "") + "\n" + ROW.rsplit(",", 1)[0])),
+            "data",
+            "source",
+        ),
         "unknown column": (cal(_csv(tmp_path, HEADER + ",pressure\n" + ROW + ",3")), "data", "pressure"),
         "bad unit": (cal(_csv(tmp_path, HEADER.replace("Jv_um_s", "Jv_gfd") + "\n" + ROW)), "data", "Jv_gfd"),
         "non-numeric value": (cal(_csv(tmp_path, HEADER + "\n" + ROW.replace(",5,", ",five,"))), "data", "five"),
-        "non-neutral feed": (cal(_csv(tmp_path, HEADER + "\n" + ROW.replace("Cl-=10", "Cl-=7"))), "data",
-                             "neutral"),
+        "non-neutral feed": (cal(_csv(tmp_path, HEADER + "\n" + ROW.replace("Cl-=10", "Cl-=7"))), "data", "neutral"),
         "unknown ion": (cal(_csv(tmp_path, HEADER + "\n" + ROW.replace(",NaCl,", ",Xq+,"))), "data", "Xq+"),
         "unknown model": (cal(REAL, "--model", "nonsense"), "", "unknown model 'nonsense'"),
-        "model cannot take the data": (cal(_csv(tmp_path, HEADER + "\n" + ROW), "--model", "dspmde_langmuir"), "",
-                                       "divalent"),
-        "out in a missing directory": (["calibrate", str(REAL), "--out", str(tmp_path / "no" / "b")], "no",
-                                       "does not exist"),
-        "out is a foreign file": (["calibrate", str(REAL), "--out", str(exists), "--profile", "smoke"], "exists.txt",
-                                  "not a model bundle"),
+        "model cannot take the data": (
+            cal(_csv(tmp_path, HEADER + "\n" + ROW), "--model", "dspmde_langmuir"),
+            "",
+            "divalent",
+        ),
+        "out in a missing directory": (
+            ["calibrate", str(REAL), "--out", str(tmp_path / "no" / "b")],
+            "no",
+            "does not exist",
+        ),
+        "out is a foreign file": (
+            ["calibrate", str(REAL), "--out", str(exists), "--profile", "smoke"],
+            "exists.txt",
+            "not a model bundle",
+        ),
         "corrupt checkpoint": (pr(["--checkpoint", str(corrupt)]), "corrupt.pt", "not a readable torch checkpoint"),
         "foreign checkpoint": (pr(["--checkpoint", str(foreign)]), "foreign.pt", "not a nanoutils model checkpoint"),
         "checkpoint is a directory": (pr(["--checkpoint", str(tmp_path / "adir")]), "adir", "is a directory"),
         "missing bundle": (pr(["--model", str(tmp_path / "nobundle")]), "nobundle", "no such model bundle"),
         "bundle is a file": (pr(["--model", str(exists)]), "exists.txt", "not a model bundle directory"),
         "bundle without model.json": (pr(["--model", str(tmp_path / "adir")]), "adir", "no model.json"),
-        "garbled model.json": (pr(["--model", str(bundle_copy(lambda d: (d / "model.json").write_text("{oops")))]),
-                               "model.json", "not valid JSON"),
-        "missing member": (pr(["--model", str(bundle_copy(lambda d: (d / "member_3.json").unlink()))]),
-                           "member_3.json", "member file missing"),
-        "corrupt member": (pr(["--model", str(bundle_copy(lambda d: (d / "member_0.json").write_text("[1, 2")))]),
-                           "member_0.json", "not valid JSON"),
+        "garbled model.json": (
+            pr(["--model", str(bundle_copy(lambda d: (d / "model.json").write_text("{oops")))]),
+            "model.json",
+            "not valid JSON",
+        ),
+        "missing member": (
+            pr(["--model", str(bundle_copy(lambda d: (d / "member_3.json").unlink()))]),
+            "member_3.json",
+            "member file missing",
+        ),
+        "corrupt member": (
+            pr(["--model", str(bundle_copy(lambda d: (d / "member_0.json").write_text("[1, 2")))]),
+            "member_0.json",
+            "not valid JSON",
+        ),
         "bundle of a newer version": (pr(["--model", str(newer)]), "bundle", "newer than this nanoutils"),
-        "missing feeds CSV": (["predict", "--feeds-csv", str(tmp_path / "f.csv"), "--flux-lmh", "5", "--out", pred],
-                              "f.csv", "no such file"),
+        "missing feeds CSV": (
+            ["predict", "--feeds-csv", str(tmp_path / "f.csv"), "--flux-lmh", "5", "--out", pred],
+            "f.csv",
+            "no such file",
+        ),
         "negative flux": (["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "-5", "--out", pred], "", "≥ 0"),
-        "predict out in a missing directory": (["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "5", "--out",
-                                                str(tmp_path / "no" / "p.csv")], "no", "does not exist"),
-        "predict out is a directory": (["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "5", "--out",
-                                        str(tmp_path / "adir")], "adir", "is a directory"),
-        "bundle over several temperatures, none given": (pr(["--model", str(several_T)]), "",
-                                                         "calibrated at 15–25 °C: give the temperature"),
+        "predict out in a missing directory": (
+            ["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "5", "--out", str(tmp_path / "no" / "p.csv")],
+            "no",
+            "does not exist",
+        ),
+        "predict out is a directory": (
+            ["predict", "--feed", "NaCl 10 mM", "--flux-lmh", "5", "--out", str(tmp_path / "adir")],
+            "adir",
+            "is a directory",
+        ),
+        "bundle over several temperatures, none given": (
+            pr(["--model", str(several_T)]),
+            "",
+            "calibrated at 15–25 °C: give the temperature",
+        ),
         "temperature for a checkpoint without a temperature input": (
-            pr(["--checkpoint", str(ckpt)], "--temperature-C", "30"), "", "no temperature input"),
-        "feed the model cannot take": (["predict", "--feed", "KCl 10 mM", "--flux-lmh", "5", "--out", pred,
-                                        "--model", str(bundles["sf"])], "", "K+"),
+            pr(["--checkpoint", str(ckpt)], "--temperature-C", "30"),
+            "",
+            "no temperature input",
+        ),
+        "feed the model cannot take": (
+            ["predict", "--feed", "KCl 10 mM", "--flux-lmh", "5", "--out", pred, "--model", str(bundles["sf"])],
+            "",
+            "K+",
+        ),
     }
 
 
-CASES = ["missing data file", "data is a directory", "empty CSV", "binary file", "header only", "missing column",
-         "unknown column", "bad unit", "non-numeric value", "non-neutral feed", "unknown ion", "unknown model",
-         "model cannot take the data", "out in a missing directory", "out is a foreign file", "corrupt checkpoint",
-         "foreign checkpoint", "checkpoint is a directory", "missing bundle", "bundle is a file",
-         "bundle without model.json", "garbled model.json", "missing member", "corrupt member",
-         "bundle of a newer version", "missing feeds CSV", "negative flux", "predict out in a missing directory",
-         "predict out is a directory", "bundle over several temperatures, none given",
-         "temperature for a checkpoint without a temperature input", "feed the model cannot take"]
+CASES = [
+    "missing data file",
+    "data is a directory",
+    "empty CSV",
+    "binary file",
+    "header only",
+    "missing column",
+    "unknown column",
+    "bad unit",
+    "non-numeric value",
+    "non-neutral feed",
+    "unknown ion",
+    "unknown model",
+    "model cannot take the data",
+    "out in a missing directory",
+    "out is a foreign file",
+    "corrupt checkpoint",
+    "foreign checkpoint",
+    "checkpoint is a directory",
+    "missing bundle",
+    "bundle is a file",
+    "bundle without model.json",
+    "garbled model.json",
+    "missing member",
+    "corrupt member",
+    "bundle of a newer version",
+    "missing feeds CSV",
+    "negative flux",
+    "predict out in a missing directory",
+    "predict out is a directory",
+    "bundle over several temperatures, none given",
+    "temperature for a checkpoint without a temperature input",
+    "feed the model cannot take",
+]
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -1,4 +1,5 @@
 """nanoutils.comparison: Table 1 (issue 8)."""
+
 import glob
 
 import numpy as np
@@ -11,17 +12,26 @@ from nanoutils.training_data import TransportData
 
 def _frame(errors, feeds, study="s", converged=None):
     """A scored frame whose predictions miss R_meas = 0.5 by ``errors`` (fractions)."""
-    f = pd.DataFrame({"feed_id": feeds, "study": study, "ion": "Na+", "R_meas": 0.5, "R_pred": 0.5 + np.asarray(errors)})
+    f = pd.DataFrame(
+        {"feed_id": feeds, "study": study, "ion": "Na+", "R_meas": 0.5, "R_pred": 0.5 + np.asarray(errors)}
+    )
     if converged is not None:
         f["converged"] = converged
     return f
 
 
 def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_rows():
-    rows = [comparison.RowResult("resnet", "1,000", _frame([0.1, -0.3], ["a", "b"], "v1"), None, 2.0),
-            comparison.RowResult("dspmde", "4", _frame([0.02, 0.04, 9.0], ["a", "a", "b"], "v2", [True, True, False]),
-                                 _frame([-0.2], ["r"], "fdl"), 1.0),
-            comparison.not_run("sf", "friction model missing")]
+    rows = [
+        comparison.RowResult("resnet", "1,000", _frame([0.1, -0.3], ["a", "b"], "v1"), None, 2.0),
+        comparison.RowResult(
+            "dspmde",
+            "4",
+            _frame([0.02, 0.04, 9.0], ["a", "a", "b"], "v2", [True, True, False]),
+            _frame([-0.2], ["r"], "fdl"),
+            1.0,
+        ),
+        comparison.not_run("sf", "friction model missing"),
+    ]
     t = comparison.table1(rows, n_boot=50)
     assert list(t.index) == [comparison.LABELS[n] for n in comparison.ROWS]
     resnet, dspm, sf, node = (t.loc[comparison.LABELS[n]] for n in ("resnet", "dspmde", "sf", "neural_ode"))
@@ -31,7 +41,9 @@ def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_r
     assert "1 unconverged virtual points left out" in dspm["note"]
     assert dspm["real test error (pp)"] == pytest.approx(20.0) and dspm["error fdl (pp)"] == pytest.approx(20.0)
     assert np.isnan(dspm["real CI low (pp)"]), "no interval from a single feed"
-    assert (resnet["virtual CI low (pp)"], resnet["virtual CI high (pp)"]) == pytest.approx((10.0, 30.0))  # feeds of 10 and 30 pp
+    assert (resnet["virtual CI low (pp)"], resnet["virtual CI high (pp)"]) == pytest.approx(
+        (10.0, 30.0)
+    )  # feeds of 10 and 30 pp
     assert sf["note"] == "not run: friction model missing" and np.isnan(sf["virtual test error (pp)"])
     assert node["note"].startswith("not run") and node["paper test error (%)"] == 7.1
     with pytest.raises(ValueError, match="unknown Table 1 row"):
@@ -44,7 +56,11 @@ def _simulated(n=24, seed=0):
     flux = np.broadcast_to(np.array([1 / 6, 0.5, 1.0]) * models.FLUX_SCALE_M_S, (n, 3)).copy()
     perm = comp.concentration[:, None, :] * (1 - 0.5 * flux / models.FLUX_SCALE_M_S)[..., None]
     sim = TransportData(feed=comp.concentration, species_mask=comp.mask, flux=flux, permeate=perm)
-    return {"train": sim.subset(np.arange(16)), "val": sim.subset(np.arange(16, 20)), "test": sim.subset(np.arange(20, n))}
+    return {
+        "train": sim.subset(np.arange(16)),
+        "val": sim.subset(np.arange(16, 20)),
+        "test": sim.subset(np.arange(20, n)),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +75,21 @@ def test_deep_rows_are_deterministic_for_a_seed_on_cpu(tiny_splits, name):
     physics = {"virtual": fitting.PAPER_TABLE2}
 
     def once():
-        pre = comparison.pretrain(name, tiny_splits.simulated, "smoke", seed=3, device="cpu",
-                                  **({"collocation": 2} if name == "pinn" else {}))
-        return comparison.run_deep(name, pre, tiny_splits, "smoke", seed=3, lrs=(1e-3, 3e-3), physics=physics, device="cpu")
+        pre = comparison.pretrain(
+            name, tiny_splits.simulated, "smoke", seed=3, device="cpu", **({"collocation": 2} if name == "pinn" else {})
+        )
+        return comparison.run_deep(
+            name, pre, tiny_splits, "smoke", seed=3, lrs=(1e-3, 3e-3), physics=physics, device="cpu"
+        )
 
     a, b = once(), once()
     assert a.info["lr"] in (1e-3, 3e-3) and a.info["validation loss per lr"] == b.info["validation loss per lr"]
     assert len(a.real) == 75 and a.real.feed_id.nunique() == 3  # every real feed, each held out once
     ta, tb = (comparison.table1([r], n_boot=100).drop(columns="training time (s)") for r in (a, b))
     pd.testing.assert_frame_equal(ta, tb)
-    assert np.isfinite(ta.iloc[comparison.ROWS.index(name)][["virtual test error (pp)", "real test error (pp)"]].astype(float)).all()
+    assert np.isfinite(
+        ta.iloc[comparison.ROWS.index(name)][["virtual test error (pp)", "real test error (pp)"]].astype(float)
+    ).all()
 
 
 def test_pinn_fine_tuning_uses_the_fitted_membrane_without_touching_the_pretrained_model(tiny_splits):
@@ -76,7 +97,9 @@ def test_pinn_fine_tuning_uses_the_fitted_membrane_without_touching_the_pretrain
     fresh = comparison._fresh(pinn, {"r_p": 0.7e-9, "dx_e": 2e-6, "eps_p": 40.0, "X_d": -10.0})
     assert fresh.config.membrane == {"r_p": 0.7e-9, "dx_e": 2e-6, "eps_p": 40.0, "X_d": -10.0}
     assert pinn.config.membrane == {} and fresh is not pinn
-    assert all(np.array_equal(p.detach(), q.detach()) for p, q in zip(pinn.parameters(), fresh.parameters(), strict=True))
+    assert all(
+        np.array_equal(p.detach(), q.detach()) for p, q in zip(pinn.parameters(), fresh.parameters(), strict=True)
+    )
 
 
 def test_sf_row_skips_real_folds_with_ions_it_has_no_friction_factor_for(tiny_splits):
@@ -98,7 +121,9 @@ def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp
         comparison.run_deep("resnet", other, tiny_splits, "smoke", resume=True, **kwargs)
     with pytest.warns(UserWarning, match="starting weights"):  # stale runs of another pre-training are redone
         c = comparison.run_deep("resnet", other, tiny_splits, "smoke", resume="if_compatible", **kwargs)
-    pd.testing.assert_frame_equal(c.virtual, comparison.run_deep("resnet", other, tiny_splits, "smoke", **kwargs).virtual)
+    pd.testing.assert_frame_equal(
+        c.virtual, comparison.run_deep("resnet", other, tiny_splits, "smoke", **kwargs).virtual
+    )
     a = comparison.run_deep("resnet", pre, tiny_splits, "smoke", **kwargs)  # back to the first run's checkpoints
     ckpts = a.info["checkpoints"]
     assert set(ckpts) == {"virtual", *(key for key, _, _ in tiny_splits.real_folds)}
@@ -109,7 +134,10 @@ def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp
     grid = np.unique(arrays.Jv[arrays.flux_mask])
     R = prediction.quantity_curves(meas, training.load_model(ckpts["virtual"]), grid)
     scored = a.virtual[a.virtual.feed_id == key]
-    expected = [R[0, np.searchsorted(grid, j), arrays.quantities.index(q)] for j, q in zip(scored.Jv_m_s, scored.ion, strict=True)]
+    expected = [
+        R[0, np.searchsorted(grid, j), arrays.quantities.index(q)]
+        for j, q in zip(scored.Jv_m_s, scored.ion, strict=True)
+    ]
     np.testing.assert_allclose(expected, scored.R_pred, rtol=1e-5, atol=1e-6)
 
     comparison.save_results([a, comparison.not_run("sf", "x")], tmp_path / "results")
@@ -129,8 +157,17 @@ def test_tuned_settings_replace_the_search_and_must_match_the_pretrained_model(t
     pre = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=1, device="cpu", **s.config)
     row = comparison.run_deep("resnet", pre, tiny_splits, "smoke", seed=1, device="cpu", tuned=s)
     assert row.info["lr"] == 3e-3 and list(row.info["validation loss per lr"]) == [3e-3]
-    expect = comparison.finetune_run(models.clone(pre.model), tiny_splits.virtual_train, tiny_splits.virtual_val,
-                                     tiny_splits, "smoke", seed=1, lr=3e-3, noise=False, device="cpu")
+    expect = comparison.finetune_run(
+        models.clone(pre.model),
+        tiny_splits.virtual_train,
+        tiny_splits.virtual_val,
+        tiny_splits,
+        "smoke",
+        seed=1,
+        lr=3e-3,
+        noise=False,
+        device="cpu",
+    )
     noisy = comparison.run_deep("resnet", pre, tiny_splits, "smoke", seed=1, device="cpu", lrs=(3e-3,))
     assert row.info["validation loss per lr"][3e-3] == expect.best_loss != noisy.info["validation loss per lr"][3e-3]
     other = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=1, device="cpu")

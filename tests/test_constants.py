@@ -1,4 +1,5 @@
 """nanoutils.constants: the derived constants agree with their definitions."""
+
 import pytest
 
 from nanoutils import constants as C

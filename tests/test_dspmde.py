@@ -1,4 +1,5 @@
 """DSPM-DE: physics limits, balances, closed forms, the two solvers against each other, bad input."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,6 +27,7 @@ NACL = ions.Feed.from_salts("NaCl 10 mM")
 
 
 # --- partitioning and hindrance -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("source, valid_up_to", [("bowen_welfoot_2002", 0.8), ("dechadilok_deen_2006", 0.95)])
 def test_hindrance_limits(source, valid_up_to):
@@ -55,6 +57,7 @@ def test_donnan_potential_matches_symmetric_closed_form():
 
 
 # --- limits of the full model ---------------------------------------------------------------
+
 
 def test_zero_flux_gives_zero_rejection():
     """R = 0 at J_v = 0, and R → 0 linearly in J_v (strong exclusion makes the approach slow)."""
@@ -130,6 +133,7 @@ def test_permeate_is_electroneutral_and_pore_satisfies_its_equations():
 
 # --- film -----------------------------------------------------------------------------------
 
+
 def test_film_polarises_and_vanishes_for_fast_mass_transfer():
     feed = ions.Feed.from_salts("NaCl 10 mM + MgSO4 5 mM")
     bare = solve([feed], [2e-5], membrane=NF270)
@@ -148,6 +152,7 @@ def test_sherwood_film_scales_with_diffusivity_to_two_thirds():
 
 
 # --- solvers agree; batches mask absent ions ------------------------------------------------
+
 
 def test_main_and_reference_solvers_agree_on_random_mixtures():
     mix = sampling.random_mixtures(6, np.random.default_rng(11), n_ions=(3, 6))
@@ -197,6 +202,7 @@ def test_to_frame_is_tidy():
 
 # --- bad input ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("flux", [-1e-6, float("nan"), float("inf")])
 def test_bad_flux_is_named(flux):
     with pytest.raises(FluxError, match=str(flux).replace("+", "")):
@@ -210,7 +216,9 @@ def test_non_neutral_dense_feed_is_named():
         solve(np.array([[10.0, -10.0]]), 1e-5, species=["Na+", "Cl-"])
 
 
-@pytest.mark.parametrize("field, value", [("r_p", -1e-9), ("dx_e", 0.0), ("eps_p", float("nan")), ("hindrance", "nope")])
+@pytest.mark.parametrize(
+    "field, value", [("r_p", -1e-9), ("dx_e", 0.0), ("eps_p", float("nan")), ("hindrance", "nope")]
+)
 def test_bad_membrane_is_named(field, value):
     with pytest.raises(MembraneError, match=field):
         NF270.with_(**{field: value})

@@ -1,5 +1,6 @@
 """Gradients of the DSPM-DE permeate by implicit differentiation: against finite differences (torch
 gradcheck) with and without film and isotherm, physical signs, unconverged cases, and the eq. 11 fit."""
+
 from __future__ import annotations
 
 import warnings
@@ -25,8 +26,11 @@ CASES = {  # ions: feeds, film, isotherm, per-feed membranes
     "2 ions": ([ions.Feed.from_salts("NaCl 10 mM")], None, None, False),
     "3 ions, film": ([ions.Feed.from_salts("NaCl 10 mM, MgCl2 5 mM")], dspmde.Film(k=2e-5), None, False),
     "4 ions, Freundlich isotherm, one membrane per feed": (
-        [ions.Feed.from_salts("NaCl 10 mM, MgSO4 5 mM"), ions.Feed.from_salts("NaCl 30 mM, MgSO4 2 mM")], None,
-        dspmde.ChargeIsotherm.freundlich(0.4), True),
+        [ions.Feed.from_salts("NaCl 10 mM, MgSO4 5 mM"), ions.Feed.from_salts("NaCl 30 mM, MgSO4 2 mM")],
+        None,
+        dspmde.ChargeIsotherm.freundlich(0.4),
+        True,
+    ),
 }
 
 
@@ -96,8 +100,10 @@ def test_eq11_gradient_matches_finite_differences_of_chi2(real):
     theta, h = space.theta(params), 1e-5
     for j in range(len(theta)):
         step = np.eye(len(theta))[j] * h
-        fd = (obj.chi2(fitting.membrane(space.params(theta + step)))
-              - obj.chi2(fitting.membrane(space.params(theta - step)))) / (2 * h)
+        fd = (
+            obj.chi2(fitting.membrane(space.params(theta + step)))
+            - obj.chi2(fitting.membrane(space.params(theta - step)))
+        ) / (2 * h)
         assert 2 * jac[:, j] @ r == pytest.approx(fd, rel=1e-5), space.names[j]
 
 

@@ -3,6 +3,7 @@
 Each option must reduce to the original model in its limit (to 1e-10), work batched, keep the
 permeate electroneutral, and report failures as non-convergence.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,16 +38,28 @@ def _close(a, b, rtol=1e-10):
 
 # --- each option in its limit is the original model -------------------------------------------
 
-@pytest.mark.parametrize("options", [
-    {"activity": "ideal"},
-    {"isotherm": ChargeIsotherm()},
-    {"isotherm": ChargeIsotherm.freundlich(0.0)},
-    {"isotherm": ChargeIsotherm.langmuir(0.0, {"Mg2+": 1.0})},
-    {"isotherm": ChargeIsotherm.langmuir(50.0, {"Mg2+": 0.0})},
-    {"image_forces": True, "membrane": NF270.with_(eps_m=NF270.eps_p)},
-    {"temperature_model": "stokes_einstein", "temperature": 298.15},
-], ids=["ideal", "constant", "freundlich-n0", "langmuir-no-sites", "langmuir-no-binding", "image-eps_m=eps_p",
-        "stokes-einstein-25C"])
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"activity": "ideal"},
+        {"isotherm": ChargeIsotherm()},
+        {"isotherm": ChargeIsotherm.freundlich(0.0)},
+        {"isotherm": ChargeIsotherm.langmuir(0.0, {"Mg2+": 1.0})},
+        {"isotherm": ChargeIsotherm.langmuir(50.0, {"Mg2+": 0.0})},
+        {"image_forces": True, "membrane": NF270.with_(eps_m=NF270.eps_p)},
+        {"temperature_model": "stokes_einstein", "temperature": 298.15},
+    ],
+    ids=[
+        "ideal",
+        "constant",
+        "freundlich-n0",
+        "langmuir-no-sites",
+        "langmuir-no-binding",
+        "image-eps_m=eps_p",
+        "stokes-einstein-25C",
+    ],
+)
 def test_option_in_its_limit_is_the_original_model(baseline, options):
     options = {"membrane": NF270, **options}
     _close(solve(FEEDS, FLUXES, **options), baseline)
@@ -64,6 +77,7 @@ def test_image_energy_vanishes_without_contrast_and_scales_as_z_squared():
 
 # --- activity -----------------------------------------------------------------------------------
 
+
 def test_pitzer_raises_rejection_of_a_concentrated_feed_over_ideal():
     """A depleted pore has a lower ionic strength than a 0.5–1 M feed, so γ_pore > γ_out and
     eq. 8 excludes every ion further: rejection rises over the ideal model (Davies agrees)."""
@@ -74,7 +88,9 @@ def test_pitzer_raises_rejection_of_a_concentrated_feed_over_ideal():
     na = ideal.species.index("Na+")
     assert np.all(pitzer.rejection[..., na] > ideal.rejection[..., na] + 0.004)
     dilute = solve([ions.Feed.from_salts("NaCl 0.1 mM")], [1e-5], activity="pitzer")
-    assert abs(dilute.rejection[0, 0, 0] - solve([ions.Feed.from_salts("NaCl 0.1 mM")], [1e-5]).rejection[0, 0, 0]) < 2e-3
+    assert (
+        abs(dilute.rejection[0, 0, 0] - solve([ions.Feed.from_salts("NaCl 0.1 mM")], [1e-5]).rejection[0, 0, 0]) < 2e-3
+    )
 
 
 def test_pitzer_partitioning_satisfies_eq8_with_gamma_on_both_sides():
@@ -91,6 +107,7 @@ def test_pitzer_partitioning_satisfies_eq8_with_gamma_on_both_sides():
 
 # --- charge isotherm ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("isotherm", [ChargeIsotherm.freundlich(0.4), ChargeIsotherm.langmuir(80.0, {"Mg2+": 0.2})])
 def test_isotherm_charge_is_per_feed_in_the_batch(isotherm):
     r = solve(FEEDS, FLUXES[2:], membrane=NF270, isotherm=isotherm)
@@ -104,7 +121,9 @@ def test_isotherm_charge_is_per_feed_in_the_batch(isotherm):
 def test_isotherm_forms_and_errors():
     c = np.array([[10.0, 0.0, 10.0], [0.0, 10.0, 20.0]])
     names = ("Na+", "Mg2+", "Cl-")
-    np.testing.assert_allclose(ChargeIsotherm.freundlich(0.5, I_ref=10.0).charge(-40.0, c, names), [-40.0, -40.0 * 3**0.5])
+    np.testing.assert_allclose(
+        ChargeIsotherm.freundlich(0.5, I_ref=10.0).charge(-40.0, c, names), [-40.0, -40.0 * 3**0.5]
+    )
     x = ChargeIsotherm.langmuir(60.0, {"Mg2+": 0.1}).charge(-40.0, c, names)
     assert x[0] == -40.0 and x[1] == pytest.approx(-40.0 + 60.0 * 2 * 1.0 / 2.0)  # Mg binding reverses the charge
     with pytest.raises(IsothermError, match="nope"):
@@ -116,6 +135,7 @@ def test_isotherm_forms_and_errors():
 
 
 # --- temperature --------------------------------------------------------------------------------
+
 
 def test_temperature_model_scales_diffusivity_and_refuses_outside_its_range():
     assert water_viscosity(298.15) == pytest.approx(0.8903e-3, rel=1e-3)  # ion table's η (Kestin 1978)
@@ -135,12 +155,22 @@ def test_temperature_model_scales_diffusivity_and_refuses_outside_its_range():
 
 # --- everything on, randomised mixtures ---------------------------------------------------------
 
+
 def test_every_option_on_random_mixtures_converges_and_balances_charge():
     mix = sampling.random_mixtures(30, np.random.default_rng(23), n_ions=(3, 6))
     c, names = mix.concentration, mix.species
-    r = solve(c, np.geomspace(1e-6, 5e-5, 4), species=names, membrane=NF270, activity="pitzer",
-              isotherm=ChargeIsotherm.freundlich(0.3), image_forces=True, temperature=293.15,
-              temperature_model="stokes_einstein", profiles=True)
+    r = solve(
+        c,
+        np.geomspace(1e-6, 5e-5, 4),
+        species=names,
+        membrane=NF270,
+        activity="pitzer",
+        isotherm=ChargeIsotherm.freundlich(0.3),
+        image_forces=True,
+        temperature=293.15,
+        temperature_model="stokes_einstein",
+        profiles=True,
+    )
     assert r.converged.all() and r.info["residual"].max() < 1e-7
     z = ions.charges(names)
     np.testing.assert_array_less(np.abs(r.permeate @ z) / (r.permeate @ np.abs(z)), 1e-9)
@@ -150,6 +180,7 @@ def test_every_option_on_random_mixtures_converges_and_balances_charge():
 
 
 # --- single element -----------------------------------------------------------------------------
+
 
 def test_single_element_matches_full_integration_for_dilute_nacl_at_low_flux():
     feeds = [ions.Feed.from_salts(f"NaCl {c} mM") for c in (1, 3, 10)]

@@ -1,4 +1,5 @@
 """Fine-tuning on measured data (eq. 5): measured → training data, noise, determinism, resume, ablations."""
+
 import numpy as np
 import pytest
 import torch
@@ -20,9 +21,11 @@ def _csv(tmp_path, rows, name="m.csv"):
 def small_set(tmp_path):
     """Two mixtures (salt and ion rows, negative rejection) and one single salt, 3 fluxes each."""
     rows = []
-    for fid, feed, quantities in [("A", MIX, [("Na2SO4", 0.5), ("Cl-", -0.2)]),
-                                  ("B", "Na+=20; Cl-=10; SO4-2=5", [("Na2SO4", 0.6), ("Cl-", -0.1)]),
-                                  ("C", "Na+=10; Cl-=10", [("NaCl", 0.3)])]:
+    for fid, feed, quantities in [
+        ("A", MIX, [("Na2SO4", 0.5), ("Cl-", -0.2)]),
+        ("B", "Na+=20; Cl-=10; SO4-2=5", [("Na2SO4", 0.6), ("Cl-", -0.1)]),
+        ("C", "Na+=10; Cl-=10", [("NaCl", 0.3)]),
+    ]:
         for jv in (5, 10, 20):
             for q, r in quantities:
                 rows.append(f"t,{fid},NF270,25,{feed},intrinsic,{q},{jv},{r + jv / 200},0.02")
@@ -35,8 +38,9 @@ def tiny_model(seed=3):
 
 
 def test_salt_quantities_map_by_equivalents(tmp_path):
-    meas = _csv(tmp_path, [f"t,A,NF270,25,{MIX},intrinsic,Na2SO4,10,0.5,0.02",
-                           f"t,A,NF270,25,{MIX},intrinsic,Cl-,10,-0.2,0.04"])
+    meas = _csv(
+        tmp_path, [f"t,A,NF270,25,{MIX},intrinsic,Na2SO4,10,0.5,0.02", f"t,A,NF270,25,{MIX},intrinsic,Cl-,10,-0.2,0.04"]
+    )
     species = models.NeuralODEConfig().species
     td = finetuning.from_measurements(meas, species)
     names = td.quantity_names()
@@ -72,7 +76,7 @@ def test_noise_is_drawn_per_quantity_with_the_measured_moments(tmp_path):
     sample = training.gaussian_targets(0)
     draws = torch.stack([sample(mu, sigma, step) for step in range(4000)])
     m = torch.tensor(td.target_mask)
-    assert torch.allclose(draws.mean(0)[m], mu[m], atol=4 * float(sigma.max()) / 4000 ** 0.5)
+    assert torch.allclose(draws.mean(0)[m], mu[m], atol=4 * float(sigma.max()) / 4000**0.5)
     assert torch.allclose(draws.std(0)[m], sigma[m], rtol=0.06)
     assert not torch.equal(draws[0], draws[1]), "a new draw every step"
 
@@ -116,8 +120,16 @@ def test_resume_after_interruption_matches(tmp_path):
     with torch.no_grad():
         next(other_start.parameters()).add_(1e-3)  # e.g. the pre-trained model changed since the run was made
     with pytest.raises(training.CheckpointMismatchError, match="starting weights"):
-        finetuning.finetune(other_start, train, val, profile="smoke", device="cpu", run_dir=tmp_path / "cut", resume=True,
-                            config=finetuning.finetune_config("smoke", epochs=3, batch_size=2))
+        finetuning.finetune(
+            other_start,
+            train,
+            val,
+            profile="smoke",
+            device="cpu",
+            run_dir=tmp_path / "cut",
+            resume=True,
+            config=finetuning.finetune_config("smoke", epochs=3, batch_size=2),
+        )
 
 
 def test_predictions_are_electroneutral_and_scored(tmp_path):
@@ -138,15 +150,16 @@ def test_mixing_simulated_data_with_identity_observation(tmp_path):
     feed = np.zeros((2, len(species)))
     feed[:, [species.index("Na+"), species.index("Cl-")]] = [[5.0, 5.0], [7.0, 7.0]]
     perm = np.where(feed > 0, 0.5 * feed, 0.0)[:, None, :].repeat(2, 1)
-    sim = training.TransportData(feed=feed, species_mask=feed > 0, flux=np.full((2, 2), 1e-5), permeate=perm,
-                                 species=species)
+    sim = training.TransportData(
+        feed=feed, species_mask=feed > 0, flux=np.full((2, 2), 1e-5), permeate=perm, species=species
+    )
     mixed = finetuning.mix_simulated(td, sim, 2)
     assert len(mixed) == 5 and mixed.weight.tolist() == [20.0] * 3 + [1.0] * 2
     q = mixed.n_targets
     assert q == max(td.n_targets, len(species))
     c = np.zeros((5, mixed.flux.shape[1], len(species)))
     c[3:, :2] = perm[:, :2]
-    assert np.allclose(mixed.observe(c)[3:, :2, :len(species)], perm)  # simulated part: identity
+    assert np.allclose(mixed.observe(c)[3:, :2, : len(species)], perm)  # simulated part: identity
 
 
 def test_variants_build_from_the_pretrained_model():
@@ -164,8 +177,7 @@ def test_variants_build_from_the_pretrained_model():
 
 
 def test_soft_penalty_is_the_squared_relative_charge():
-    model = models.build("neural_ode", "smoke", width=8, project=False, charge_penalty=2.0,
-                         species=("Na+", "Cl-"))
+    model = models.build("neural_ode", "smoke", width=8, project=False, charge_penalty=2.0, species=("Na+", "Cl-"))
     batch = {"feed": torch.tensor([[10.0, 10.0]]), "flux_mask": torch.tensor([[True, False]])}
     pred = torch.tensor([[[6.0, 4.0], [100.0, 0.0]]])  # the padded point is ignored
     assert float(model.auxiliary_loss(batch, pred)) == pytest.approx(2.0 * (2.0 / 20.0) ** 2)
@@ -186,7 +198,15 @@ def test_bad_input_raises_clear_errors(tmp_path):
     obs = td.observation.copy()
     obs[0, 0, species.index("K+")] = 1.0
     with pytest.raises(ModelInputError, match="absent species"):
-        training.TransportData(feed=td.feed, species_mask=td.species_mask, flux=td.flux, permeate=td.permeate,
-                               sigma=td.sigma, target_mask=td.target_mask, species=species, observation=obs)
+        training.TransportData(
+            feed=td.feed,
+            species_mask=td.species_mask,
+            flux=td.flux,
+            permeate=td.permeate,
+            sigma=td.sigma,
+            target_mask=td.target_mask,
+            species=species,
+            observation=obs,
+        )
     with pytest.raises(ValueError, match="charge_penalty"):
         models.NeuralODEConfig(charge_penalty=-1.0)

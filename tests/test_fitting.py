@@ -1,4 +1,5 @@
 """DSPM-DE parameter fitting (eq. 11): recovery of known Z, row-order invariance, penalties, bad inputs."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,8 +10,14 @@ TRUE = {"r_p": 0.55e-9, "dx_e": 2.0e-6, "eps_p": 40.0, "X_d": -30.0}
 # A design that identifies all four parameters (Gauss-Newton σ/value at σ_R = 0.01: r_p 3 %, Δx_e 18 %,
 # ε_p 0.8 %, X_d 6 %): dilute and concentrated NaCl for the charge, divalent ions and a trace co-ion for
 # Born/steric exclusion, fluxes to 100 µm/s for the thickness. With it seeds 0-5 all recover Z to 1e-4.
-FEEDS = {"NaCl-1": "NaCl 1 mM", "NaCl-100": "NaCl 100 mM", "Na2SO4": "Na2SO4 10 mM", "MgCl2": "MgCl2 10 mM",
-         "mix": "NaCl 10 mM + MgSO4 5 mM", "trace": "Na2SO4 10 mM + NaCl 1 mM"}
+FEEDS = {
+    "NaCl-1": "NaCl 1 mM",
+    "NaCl-100": "NaCl 100 mM",
+    "Na2SO4": "Na2SO4 10 mM",
+    "MgCl2": "MgCl2 10 mM",
+    "mix": "NaCl 10 mM + MgSO4 5 mM",
+    "trace": "Na2SO4 10 mM + NaCl 1 mM",
+}
 FLUXES_UM_S = (1.0, 5.0, 25.0, 100.0)
 K_FILM = 4e-5  # m/s, for the one observed feed
 
@@ -22,15 +29,27 @@ def synthetic_csv(path, params=TRUE, sigma=0.01, spec=fitting.Spec(), feeds=FEED
     for feed_id, recipe in feeds.items():
         feed = ions.Feed.from_salts(recipe)
         observed = feed_id == "mix"
-        res = model.solve([feed], np.array(fluxes_um_s) * 1e-6, temperature=293.15,
-                          film=dspmde.Film(k=K_FILM) if observed else None)
+        res = model.solve(
+            [feed], np.array(fluxes_um_s) * 1e-6, temperature=293.15, film=dspmde.Film(k=K_FILM) if observed else None
+        )
         for m, jv in enumerate(fluxes_um_s):
             for i, ion in enumerate(res.species):
-                rows.append({"study": "synth", "feed_id": feed_id, "membrane": "test", "T_C": 20,
-                             "feed_mol_m3": "; ".join(f"{k}={v:.17g}" for k, v in feed.items()),
-                             "rejection_type": "observed" if observed else "intrinsic", "quantity": ion,
-                             "Jv_um_s": jv, "R_frac": repr(float(res.rejection[0, m, i])), "sigma_R_frac": sigma,
-                             "source": "synthetic test data", "x_k_film_m_s": K_FILM if observed else ""})
+                rows.append(
+                    {
+                        "study": "synth",
+                        "feed_id": feed_id,
+                        "membrane": "test",
+                        "T_C": 20,
+                        "feed_mol_m3": "; ".join(f"{k}={v:.17g}" for k, v in feed.items()),
+                        "rejection_type": "observed" if observed else "intrinsic",
+                        "quantity": ion,
+                        "Jv_um_s": jv,
+                        "R_frac": repr(float(res.rejection[0, m, i])),
+                        "sigma_R_frac": sigma,
+                        "source": "synthetic test data",
+                        "x_k_film_m_s": K_FILM if observed else "",
+                    }
+                )
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -67,8 +86,12 @@ def test_fit_is_invariant_to_row_order(tmp_path):
     table = pd.read_csv(path, keep_default_na=False, dtype=str)
     shuffled = tmp_path / "b.csv"
     table.sample(frac=1.0, random_state=1).to_csv(shuffled, index=False)
-    a = fitting.fit(measurements.load_measurements(path), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
-    b = fitting.fit(measurements.load_measurements(shuffled), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False)
+    a = fitting.fit(
+        measurements.load_measurements(path), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False
+    )
+    b = fitting.fit(
+        measurements.load_measurements(shuffled), seed=1, anneal_maxiter=2, nm_maxiter=20, with_uncertainty=False
+    )
     assert a.params == b.params
     assert a.chi2 == b.chi2
     assert a.trace["objective"].tolist() == b.trace["objective"].tolist()
@@ -108,7 +131,9 @@ def test_bad_inputs_raise_clear_errors(synth, tmp_path):
         fitting.fit(synth, start={**TRUE, "X_d": -1000.0})
     with pytest.raises(fitting.FitError, match="≥ 0"):
         fitting.fit(synth, anneal_maxiter=-1)
-    no_film = pd.read_csv(synthetic_csv(tmp_path / "f.csv"), keep_default_na=False, dtype=str).drop(columns="x_k_film_m_s")
+    no_film = pd.read_csv(synthetic_csv(tmp_path / "f.csv"), keep_default_na=False, dtype=str).drop(
+        columns="x_k_film_m_s"
+    )
     no_film.to_csv(tmp_path / "g.csv", index=False)
     with pytest.raises(fitting.FitError, match="synth/mix.*x_k_film_m_s"):
         fitting.Objective(measurements.load_measurements(tmp_path / "g.csv"))
@@ -132,16 +157,22 @@ def test_table2_and_performance_tables(synth):
 # NaCl-traced MgCl2 feeds mimic the real NF270 set). Data at 20 °C with the Stokes–Einstein temperature model.
 LANGMUIR = fitting.Spec("langmuir", ("Mg2+",), "stokes_einstein")
 TRUE_LANGMUIR = {**TRUE, "sites": 30.0, "K[Mg2+]": 0.1}
-FEEDS_MG = {"NaCl-1": "NaCl 1 mM", "NaCl-100": "NaCl 100 mM", "MgCl2-2": "MgCl2 2 mM + NaCl 1 mM",
-            "MgCl2-20": "MgCl2 20 mM + NaCl 1 mM", "trace": "Na2SO4 10 mM + NaCl 1 mM"}
+FEEDS_MG = {
+    "NaCl-1": "NaCl 1 mM",
+    "NaCl-100": "NaCl 100 mM",
+    "MgCl2-2": "MgCl2 2 mM + NaCl 1 mM",
+    "MgCl2-20": "MgCl2 20 mM + NaCl 1 mM",
+    "trace": "Na2SO4 10 mM + NaCl 1 mM",
+}
 FLUXES_MG_UM_S = (2.0, 20.0, 100.0)
 
 
 @pytest.fixture(scope="module")
 def synth_mg(tmp_path_factory):
     path = tmp_path_factory.mktemp("synth_mg") / "mg.csv"
-    return measurements.load_measurements(synthetic_csv(path, TRUE_LANGMUIR, spec=LANGMUIR, feeds=FEEDS_MG,
-                                                fluxes_um_s=FLUXES_MG_UM_S))
+    return measurements.load_measurements(
+        synthetic_csv(path, TRUE_LANGMUIR, spec=LANGMUIR, feeds=FEEDS_MG, fluxes_um_s=FLUXES_MG_UM_S)
+    )
 
 
 def test_langmuir_fit_follows_the_charge_reversal_that_constant_charge_cannot(synth_mg):
@@ -153,8 +184,9 @@ def test_langmuir_fit_follows_the_charge_reversal_that_constant_charge_cannot(sy
     options = dict(anneal_maxiter=0, temperature_model="stokes_einstein")
     constant = fitting.fit(synth_mg, start=TRUE, nm_maxiter=150, with_uncertainty=False, **options)
     assert constant.chi2 / constant.n_points > 50.0
-    langmuir = fitting.fit(synth_mg, start=constant.params, nm_maxiter=250, isotherm="langmuir",
-                           binding_ions=("Mg",), **options)
+    langmuir = fitting.fit(
+        synth_mg, start=constant.params, nm_maxiter=250, isotherm="langmuir", binding_ions=("Mg",), **options
+    )
     assert langmuir.names == fitting.PARAMETERS + ("sites", "K[Mg2+]") == tuple(langmuir.params)
     assert langmuir.chi2 < 0.5 * langmuir.n_points  # within σ on average, where constant charge is > 7σ off
     assert langmuir.start["sites"] == pytest.approx(fitting.ISOTHERM_START["sites"])
@@ -178,11 +210,20 @@ def test_isotherms_with_no_binding_or_exponent_reproduce_constant_charge(synth):
     bound = langmuir.model({**other, "sites": lowest, "K[Mg2+]": 1.0, "K[Na+]": 1.0})
     assert obj.chi2(bound) == pytest.approx(constant, rel=1e-3)
     assert obj.chi2(fitting.Spec("freundlich").model({**other, "n": 0.0})) == constant
-    freundlich = fitting.fit(synth, start=TRUE, anneal_maxiter=0, nm_maxiter=0, with_uncertainty=False,
-                             isotherm="freundlich")
+    freundlich = fitting.fit(
+        synth, start=TRUE, anneal_maxiter=0, nm_maxiter=0, with_uncertainty=False, isotherm="freundlich"
+    )
     assert freundlich.params["n"] == 0.0 and freundlich.chi2 < 1e-10  # a Z-only start takes n = 0
-    res = fitting.fit(synth, start={**other, "sites": lowest}, anneal_maxiter=0, nm_maxiter=0, with_uncertainty=False,
-                      isotherm="langmuir", binding_ions=("Mg2+",), bounds={"sites": (lowest, 10.0)})
+    res = fitting.fit(
+        synth,
+        start={**other, "sites": lowest},
+        anneal_maxiter=0,
+        nm_maxiter=0,
+        with_uncertainty=False,
+        isotherm="langmuir",
+        binding_ions=("Mg2+",),
+        bounds={"sites": (lowest, 10.0)},
+    )
     assert res.chi2 == pytest.approx(constant, rel=1e-3) and "sites" in res.at_bounds
 
 

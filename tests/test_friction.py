@@ -1,4 +1,5 @@
 """Solution-friction baseline: closed-form limits, balances, parameter recovery, bad inputs."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,10 +8,16 @@ from problems import uncharged_rejection
 from nanoutils import dspmde, fitting, friction, ions, measurements, predict
 from nanoutils.fitting import FitError
 
-TRUE = friction.SFModel({"Na+": 0.5, "Mg2+": 6.0, "Cl-": 0.2, "SO4-2": 12.0}, X=-40.0, water_fraction=0.3,
-                        thickness=1.5e-6, partition=0.4)
-FEEDS = {"NaCl-1": "NaCl 1 mM", "NaCl-20": "NaCl 20 mM", "Na2SO4": "Na2SO4 10 mM", "MgCl2": "MgCl2 10 mM",
-         "mix": "NaCl 10 mM + MgSO4 5 mM"}
+TRUE = friction.SFModel(
+    {"Na+": 0.5, "Mg2+": 6.0, "Cl-": 0.2, "SO4-2": 12.0}, X=-40.0, water_fraction=0.3, thickness=1.5e-6, partition=0.4
+)
+FEEDS = {
+    "NaCl-1": "NaCl 1 mM",
+    "NaCl-20": "NaCl 20 mM",
+    "Na2SO4": "Na2SO4 10 mM",
+    "MgCl2": "MgCl2 10 mM",
+    "mix": "NaCl 10 mM + MgSO4 5 mM",
+}
 FLUXES_UM_S = (2.0, 6.0, 15.0, 35.0)
 
 
@@ -45,8 +52,10 @@ def test_high_flux_rejection_tends_to_one_minus_phi_kf_and_pe_ignores_friction()
     res = base.solve([ions.Feed.from_salts("NaCl 5 mM")], [3e-2])  # Pe ≈ 45
     assert res.rejection[0, 0, 0] == pytest.approx(1.0 - 0.5 / 3.0, abs=1e-6)
     # K_f/D_m = 1/D: the flux scale of the rise is independent of r (only the asymptote moves)
-    lo, hi = (base.with_(friction_ratio={"Na+": r, "Cl-": r}).solve([ions.Feed.from_salts("NaCl 5 mM")], [2e-5])
-              for r in (0.5, 8.0))
+    lo, hi = (
+        base.with_(friction_ratio={"Na+": r, "Cl-": r}).solve([ions.Feed.from_salts("NaCl 5 mM")], [2e-5])
+        for r in (0.5, 8.0)
+    )
     pe = 2e-5 * 1e-6 / 0.4 * (1 / ions.get("Na+").diffusivity + 1 / ions.get("Cl-").diffusivity) / 2
     for res, r in ((lo, 0.5), (hi, 8.0)):
         phi_k = 0.5 / (1 + r)
@@ -81,11 +90,21 @@ def synthetic_csv(path, model=TRUE, sigma=0.01):
         res = model.solve([feed], np.array(FLUXES_UM_S) * 1e-6, temperature=293.15)
         for m, jv in enumerate(FLUXES_UM_S):
             for i, ion in enumerate(res.species):
-                rows.append({"study": "synth", "feed_id": feed_id, "membrane": "test", "T_C": 20,
-                             "feed_mol_m3": "; ".join(f"{k}={v:.17g}" for k, v in feed.items()),
-                             "rejection_type": "intrinsic", "quantity": ion, "Jv_um_s": jv,
-                             "R_frac": repr(float(res.rejection[0, m, i])), "sigma_R_frac": sigma,
-                             "source": "synthetic SF test data"})
+                rows.append(
+                    {
+                        "study": "synth",
+                        "feed_id": feed_id,
+                        "membrane": "test",
+                        "T_C": 20,
+                        "feed_mol_m3": "; ".join(f"{k}={v:.17g}" for k, v in feed.items()),
+                        "rejection_type": "intrinsic",
+                        "quantity": ion,
+                        "Jv_um_s": jv,
+                        "R_frac": repr(float(res.rejection[0, m, i])),
+                        "sigma_R_frac": sigma,
+                        "source": "synthetic SF test data",
+                    }
+                )
     pd.DataFrame(rows).to_csv(path, index=False)
     return path
 
@@ -105,8 +124,13 @@ def test_rejections_depend_only_on_the_identifiable_combinations():
     feeds = [ions.Feed.from_salts(s) for s in FEEDS.values()]
     ref = TRUE.solve(feeds, np.array(FLUXES_UM_S) * 1e-6).rejection
     alpha = 2.0  # Φ → αΦ, X → αX, 1 + r → α(1 + r); and ε_w, L → both × 3
-    twin = TRUE.with_(partition=alpha * TRUE.partition, X=alpha * TRUE.X, water_fraction=0.9, thickness=3 * TRUE.thickness,
-                      friction_ratio={s: alpha * (1 + r) - 1 for s, r in TRUE.friction_ratio.items()})
+    twin = TRUE.with_(
+        partition=alpha * TRUE.partition,
+        X=alpha * TRUE.X,
+        water_fraction=0.9,
+        thickness=3 * TRUE.thickness,
+        friction_ratio={s: alpha * (1 + r) - 1 for s, r in TRUE.friction_ratio.items()},
+    )
     np.testing.assert_allclose(identifiable(twin), identifiable(TRUE), rtol=1e-14)
     np.testing.assert_allclose(twin.solve(feeds, np.array(FLUXES_UM_S) * 1e-6).rejection, ref, atol=1e-9)
     other = TRUE.with_(X=alpha * TRUE.X)  # changing one combination does change rejections
@@ -130,8 +154,10 @@ def test_fit_recovers_known_parameters(synth):
     assert list(result.table().index[:4]) == [f"Φ·K_f[{s}]" for s in m.species]
 
 
-@pytest.mark.parametrize("field, value", [("X", float("nan")), ("water_fraction", 1.5), ("thickness", 0.0),
-                                          ("partition", -0.2), ("born_eps_p", 0.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [("X", float("nan")), ("water_fraction", 1.5), ("thickness", 0.0), ("partition", -0.2), ("born_eps_p", 0.0)],
+)
 def test_bad_parameters_are_named(field, value):
     with pytest.raises(friction.SFError, match=f"{field}.*{value}"):
         TRUE.with_(**{field: value})

@@ -1,4 +1,5 @@
 """The ion table and feed validation."""
+
 import math
 
 import numpy as np

@@ -1,5 +1,6 @@
 """How the package's modules depend on each other: the NumPy layer never pulls torch, no module imports
 another package's private modules, and the old module names are aliases of the new ones."""
+
 import ast
 import importlib
 import subprocess
@@ -10,15 +11,33 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "nanoutils"
 #: Modules that need no torch (the old names included: they are aliases).
-NUMPY_MODULES = ("activity", "constants", "data", "datasets", "dspmde", "env", "fitting", "friction", "ions",
-                 "measurements", "metrics", "prediction", "pretraining_set", "profiles", "report", "sampling",
-                 "training_data", "transport_data", "units", "virtual_lab")
+NUMPY_MODULES = (
+    "activity",
+    "constants",
+    "data",
+    "datasets",
+    "dspmde",
+    "env",
+    "fitting",
+    "friction",
+    "ions",
+    "measurements",
+    "metrics",
+    "prediction",
+    "pretraining_set",
+    "profiles",
+    "report",
+    "sampling",
+    "training_data",
+    "transport_data",
+    "units",
+    "virtual_lab",
+)
 
 
 def _pulls_torch(modules: tuple[str, ...]) -> bool:
     code = "import sys\n" + "".join(f"import nanoutils.{m}\n" for m in modules) + "print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=PACKAGE.parent)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE.parent)
     return out.stdout.strip() == "True"
 
 
@@ -39,16 +58,19 @@ def _private_imports(source: str, package: tuple[str, ...]) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else ()
-            names = ([base + tuple(node.module.split("."))] if node.module
-                     else [base + (alias.name,) for alias in node.names])
+            base = package[: len(package) - node.level + 1] if node.level else ()
+            names = (
+                [base + tuple(node.module.split("."))]
+                if node.module
+                else [base + (alias.name,) for alias in node.names]
+            )
         elif isinstance(node, ast.Import):
             names = [tuple(alias.name.split(".")) for alias in node.names]
         else:
             continue
         for name in names:
             private = [i for i, part in enumerate(name) if part.startswith("_") and part != "__future__"]
-            if private and name[:private[0]] != package[:private[0]]:
+            if private and name[: private[0]] != package[: private[0]]:
                 found.append(".".join(name))
     return found
 
@@ -58,19 +80,28 @@ def _package(path: Path) -> tuple[str, ...]:
 
 
 def test_no_module_imports_another_packages_private_modules():
-    offenders = {str(p.relative_to(PACKAGE.parent)): bad for p in sorted(PACKAGE.rglob("*.py"))
-                 if (bad := _private_imports(p.read_text(encoding="utf-8"), _package(p)))}
+    offenders = {
+        str(p.relative_to(PACKAGE.parent)): bad
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if (bad := _private_imports(p.read_text(encoding="utf-8"), _package(p)))
+    }
     assert not offenders, offenders
 
 
 def test_the_private_import_check_flags_foreign_private_modules_only():
-    source = ("from ..dspmde._solver import solve_cases\nfrom torchdiffeq._impl.odeint import SOLVERS\n"
-              "from ._fit import fit\nfrom .._inputs import check_inputs\nimport numpy._core\n")
+    source = (
+        "from ..dspmde._solver import solve_cases\nfrom torchdiffeq._impl.odeint import SOLVERS\n"
+        "from ._fit import fit\nfrom .._inputs import check_inputs\nimport numpy._core\n"
+    )
     assert _private_imports(source, ("nanoutils", "friction")) == [
-        "nanoutils.dspmde._solver", "torchdiffeq._impl.odeint", "numpy._core"]
+        "nanoutils.dspmde._solver",
+        "torchdiffeq._impl.odeint",
+        "numpy._core",
+    ]
 
 
-@pytest.mark.parametrize("old, new", [("data", "measurements"), ("datasets", "pretraining_set"),
-                                      ("transport_data", "training_data")])
+@pytest.mark.parametrize(
+    "old, new", [("data", "measurements"), ("datasets", "pretraining_set"), ("transport_data", "training_data")]
+)
 def test_old_module_names_are_the_new_modules(old, new):
     assert importlib.import_module(f"nanoutils.{old}") is importlib.import_module(f"nanoutils.{new}")

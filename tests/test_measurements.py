@@ -1,4 +1,5 @@
 """The measured-data layer: schema validation, round trip, salt mapping, arrays, splits, FdL 2021 data."""
+
 import csv
 import importlib.util
 
@@ -8,8 +9,20 @@ import pytest
 
 from nanoutils import ions, measurements
 
-HEADER = ["study", "feed_id", "membrane", "T_C", "feed_mol_m3", "rejection_type", "quantity",
-          "Jv_um_s", "R_frac", "sigma_R_frac", "c_perm_mol_m3", "source"]
+HEADER = [
+    "study",
+    "feed_id",
+    "membrane",
+    "T_C",
+    "feed_mol_m3",
+    "rejection_type",
+    "quantity",
+    "Jv_um_s",
+    "R_frac",
+    "sigma_R_frac",
+    "c_perm_mol_m3",
+    "source",
+]
 NACL = "Na+=10; Cl-=10"
 MIX = "Na+=20.2; NH4+=0.2; Cl-=0.2; NO3-=0.2; SO4-2=10"
 MIX_DOUBLE = "Na+=40.4; NH4+=0.4; Cl-=0.4; NO3-=0.4; SO4-2=20"
@@ -66,7 +79,7 @@ def _case(name, tmp_path):
     rows, header = [list(r) for r in GOOD], list(HEADER)
     if name == "missing column":
         i = header.index("membrane")
-        return [r[:i] + r[i + 1:] for r in rows], header[:i] + header[i + 1:]
+        return [r[:i] + r[i + 1 :] for r in rows], header[:i] + header[i + 1 :]
     if name == "bad unit header":
         return rows, ["Jv_gfd" if h == "Jv_um_s" else h for h in header]
     if name == "ion zero in feed":
@@ -223,8 +236,22 @@ def many_feeds(tmp_path, n_feeds=10, studies=("s1", "s2")):
         for f in range(n_feeds):
             for jv in ("3", "8", "20"):
                 for q in ("Na+", "Cl-"):
-                    rows.append([s, f"F{f}", "NF270", "25", f"Na+={f + 1}; Cl-={f + 1}", "observed", q,
-                                 jv, "0.3", "", "", "test"])
+                    rows.append(
+                        [
+                            s,
+                            f"F{f}",
+                            "NF270",
+                            "25",
+                            f"Na+={f + 1}; Cl-={f + 1}",
+                            "observed",
+                            q,
+                            jv,
+                            "0.3",
+                            "",
+                            "",
+                            "test",
+                        ]
+                    )
     return measurements.load_measurements(write(tmp_path / "many.csv", rows))
 
 

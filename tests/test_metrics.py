@@ -1,4 +1,5 @@
 """The Table 1 test error on hand-computed cases."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -31,8 +32,9 @@ def test_rejection_error_hand_computed():
 def test_rejection_error_by_groups_like_the_score():
     frame = _frame()
     by_feed_ion = metrics.rejection_error_by(frame, ["feed_id", "ion"])
-    assert by_feed_ion.to_dict() == pytest.approx({("f1", "Cl-"): 10.0, ("f1", "Na+"): 5.0, ("f2", "Na+"): 0.0,
-                                                   ("f3", "Cl-"): 20.0})
+    assert by_feed_ion.to_dict() == pytest.approx(
+        {("f1", "Cl-"): 10.0, ("f1", "Na+"): 5.0, ("f2", "Na+"): 0.0, ("f3", "Cl-"): 20.0}
+    )
     pd.testing.assert_series_equal(metrics.rejection_error_by(frame, "ion"), metrics.rejection_error(frame).per_ion)
     with pytest.raises(ValueError, match="R_pred"):
         metrics.rejection_error_by(frame.drop(columns="R_pred"), "ion")

@@ -1,4 +1,5 @@
 """nanoutils.models: projection, neural ODE, registry and input checks."""
+
 import numpy as np
 import pytest
 import torch
@@ -112,7 +113,9 @@ def test_adjoint_and_direct_gradients_agree():
     grads = []
     for adjoint in (False, True):
         torch.manual_seed(3)
-        model = lively(models.build("neural_ode", "smoke", width=8, adjoint=adjoint, rtol=1e-10, atol=1e-12, **DOPRI5), 2.0)
+        model = lively(
+            models.build("neural_ode", "smoke", width=8, adjoint=adjoint, rtol=1e-10, atol=1e-12, **DOPRI5), 2.0
+        )
         model.double()
         rel = (model(feed, mask, flux) - feed[:, None]) / torch.where(mask, feed, 1.0)[:, None]  # −R
         loss = (rel**2).sum()
@@ -158,11 +161,15 @@ def test_every_named_ode_method_integrates_exponential_decay(method):
     """Each name the config accepts is one torchdiffeq solves with: du/dτ = −u from 1 gives e^{−τ}."""
     from torchdiffeq import odeint
 
-    options = {"step_size": 0.01} if method in ("euler", "midpoint", "heun2", "heun3", "rk4", "implicit_adams",
-                                                 "fixed_adams") else None
+    options = (
+        {"step_size": 0.01}
+        if method in ("euler", "midpoint", "heun2", "heun3", "rk4", "implicit_adams", "fixed_adams")
+        else None
+    )
     tau = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    u = odeint(lambda t, y: -y, torch.ones(1, dtype=torch.float64), tau, method=method, rtol=1e-7, atol=1e-9,
-               options=options)
+    u = odeint(
+        lambda t, y: -y, torch.ones(1, dtype=torch.float64), tau, method=method, rtol=1e-7, atol=1e-9, options=options
+    )
     assert abs(float(u[-1, 0]) - np.exp(-1.0)) < 2e-2
     models.NeuralODEConfig(method=method, species=("Na+", "Cl-"))
 
@@ -197,14 +204,17 @@ def test_registry_profiles_and_spec_round_trip():
         models.build("neural_ode", state="per_molecule")
 
 
-@pytest.mark.parametrize("case,match", [
-    ("wrong_dim", r"shape \(N, 12\)"),
-    ("nan_feed", "not finite"),
-    ("negative_feed", "negative: sample 0, species Na\\+"),
-    ("negative_flux", "flux is negative: sample 1"),
-    ("absent_nonzero", "absent"),
-    ("empty", "no species present"),
-])
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("wrong_dim", r"shape \(N, 12\)"),
+        ("nan_feed", "not finite"),
+        ("negative_feed", "negative: sample 0, species Na\\+"),
+        ("negative_flux", "flux is negative: sample 1"),
+        ("absent_nonzero", "absent"),
+        ("empty", "no species present"),
+    ],
+)
 @pytest.mark.parametrize("name", sorted(models.MODELS))
 def test_bad_inputs_raise_clear_errors(name, case, match):
     model = models.build(name, "smoke").double()

@@ -1,4 +1,5 @@
 """Notebook hygiene and the smoke run of the whole series through the runner."""
+
 import shutil
 
 import nbformat
@@ -8,7 +9,10 @@ from nanoutils import profiles
 from nanoutils.runner import NOTEBOOK_DIR, SeriesError, discover, run_series, summary_table
 
 NOTEBOOKS = discover()
-META = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}, "language_info": {"name": "python"}}
+META = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
 
 
 def _notebook(path, *sources):
@@ -93,9 +97,18 @@ def test_smoke_run_of_the_whole_series():
 
 def test_max_epochs_reaches_the_notebooks_that_declare_it_as_a_parameter(tmp_path):
     _notebook(tmp_path / "00_plain.ipynb", "assert 'max_epochs' not in globals()")
-    nbformat.write(nbformat.v4.new_notebook(metadata=META, cells=[
-        nbformat.v4.new_code_cell('profile = "default"\ndevice = "auto"\nmax_epochs = None', metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("assert max_epochs == 3")]), tmp_path / "01_trains.ipynb")
+    nbformat.write(
+        nbformat.v4.new_notebook(
+            metadata=META,
+            cells=[
+                nbformat.v4.new_code_cell(
+                    'profile = "default"\ndevice = "auto"\nmax_epochs = None', metadata={"tags": ["parameters"]}
+                ),
+                nbformat.v4.new_code_cell("assert max_epochs == 3"),
+            ],
+        ),
+        tmp_path / "01_trains.ipynb",
+    )
     run_series(profiles.Profile("smoke", root=tmp_path), notebook_dir=tmp_path, progress_bar=False, max_epochs=3)
     with pytest.raises(ValueError, match="max_epochs"):
         run_series(profiles.Profile("smoke", root=tmp_path), notebook_dir=tmp_path, max_epochs=0)
@@ -105,10 +118,18 @@ def _code(path):
     return "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
 
 
-TRAINS = ("training.train(", "comparison.pretrain(", "comparison.run_deep(", "comparison.finetune_run(", "finetuning.finetune(")
+TRAINS = (
+    "training.train(",
+    "comparison.pretrain(",
+    "comparison.run_deep(",
+    "comparison.finetune_run(",
+    "finetuning.finetune(",
+)
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if any(call in _code(p) for call in TRAINS)], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [p for p in NOTEBOOKS if any(call in _code(p) for call in TRAINS)], ids=lambda p: p.name
+)
 def test_training_notebooks_take_max_epochs_into_their_profile(path):
     nb = nbformat.read(path, as_version=4)
     namespace: dict = {}

@@ -1,4 +1,5 @@
 """The data files the package reads ship inside it, and a non-editable install runs the CLI."""
+
 import csv
 import io
 import os
@@ -14,13 +15,17 @@ from nanoutils import dspmde, ions, units
 
 ROOT = Path(__file__).resolve().parents[1]
 #: data/ (the documented home) → the package's copy (``make package-data`` refreshes it).
-COPIES = {"data/ions.csv": "nanoutils/_data/ions.csv",
-          "data/pitzer/parameters.csv": "nanoutils/_data/pitzer/parameters.csv"}
+COPIES = {
+    "data/ions.csv": "nanoutils/_data/ions.csv",
+    "data/pitzer/parameters.csv": "nanoutils/_data/pitzer/parameters.csv",
+}
 
 
 @pytest.mark.parametrize("home, copy", COPIES.items())
 def test_packaged_copy_equals_the_data_file(home, copy):
-    assert (ROOT / copy).read_bytes() == (ROOT / home).read_bytes(), f"{copy} differs from {home}: run make package-data"
+    assert (ROOT / copy).read_bytes() == (ROOT / home).read_bytes(), (
+        f"{copy} differs from {home}: run make package-data"
+    )
 
 
 def test_wheel_installed_in_a_fresh_venv_predicts_outside_the_repository(tmp_path):
@@ -32,9 +37,20 @@ def test_wheel_installed_in_a_fresh_venv_predicts_outside_the_repository(tmp_pat
         shutil.copy(ROOT / name, src / name)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # a source tree on the path hides the wheel
     run = lambda *args, **kw: subprocess.run(args, capture_output=True, text=True, check=True, env=env, **kw)  # noqa: E731
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q", str(src),
-        "-w", str(tmp_path / "wheel"))
-    wheel, = (tmp_path / "wheel").glob("nanoutils-*.whl")
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "-q",
+        str(src),
+        "-w",
+        str(tmp_path / "wheel"),
+    )
+    (wheel,) = (tmp_path / "wheel").glob("nanoutils-*.whl")
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", str(venv))
     python = venv / "bin" / "python"
@@ -44,8 +60,9 @@ def test_wheel_installed_in_a_fresh_venv_predicts_outside_the_repository(tmp_pat
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     where = run(str(python), "-c", "import nanoutils; print(nanoutils.__file__)", cwd=tmp_path).stdout
     assert Path(where.strip()).is_relative_to(venv), where
-    out = run(str(python), "-m", "nanoutils", "predict", "--feed", "NaCl 10 mM", "--flux-lmh", "18",
-              cwd=tmp_path).stdout
+    out = run(
+        str(python), "-m", "nanoutils", "predict", "--feed", "NaCl 10 mM", "--flux-lmh", "18", cwd=tmp_path
+    ).stdout
     rows = {r["ion"]: r for r in csv.DictReader(io.StringIO(out))}
     assert set(rows) == {"Na+", "Cl-"}
     expected = dspmde.solve(ions.Feed.from_salts("NaCl 10 mM"), units.lmh_to_m_s(18.0)).to_frame().set_index("ion")

@@ -1,4 +1,5 @@
 """The prediction API and the `python -m nanoutils predict` command."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,7 +53,9 @@ def test_bad_fluxes(fluxes, fragment):
 
 def test_cli_round_trips_a_feeds_csv(tmp_path):
     src = tmp_path / "feeds.csv"
-    pd.DataFrame({"feed_id": ["brackish", "single"], "Na+_mM": [15, 10], "Mg2+_mM": [2.5, 0], "Cl-_mM": [20, 10]}).to_csv(src, index=False)
+    pd.DataFrame(
+        {"feed_id": ["brackish", "single"], "Na+_mM": [15, 10], "Mg2+_mM": [2.5, 0], "Cl-_mM": [20, 10]}
+    ).to_csv(src, index=False)
     out = tmp_path / "pred.csv"
     assert main(["predict", "--feeds-csv", str(src), "--flux-lmh", "18", "72", "--out", str(out)]) == 0
     got = pd.read_csv(out)
@@ -87,7 +90,9 @@ def test_membrane_curves_through_the_measured_fluxes_give_the_scored_predictions
 
     from nanoutils import fitting, measurements, prediction
 
-    virtual = measurements.load_measurements(sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_alzoubi2007*.csv"))))
+    virtual = measurements.load_measurements(
+        sorted(glob.glob(str(measurements.MEASURED_DIR / "virtual_nf270_alzoubi2007*.csv")))
+    )
     for meas in (virtual.subset(virtual.feed_keys[:2]), measurements.load_dataset("nf270_fdl2021")):
         arrays = meas.arrays()
         assert meas is not virtual or not arrays.intrinsic.any()  # the virtual feeds carry a film layer
@@ -95,4 +100,6 @@ def test_membrane_curves_through_the_measured_fluxes_give_the_scored_predictions
         R = prediction.quantity_curves(meas, dspmde.Membrane.nf270(), grid)
         n, m, q = np.nonzero(arrays.mask)
         scored = fitting.predictions(meas, dspmde.Membrane.nf270())
-        np.testing.assert_allclose(R[n, np.searchsorted(grid, arrays.Jv[n, m]), q], scored.R_pred, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(
+            R[n, np.searchsorted(grid, arrays.Jv[n, m]), q], scored.R_pred, rtol=1e-9, atol=1e-12
+        )

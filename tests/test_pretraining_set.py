@@ -1,4 +1,5 @@
 """nanoutils.pretraining_set: the cached, DSPM-DE-labelled pre-training set and its splits."""
+
 import numpy as np
 import pytest
 
@@ -62,22 +63,33 @@ def test_bad_specifications_raise():
         pretraining_set.PretrainingSpec(n_compositions=1)
     with pytest.raises(ValueError, match="fraction"):
         pretraining_set.PretrainingSpec(val_fraction=0.6, test_fraction=0.5)
-    assert pretraining_set.PretrainingSpec.for_profile("smoke").n_compositions == SETTINGS["pretraining_compositions"].smoke
+    assert (
+        pretraining_set.PretrainingSpec.for_profile("smoke").n_compositions
+        == SETTINGS["pretraining_compositions"].smoke
+    )
 
 
 def test_dask_labelling_on_a_local_cluster_is_bit_identical_to_serial(tmp_path):
     distributed = pytest.importorskip("distributed")
     spec = pretraining_set.PretrainingSpec(n_compositions=2 * pretraining_set.CHUNK + 5, n_flux=2, seed=7)
     serial = pretraining_set.label(spec)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc, \
-            distributed.Client(lc) as client, distributed.get_task_stream(client) as stream:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc,
+        distributed.Client(lc) as client,
+        distributed.get_task_stream(client) as stream,
+    ):
         data = pretraining_set.pretraining_set(spec, tmp_path, verbose=False, scheduler=client)
     assert len(stream.data) == 3, "one task per chunk of compositions, run on the cluster"
     threads = pretraining_set.label(spec, "threads")
     assert np.array_equal(threads[0], serial[0], equal_nan=True) and np.array_equal(threads[1], serial[1])
     expect = pretraining_set.TransportData.from_labels(
-        spec.compositions().concentration, spec.compositions().mask, spec.fluxes(), *serial,
-        spec.compositions().species, {})
+        spec.compositions().concentration,
+        spec.compositions().mask,
+        spec.fluxes(),
+        *serial,
+        spec.compositions().species,
+        {},
+    )
     assert np.array_equal(data.permeate, expect.permeate) and np.array_equal(data.feed, expect.feed)
     assert data.metadata["spec"] == spec.metadata()  # the scheduler is not in the cache key
     assert "cache hit" in _labelled_again(spec, tmp_path)

@@ -1,4 +1,5 @@
 """nanoutils.profiles: the one settings table of the smoke, default and paper profiles."""
+
 import re
 from pathlib import Path
 

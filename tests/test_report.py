@@ -1,4 +1,5 @@
 """Result tables (CSV → Markdown) and the README blocks that show them."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,8 +8,14 @@ from nanoutils import profiles, report
 
 
 def test_markdown_formats_numbers_and_keeps_text():
-    frame = pd.DataFrame({"model": ["a", "b"], "error (pp)": [3.4224, np.nan], "time (s)": [1234.5, 12.0],
-                          "parameters": ["56,460", "d + 4 = 14"]})
+    frame = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "error (pp)": [3.4224, np.nan],
+            "time (s)": [1234.5, 12.0],
+            "parameters": ["56,460", "d + 4 = 14"],
+        }
+    )
     lines = report.markdown(frame).splitlines()
     assert lines[0] == "| model | error (pp) | time (s) | parameters |"
     assert lines[2] == "| a | 3.42 | 1234 | 56,460 |"
@@ -16,8 +23,9 @@ def test_markdown_formats_numbers_and_keeps_text():
 
 
 def test_write_table_renders_markdown_from_the_written_csv(tmp_path):
-    frame = pd.DataFrame({"x": [1.23456789, -2.0e-5], "note": ["", "at bound (0.1)"]},
-                         index=pd.Index(["r_p", "X_d"], name="parameter"))
+    frame = pd.DataFrame(
+        {"x": [1.23456789, -2.0e-5], "note": ["", "at bound (0.1)"]}, index=pd.Index(["r_p", "X_d"], name="parameter")
+    )
     csv, md = report.write_table(frame, tmp_path, "t", title="**T**")
     back = report.read_table(csv)
     assert list(back.columns) == ["parameter", "x", "note"]

@@ -1,4 +1,5 @@
 """nanoutils.sampling: Sobol compositions, flux grid, the DSPM-DE labelling call."""
+
 import sys
 import types
 
@@ -65,14 +66,17 @@ def test_extreme_bounds_stay_feasible():
     assert np.max(np.abs(c @ z) / (np.abs(z) * c).sum(1)) <= 1e-12
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(n=0), "≥ 1"),
-    (dict(n=5, c_min=10, c_max=1), "c_min"),
-    (dict(n=5, species=["Na+", "K+"]), "cation and one anion"),
-    (dict(n=5, species=["Na+", "Xx-"]), "Xx-"),
-    (dict(n=5, min_species=1), "min_species"),
-    (dict(n=5, c_min=10.0, c_max=70.0), "cannot be made electroneutral"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(n=0), "≥ 1"),
+        (dict(n=5, c_min=10, c_max=1), "c_min"),
+        (dict(n=5, species=["Na+", "K+"]), "cation and one anion"),
+        (dict(n=5, species=["Na+", "Xx-"]), "Xx-"),
+        (dict(n=5, min_species=1), "min_species"),
+        (dict(n=5, c_min=10.0, c_max=70.0), "cannot be made electroneutral"),
+    ],
+)
 def test_bad_sampling_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         sampling.sobol_compositions(**kwargs)
@@ -112,7 +116,9 @@ def test_label_with_dspmde_passes_through_and_checks_shapes(monkeypatch):
     data = training.TransportData.from_labels(comp.concentration, comp.mask, fluxes, permeate, converged, comp.species)
     assert data.metadata["n_points_unconverged"] == 1 and not data.flux_mask[0, 1]
 
-    fake.solve = lambda conc, flux, **kw: types.SimpleNamespace(permeate=np.zeros((1, 1, 12)), converged=np.ones((1, 1)))
+    fake.solve = lambda conc, flux, **kw: types.SimpleNamespace(
+        permeate=np.zeros((1, 1, 12)), converged=np.ones((1, 1))
+    )
     with pytest.raises(RuntimeError, match="shapes"):
         sampling.label_with_dspmde(comp, fluxes)
 

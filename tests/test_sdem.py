@@ -1,4 +1,5 @@
 """SDEM: closed-form limits, balances, batching, the JSON form, fitting and the shared interfaces."""
+
 import json
 import warnings
 
@@ -60,10 +61,10 @@ def test_trace_counter_ion_is_enriched_when_the_dominant_counter_ion_is_slow():
 
 
 def test_permeate_and_every_layer_node_are_electroneutral_in_a_mixture():
-    feeds = [ions.Feed.from_salts("NaCl 10 mM + MgSO4 5 mM + KNO3 1 mM"),
-             ions.Feed.from_salts("CaCl2 3 mM + NaF 2 mM")]
-    model = sdem.SDEMModel({"Na+": 2e-6, "K+": 5e-6, "Mg2+": 3e-7, "Ca2+": 4e-7, "Cl-": 4e-6, "NO3-": 8e-6,
-                            "SO4-2": 5e-8, "F-": 2e-6})
+    feeds = [ions.Feed.from_salts("NaCl 10 mM + MgSO4 5 mM + KNO3 1 mM"), ions.Feed.from_salts("CaCl2 3 mM + NaF 2 mM")]
+    model = sdem.SDEMModel(
+        {"Na+": 2e-6, "K+": 5e-6, "Mg2+": 3e-7, "Ca2+": 4e-7, "Cl-": 4e-6, "NO3-": 8e-6, "SO4-2": 5e-8, "F-": 2e-6}
+    )
     res = model.solve(feeds, JV, profiles=True)
     z = ions.charges(res.species)
     assert res.converged.all()
@@ -73,10 +74,13 @@ def test_permeate_and_every_layer_node_are_electroneutral_in_a_mixture():
 
 
 def test_batched_solve_equals_one_by_one():
-    feeds = [ions.Feed.from_salts(s) for s in ("NaCl 10 mM + NaNO3 0.2 mM", "MgCl2 10 mM + NH4Cl 0.2 mM",
-                                              "Na2SO4 10 mM + NaCl 1 mM")]
-    model = sdem.SDEMModel({"Na+": 2e-5, "NH4+": 5e-5, "Mg2+": 1.5e-6, "Cl-": 5e-6, "NO3-": 1e-5, "SO4-2": 5e-7},
-                           exponent=-0.5)
+    feeds = [
+        ions.Feed.from_salts(s)
+        for s in ("NaCl 10 mM + NaNO3 0.2 mM", "MgCl2 10 mM + NH4Cl 0.2 mM", "Na2SO4 10 mM + NaCl 1 mM")
+    ]
+    model = sdem.SDEMModel(
+        {"Na+": 2e-5, "NH4+": 5e-5, "Mg2+": 1.5e-6, "Cl-": 5e-6, "NO3-": 1e-5, "SO4-2": 5e-7}, exponent=-0.5
+    )
     batch = model.solve(feeds, JV)
     for n, feed in enumerate(feeds):
         for m, jv in enumerate(JV):
@@ -134,8 +138,10 @@ TRUE = {"Na+": 3e-6, "Cl-": 8e-6, "NO3-": 2e-5, "SO4-2": 2e-7}
 
 def _synthetic(tmp_path, model: sdem.SDEMModel) -> data.Measurements:
     """Noise-free measurements of ``model``: NaCl + trace NaNO3 and Na2SO4 + trace NaCl, 5 fluxes each."""
-    feeds = {"A": ("NaCl 10 mM + NaNO3 0.2 mM", ["NaCl", "NO3-"]),
-             "B": ("Na2SO4 10 mM + NaCl 0.2 mM", ["Na2SO4", "Cl-"])}
+    feeds = {
+        "A": ("NaCl 10 mM + NaNO3 0.2 mM", ["NaCl", "NO3-"]),
+        "B": ("Na2SO4 10 mM + NaCl 0.2 mM", ["Na2SO4", "Cl-"]),
+    }
     jv = np.array([3e-6, 8e-6, 1.5e-5, 3e-5, 5e-5])
     lines = ["study,feed_id,membrane,T_C,feed_mM,rejection_type,quantity,Jv_um_s,R_frac,source"]
     for fid, (salts, quantities) in feeds.items():
@@ -143,8 +149,11 @@ def _synthetic(tmp_path, model: sdem.SDEMModel) -> data.Measurements:
         c_p = model.solve([feed], jv, n_cells=10).permeate[0]
         names, text = tuple(feed), "; ".join(f"{k}={float(v)!r}" for k, v in feed.items())
         for q in quantities:
-            w = np.array([abs(ions.get(i).z) if i in ions.parse_salt(q) else 0.0 for i in names]) \
-                if q in ("NaCl", "Na2SO4") else np.array([float(i == q) for i in names])
+            w = (
+                np.array([abs(ions.get(i).z) if i in ions.parse_salt(q) else 0.0 for i in names])
+                if q in ("NaCl", "Na2SO4")
+                else np.array([float(i == q) for i in names])
+            )
             q_feed = np.array(list(feed.values())) @ w
             for j, row in zip(jv, c_p, strict=True):
                 r = float(1.0 - (row @ w) / q_feed)

@@ -1,4 +1,5 @@
 """nanoutils.training: data set, loss, noise sampler, the shared loop, checkpoints and resume."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -15,7 +16,12 @@ FLUX = np.linspace(3e-6, 3e-5, 6)  # m/s
 def hindered_salt_data(flux=FLUX):
     """Single-salt feeds with permeate from uncharged hindered transport, applied per salt:
     c_p = c_f φK_c / (1 − (1 − φK_c) exp(−Jv/J0)) (both ions of a salt share it, so permeate is neutral)."""
-    salts = [("NaCl", 20.0, 0.8, 1e-5), ("MgSO4", 5.0, 0.15, 0.7e-5), ("Na2SO4", 50.0, 0.4, 1.2e-5), ("MgCl2", 2.0, 0.5, 8e-6)]
+    salts = [
+        ("NaCl", 20.0, 0.8, 1e-5),
+        ("MgSO4", 5.0, 0.15, 0.7e-5),
+        ("Na2SO4", 50.0, 0.4, 1.2e-5),
+        ("MgCl2", 2.0, 0.5, 8e-6),
+    ]
     feeds, perms = [], []
     for salt, conc, phik, j0 in salts:
         f = ions.Feed.from_salts(f"{salt} {conc} mM").vector()
@@ -32,8 +38,15 @@ def noisy_data(n=10, k=3, seed=0):
     feed[:, [1, 6]] = rng.uniform(1, 100, (n, 1))  # NaCl
     perm = feed[:, None, :] * rng.uniform(0.3, 1.0, (n, k, 1))
     flux = np.sort(rng.uniform(1e-6, 3e-5, (n, k)), axis=1)
-    return training.TransportData(feed, feed > 0, flux, perm, sigma=0.05 * perm, weight=rng.uniform(1, 3, n),
-                                  metadata={"source": "test", "seed": seed, "nested": {"a": [1, 2.5]}})
+    return training.TransportData(
+        feed,
+        feed > 0,
+        flux,
+        perm,
+        sigma=0.05 * perm,
+        weight=rng.uniform(1, 3, n),
+        metadata={"source": "test", "seed": seed, "nested": {"a": [1, 2.5]}},
+    )
 
 
 def test_tiny_model_overfits_a_handful_of_samples():
@@ -61,8 +74,17 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     def run(run_dir, callback=None, resume=False, init_seed=7):
         env.seed_everything(init_seed)
         model = models.build("neural_ode", "smoke", width=8)
-        return training.train(model, data, val, cfg, run_dir=run_dir, resume=resume, callback=callback,
-                              target_sampler=training.gaussian_targets(11), progress=False)
+        return training.train(
+            model,
+            data,
+            val,
+            cfg,
+            run_dir=run_dir,
+            resume=resume,
+            callback=callback,
+            target_sampler=training.gaussian_targets(11),
+            progress=False,
+        )
 
     full = run(tmp_path / "full")
 
@@ -81,11 +103,25 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path):
     assert [h["lr"] for h in full.history] == [5e-3, 2.5e-3, 1.25e-3, 6.25e-4]
     with pytest.raises(training.CheckpointMismatchError, match="train config"):
         env.seed_everything(7)
-        training.train(models.build("neural_ode", "smoke", width=8), data, val,
-                       training.TrainConfig(epochs=5, batch_size=3), run_dir=tmp_path / "killed", resume=True, progress=False)
+        training.train(
+            models.build("neural_ode", "smoke", width=8),
+            data,
+            val,
+            training.TrainConfig(epochs=5, batch_size=3),
+            run_dir=tmp_path / "killed",
+            resume=True,
+            progress=False,
+        )
     with pytest.raises(training.CheckpointMismatchError, match="other data"):
-        training.train(models.build("neural_ode", "smoke", width=8), noisy_data(10, seed=5), val, cfg,
-                       run_dir=tmp_path / "killed", resume=True, progress=False)
+        training.train(
+            models.build("neural_ode", "smoke", width=8),
+            noisy_data(10, seed=5),
+            val,
+            cfg,
+            run_dir=tmp_path / "killed",
+            resume=True,
+            progress=False,
+        )
     finished = run(tmp_path / "killed", resume=True, callback=lambda r: ran.append(r["epoch"]))
     assert ran == [3, 4] and torch.equal(_weights(finished.model), _weights(full.model)), "a finished run only loads"
 
@@ -96,13 +132,28 @@ def test_resume_if_compatible_continues_a_matching_run_and_retrains_over_another
 
     def run(config, resume, init_seed=3):
         env.seed_everything(init_seed)
-        return training.train(models.build("neural_ode", "smoke", width=8), data, val, config, run_dir=tmp_path,
-                              resume=resume, progress=False)
+        return training.train(
+            models.build("neural_ode", "smoke", width=8),
+            data,
+            val,
+            config,
+            run_dir=tmp_path,
+            resume=resume,
+            progress=False,
+        )
 
     first = run(cfg, False)
     ran = []
-    same = training.train(models.build("neural_ode", "smoke", width=8), data, val, cfg, run_dir=tmp_path,
-                          resume="if_compatible", progress=False, callback=ran.append)
+    same = training.train(
+        models.build("neural_ode", "smoke", width=8),
+        data,
+        val,
+        cfg,
+        run_dir=tmp_path,
+        resume="if_compatible",
+        progress=False,
+        callback=ran.append,
+    )
     assert ran == [] and torch.equal(_weights(same.model), _weights(first.model)), "a matching finished run only loads"
     longer = replace(cfg, epochs=3)
     fresh = run(longer, False, init_seed=4)  # the uninterrupted run of the other config, elsewhere in time
@@ -121,8 +172,14 @@ def test_resume_if_compatible_continues_a_matching_run_and_retrains_over_another
 def test_best_checkpoint_restores_the_model(tmp_path):
     data = noisy_data(6)
     env.seed_everything(0)
-    result = training.train(models.build("neural_ode", "smoke", width=8), data, data,
-                            training.TrainConfig(epochs=3, batch_size=3), run_dir=tmp_path, progress=False)
+    result = training.train(
+        models.build("neural_ode", "smoke", width=8),
+        data,
+        data,
+        training.TrainConfig(epochs=3, batch_size=3),
+        run_dir=tmp_path,
+        progress=False,
+    )
     loaded = training.load_model(tmp_path / "best.pt")
     assert training.evaluate(loaded, data) == pytest.approx(result.best_loss, rel=1e-6)
     assert result.best_loss == min(h["val_loss"] for h in result.history)
@@ -165,11 +222,17 @@ def test_from_labels_drops_and_counts_unconverged():
     feed[:, [1, 6]] = 10.0
     converged = np.array([[True, False, True], [False, False, False], [True, True, True]])
     perm = np.where(converged[..., None], feed[:, None, :] * 0.5, np.nan)
-    data = training.TransportData.from_labels(feed, feed > 0, [1e-5, 2e-5, 3e-5], perm, converged,
-                                              ions.species(), {"seed": 1})
+    data = training.TransportData.from_labels(
+        feed, feed > 0, [1e-5, 2e-5, 3e-5], perm, converged, ions.species(), {"seed": 1}
+    )
     assert len(data) == 2
-    assert data.metadata == {"seed": 1, "n_compositions_labelled": 3, "n_points_labelled": 9,
-                             "n_points_unconverged": 4, "n_compositions_dropped": 1}
+    assert data.metadata == {
+        "seed": 1,
+        "n_compositions_labelled": 3,
+        "n_points_labelled": 9,
+        "n_points_unconverged": 4,
+        "n_compositions_dropped": 1,
+    }
     np.testing.assert_array_equal(data.flux_mask, [[True, False, True], [True, True, True]])
     assert not data.target_mask[0, 1].any()
 
@@ -191,14 +254,17 @@ def test_concat_pads_flux_axis():
     assert both.metadata == {"parts": [a.metadata, b.metadata]}
 
 
-@pytest.mark.parametrize("case,match", [
-    ("wrong_dim", r"shape \(N, 12\)"),
-    ("nan_feed", "not finite"),
-    ("negative_flux", "flux is negative"),
-    ("target_on_absent", "absent species"),
-    ("nan_target", "permeate is not finite"),
-    ("bad_weight", "weight"),
-])
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("wrong_dim", r"shape \(N, 12\)"),
+        ("nan_feed", "not finite"),
+        ("negative_flux", "flux is negative"),
+        ("target_on_absent", "absent species"),
+        ("nan_target", "permeate is not finite"),
+        ("bad_weight", "weight"),
+    ],
+)
 def test_bad_data_raises_clear_errors(case, match):
     feed = np.zeros((2, D))
     feed[:, [1, 6]] = 10.0
@@ -222,8 +288,12 @@ def test_bad_data_raises_clear_errors(case, match):
 def test_early_stopping_and_in_memory_best_weights():
     train_set = noisy_data(8)
     # validation targets = the feed itself (zero rejection): learning the training set's rejection makes it worse
-    val = training.TransportData(train_set.feed, train_set.species_mask, train_set.flux,
-                                 np.repeat(train_set.feed[:, None], train_set.flux.shape[1], 1))
+    val = training.TransportData(
+        train_set.feed,
+        train_set.species_mask,
+        train_set.flux,
+        np.repeat(train_set.feed[:, None], train_set.flux.shape[1], 1),
+    )
     env.seed_everything(0)
     cfg = training.TrainConfig(epochs=10, batch_size=4, lr=1e-2, patience=2)
     result = training.train(models.build("neural_ode", "smoke", width=8), train_set, val, cfg, progress=False)
@@ -279,8 +349,15 @@ def _pretrain_then_finetune(threads_before: int, threads: int | None):
     model = models.build("unet", "default")
     cfg = training.TrainConfig(epochs=2, batch_size=48, lr=3e-3, seed=5, threads=threads)
     pre = training.train(model, noisy_data(n=48, k=4, seed=1), None, cfg, device="cpu", progress=False).model
-    tuned = training.train(models.clone(pre), noisy_data(n=48, k=4, seed=2), None, cfg, device="cpu", progress=False,
-                           target_sampler=training.gaussian_targets(5)).model
+    tuned = training.train(
+        models.clone(pre),
+        noisy_data(n=48, k=4, seed=2),
+        None,
+        cfg,
+        device="cpu",
+        progress=False,
+        target_sampler=training.gaussian_targets(5),
+    ).model
     return [p.detach().clone() for p in (*pre.parameters(), *tuned.parameters())]
 
 

@@ -1,4 +1,5 @@
 """The real-data transfer benchmark on a synthetic multi-feed, multi-study CSV in the schema."""
+
 from dataclasses import dataclass, replace
 
 import matplotlib
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 from test_fitting import TRUE, synthetic_csv
 
-from nanoutils import measurements, fitting, transfer
+from nanoutils import fitting, measurements, transfer
 
 matplotlib.use("Agg")
 
@@ -58,8 +59,12 @@ def test_the_generating_model_transfers_with_zero_error_and_a_wrong_one_does_not
 
 def test_folds_are_labelled_by_the_ions_their_training_feeds_covered(meas):
     labels = {key: transfer.coverage(meas, key, [k for k in meas.feed_keys if k != key])[0] for key in meas.feed_keys}
-    assert labels == {"synth/NaCl-5": "ions seen", "other-lab/NaCl-20": "ions seen",
-                      "synth/MgCl2": "ion Mg2+ unseen", "other-lab/K2SO4": "ions K+, SO4-2 unseen"}
+    assert labels == {
+        "synth/NaCl-5": "ions seen",
+        "other-lab/NaCl-20": "ions seen",
+        "synth/MgCl2": "ion Mg2+ unseen",
+        "other-lab/K2SO4": "ions K+, SO4-2 unseen",
+    }
     bench = transfer.benchmark(meas, {"oracle": oracle}, in_sample=False)
     folds = bench.folds.set_index("fold")
     assert folds.loc["other-lab/K2SO4", "unseen"] == "K+, SO4-2"
@@ -75,7 +80,7 @@ def test_no_test_feed_row_ever_reaches_its_calibration(meas):
 
     bench = transfer.benchmark(meas, {"rec": recording}, in_sample=False)
     assert len(seen) == len(meas.feed_keys)
-    for (keys, rows), fold in zip(seen, bench.folds["fold"]):
+    for (keys, rows), fold in zip(seen, bench.folds["fold"], strict=True):
         assert fold not in keys and fold not in rows
         assert keys == rows == set(meas.feed_keys) - {fold}
     with pytest.raises(transfer.LeakageError, match="synth/MgCl2"):
@@ -108,8 +113,9 @@ def test_points_a_model_cannot_predict_are_counted_and_named(meas):
 
 def test_an_ensemble_is_scored_by_its_mean_with_interval_coverage(meas):
     spread = [replace(ORACLE, membrane=ORACLE.membrane.with_(X_d=x)) for x in (-25.0, -30.0, -35.0)]
-    bench = transfer.benchmark(meas, {"ens": lambda train, seed: spread, "one": lambda train, seed: [ORACLE, ORACLE]},
-                               in_sample=False)
+    bench = transfer.benchmark(
+        meas, {"ens": lambda train, seed: spread, "one": lambda train, seed: [ORACLE, ORACLE]}, in_sample=False
+    )
     folds = bench.folds.set_index(["model", "fold"])
     assert (folds.loc["one", "mean_R_std_pp"] == 0).all() and (folds.loc["one", "interval_coverage"] == 1).all()
     assert (folds.loc["ens", "mean_R_std_pp"] > 0).all()

@@ -1,12 +1,12 @@
 """nanoutils.tuning: the Optuna search of the deep models, shared by worker processes through one file."""
+
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import optuna
 import pytest
-
-optuna = pytest.importorskip("optuna")
 
 from nanoutils import models, pretraining_set, tuning
 
@@ -20,7 +20,10 @@ def test_sized_config_takes_the_width_nearest_the_size_inside_the_parameter_band
     knob = tuning.DEPTH[model][0]
     for profile in ("smoke", "default"):
         ref = models.n_parameters(models.build("neural_ode", profile))
-        in_band = lambda n, ref=ref: abs(n - ref) <= tuning.BAND * ref
+
+        def in_band(n: int, ref: int = ref) -> bool:
+            return abs(n - ref) <= tuning.BAND * ref
+
         default_depth = getattr(models.build(model, profile).config, knob)
         for depth in tuning.DEPTH[model][1]:
             for size in (1 - tuning.SIZE, 1.0, 1 + tuning.SIZE):
@@ -36,11 +39,29 @@ def test_sized_config_takes_the_width_nearest_the_size_inside_the_parameter_band
 def test_two_worker_processes_finish_one_file_backed_study_without_lost_or_duplicated_trials(tmp_path):
     pretraining_set.pretraining_set(profile="smoke", verbose=False)  # labelled once, not by both workers at a time
     journal = tmp_path / "tuning.log"
-    cmd = [sys.executable, "-m", "nanoutils", "tune", "--model", "resnet", "--trials", "4", "--profile", "smoke",
-           "--storage", str(journal), "--study", "shared", "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "nanoutils",
+        "tune",
+        "--model",
+        "resnet",
+        "--trials",
+        "4",
+        "--profile",
+        "smoke",
+        "--storage",
+        str(journal),
+        "--study",
+        "shared",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    workers = [subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-               for _ in range(2)]
+    workers = [
+        subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
     study = tuning.load_study("resnet", "smoke", journal, "shared")

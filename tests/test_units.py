@@ -1,4 +1,5 @@
 """Unit conversions at the edges."""
+
 import numpy as np
 import pytest
 

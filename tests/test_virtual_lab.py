@@ -1,4 +1,5 @@
 """The VIRTUAL NF270 laboratory: deterministic, loadable, electroneutral, clearly labelled."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -38,10 +39,19 @@ def test_regenerates_bit_for_bit_for_the_seed():
     study_index = [s.key for s in virtual_lab.DESIGN].index("epsztein2018")
     study = virtual_lab.DESIGN[study_index]
     regenerated = pd.concat(
-        [virtual_lab.simulate_feed(study, i, virtual_lab.LabMembrane(), virtual_lab.Noise(), virtual_lab.DEFAULT_SEED,
-                                   study_index) for i in range(len(study.feeds))], ignore_index=True)
-    committed = pd.read_csv(virtual_lab.files()[[p.name for p in virtual_lab.files()].index("virtual_nf270_epsztein2018.csv")],
-                            dtype=str, keep_default_na=False)
+        [
+            virtual_lab.simulate_feed(
+                study, i, virtual_lab.LabMembrane(), virtual_lab.Noise(), virtual_lab.DEFAULT_SEED, study_index
+            )
+            for i in range(len(study.feeds))
+        ],
+        ignore_index=True,
+    )
+    committed = pd.read_csv(
+        virtual_lab.files()[[p.name for p in virtual_lab.files()].index("virtual_nf270_epsztein2018.csv")],
+        dtype=str,
+        keep_default_na=False,
+    )
     pd.testing.assert_frame_equal(regenerated.astype(str), committed)
 
 
@@ -58,8 +68,9 @@ def test_rich_model_reduces_to_dspmde_in_its_limit():
     from nanoutils import dspmde
     from nanoutils.virtual_lab import observed_permeate
 
-    lab = virtual_lab.LabMembrane(r_median=0.51e-9, n_classes=1, dx_e=1.27e-6, eps_p=43.56, K_F=51.23, n_F=0.0,
-                                  X_M=0.0, activity="ideal")
+    lab = virtual_lab.LabMembrane(
+        r_median=0.51e-9, n_classes=1, dx_e=1.27e-6, eps_p=43.56, K_F=51.23, n_F=0.0, X_M=0.0, activity="ideal"
+    )
     feed = ions.Feed.from_salts("NaCl 20 mM + MgSO4 5 mM")
     jv = np.array([3.0, 10.0, 25.0]) * 1e-6
     for k in (None, 3e-5):
@@ -72,7 +83,9 @@ def test_rich_model_reduces_to_dspmde_in_its_limit():
 def test_charge_isotherm_and_pore_classes():
     lab = virtual_lab.LabMembrane()
     x = [lab.charge(np.array([c, c]), ("Na+", "Cl-")) for c in (1.0, 10.0, 100.0, 1000.0)]
-    assert all(a > b for a, b in zip(x, x[1:], strict=False)) and x[0] < 0  # Freundlich: more negative with concentration
+    assert (
+        all(a > b for a, b in zip(x, x[1:], strict=False)) and x[0] < 0
+    )  # Freundlich: more negative with concentration
     assert lab.charge(np.array([10.0, 20.0]), ("Mg2+", "Cl-")) > lab.charge(np.array([20.0, 20.0]), ("Na+", "Cl-"))
     r, eps, share = lab.pore_classes()
     assert share.sum() == pytest.approx(1.0) and np.all(np.diff(r) > 0) and np.all(np.diff(eps) > 0)

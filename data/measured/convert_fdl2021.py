@@ -16,6 +16,7 @@ Decisions (see README.md):
 - numbers are copied verbatim from the source; the authors' SDEM fit, the raw dR_read and the
   digitiser's quality flag are kept as x_ columns.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,11 +31,28 @@ SOURCE = HERE / "sources" / "nf270_fdl2021_rejection.csv"
 OUT = HERE / "nf270_fdl2021.csv"
 SIGMA_R_FLOOR = 0.02
 STUDY, MEMBRANE, T_C = "fdl2021", "NF270", "20"
-CITATION = ("M. Fernández de Labastida and A. Yaroshchuk, Membranes 11 (2021) 272, "
-            "doi:10.3390/membranes11040272 (CC BY 4.0); digitised from Figs 1-4 by the choupo project")
-COLUMNS = ["study", "feed_id", "membrane", "T_C", "feed_salts", "feed_mol_m3", "rejection_type", "quantity",
-           "Jv_um_s", "sigma_Jv_um_s", "R_frac", "sigma_R_frac", "source",
-           "x_R_authors_SDEM_fit", "x_dR_read", "x_quality"]
+CITATION = (
+    "M. Fernández de Labastida and A. Yaroshchuk, Membranes 11 (2021) 272, "
+    "doi:10.3390/membranes11040272 (CC BY 4.0); digitised from Figs 1-4 by the choupo project"
+)
+COLUMNS = [
+    "study",
+    "feed_id",
+    "membrane",
+    "T_C",
+    "feed_salts",
+    "feed_mol_m3",
+    "rejection_type",
+    "quantity",
+    "Jv_um_s",
+    "sigma_Jv_um_s",
+    "R_frac",
+    "sigma_R_frac",
+    "source",
+    "x_R_authors_SDEM_fit",
+    "x_dR_read",
+    "x_quality",
+]
 
 
 def _mM(molar: str) -> str:
@@ -44,16 +62,28 @@ def _mM(molar: str) -> str:
 def convert_row(src: dict[str, str]) -> dict[str, str]:
     """One source row → one schema row (strings)."""
     salt = src["dominant_salt"]
-    recipe = " + ".join([f"{salt} {_mM(src['dominant_c_molL'])} mM"]
-                        + [f"{t} {_mM(src['trace_c_molL'])} mM" for t in src["trace_salts"].split("+")])
+    recipe = " + ".join(
+        [f"{salt} {_mM(src['dominant_c_molL'])} mM"]
+        + [f"{t} {_mM(src['trace_c_molL'])} mM" for t in src["trace_salts"].split("+")]
+    )
     feed = ions.Feed.from_salts(recipe)
     dR = float(src["dR_read"])
     return {
-        "study": STUDY, "feed_id": f"{salt}-{_mM(src['dominant_c_molL'])}mM", "membrane": MEMBRANE, "T_C": T_C,
-        "feed_salts": recipe, "feed_mol_m3": format_feed(feed), "rejection_type": "intrinsic",
-        "quantity": quantity(src["ion"]).name, "Jv_um_s": src["Jv_um_s"], "sigma_Jv_um_s": src["dJv_read_um_s"],
-        "R_frac": src["R_intrinsic"], "sigma_R_frac": src["dR_read"] if dR >= SIGMA_R_FLOOR else f"{SIGMA_R_FLOOR:g}",
-        "source": CITATION, "x_R_authors_SDEM_fit": src["R_authors_SDEM_fit"], "x_dR_read": src["dR_read"],
+        "study": STUDY,
+        "feed_id": f"{salt}-{_mM(src['dominant_c_molL'])}mM",
+        "membrane": MEMBRANE,
+        "T_C": T_C,
+        "feed_salts": recipe,
+        "feed_mol_m3": format_feed(feed),
+        "rejection_type": "intrinsic",
+        "quantity": quantity(src["ion"]).name,
+        "Jv_um_s": src["Jv_um_s"],
+        "sigma_Jv_um_s": src["dJv_read_um_s"],
+        "R_frac": src["R_intrinsic"],
+        "sigma_R_frac": src["dR_read"] if dR >= SIGMA_R_FLOOR else f"{SIGMA_R_FLOOR:g}",
+        "source": CITATION,
+        "x_R_authors_SDEM_fit": src["R_authors_SDEM_fit"],
+        "x_dR_read": src["dR_read"],
         "x_quality": src["quality"],
     }
 

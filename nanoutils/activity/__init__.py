@@ -19,6 +19,7 @@ whole batches at once.
 >>> round(float(mean_coefficient(np.log(gamma), ("Na+", "Cl-"), "NaCl")), 3)
 0.778
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -33,10 +34,27 @@ from ._pitzer import pitzer as _pitzer_model
 from ._water import TemperatureError, check_temperature, debye_huckel_aphi, water_density, water_permittivity
 
 __all__ = [
-    "MODELS", "ActivityError", "UnknownModelError", "MolalityValueError", "ShapeError", "TemperatureError",
-    "PitzerResult", "coefficients", "ln_coefficients", "osmotic_coefficient", "mean_coefficient",
-    "ionic_strength", "molar_to_molal", "molal_to_molar", "pitzer", "debye_huckel_aphi", "water_density",
-    "water_permittivity", "e_theta", "j_function", "parameter_table",
+    "MODELS",
+    "ActivityError",
+    "UnknownModelError",
+    "MolalityValueError",
+    "ShapeError",
+    "TemperatureError",
+    "PitzerResult",
+    "coefficients",
+    "ln_coefficients",
+    "osmotic_coefficient",
+    "mean_coefficient",
+    "ionic_strength",
+    "molar_to_molal",
+    "molal_to_molar",
+    "pitzer",
+    "debye_huckel_aphi",
+    "water_density",
+    "water_permittivity",
+    "e_theta",
+    "j_function",
+    "parameter_table",
 ]
 
 
@@ -97,13 +115,15 @@ def _check(values: ArrayLike, names: tuple[str, ...], what: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise MolalityValueError(f"{what} is not numeric: {values!r}") from None
     if arr.ndim == 0 or arr.shape[-1] != len(names):
-        raise ShapeError(f"{what} has shape {arr.shape}; its last axis must have {len(names)} entries, "
-                         f"one per species {names}")
+        raise ShapeError(
+            f"{what} has shape {arr.shape}; its last axis must have {len(names)} entries, one per species {names}"
+        )
     bad = ~np.isfinite(arr) | (arr < 0)
     if bad.any():
         idx = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise MolalityValueError(f"{what} of {names[idx[-1]]} at index {idx} is {float(arr[idx])!r}; "
-                                 "it must be finite and ≥ 0")
+        raise MolalityValueError(
+            f"{what} of {names[idx[-1]]} at index {idx} is {float(arr[idx])!r}; it must be finite and ≥ 0"
+        )
     return arr
 
 
@@ -114,8 +134,9 @@ def _model(name: str) -> Callable[[np.ndarray, tuple[str, ...], float], np.ndarr
         raise UnknownModelError(f"unknown activity model {name!r}; known: {', '.join(MODELS)}") from None
 
 
-def ln_coefficients(molality: ArrayLike, species: Iterable[str] | None = None, model: str = "pitzer",
-                    temperature: float = 298.15) -> np.ndarray:
+def ln_coefficients(
+    molality: ArrayLike, species: Iterable[str] | None = None, model: str = "pitzer", temperature: float = 298.15
+) -> np.ndarray:
     """ln γ_i (…, d) for molalities (…, d) in mol/kg at ``temperature`` (K), model chosen by name."""
     names = _species(species)
     fn = _model(model)
@@ -123,8 +144,13 @@ def ln_coefficients(molality: ArrayLike, species: Iterable[str] | None = None, m
     return fn(m, names, check_temperature(temperature))
 
 
-def coefficients(concentration: ArrayLike, species: Iterable[str] | None = None, model: str = "pitzer",
-                 temperature: float = 298.15, units: Literal["mol/kg", "mol/m3"] = "mol/kg") -> np.ndarray:
+def coefficients(
+    concentration: ArrayLike,
+    species: Iterable[str] | None = None,
+    model: str = "pitzer",
+    temperature: float = 298.15,
+    units: Literal["mol/kg", "mol/m3"] = "mol/kg",
+) -> np.ndarray:
     """Activity coefficients γ_i (…, d) of ``species`` at ``temperature`` (K).
 
     ``concentration`` is a molality (``units="mol/kg"``, default) or a molar concentration
@@ -139,20 +165,21 @@ def coefficients(concentration: ArrayLike, species: Iterable[str] | None = None,
     return np.exp(ln_coefficients(concentration, names, model, temperature))
 
 
-def pitzer(molality: ArrayLike, species: Iterable[str] | None = None, temperature: float = 298.15,
-           *, macinnes: bool = False) -> PitzerResult:
+def pitzer(
+    molality: ArrayLike, species: Iterable[str] | None = None, temperature: float = 298.15, *, macinnes: bool = False
+) -> PitzerResult:
     """The full Pitzer result — ln γ (…, d), osmotic coefficient φ (…), ionic strength (…) — for molalities in mol/kg.
 
     ``macinnes=True`` rescales single-ion values so that γ_Cl⁻ = γ±(KCl) at the same ionic
     strength, as PHREEQC reports them; neutral combinations (γ±, φ) are unaffected.
     """
     names = _species(species)
-    return _pitzer_model(_check(molality, names, "molality"), names, check_temperature(temperature),
-                         macinnes=macinnes)
+    return _pitzer_model(_check(molality, names, "molality"), names, check_temperature(temperature), macinnes=macinnes)
 
 
-def osmotic_coefficient(molality: ArrayLike, species: Iterable[str] | None = None,
-                        temperature: float = 298.15) -> np.ndarray:
+def osmotic_coefficient(
+    molality: ArrayLike, species: Iterable[str] | None = None, temperature: float = 298.15
+) -> np.ndarray:
     """Pitzer osmotic coefficient φ (…) of the solution; 1 for pure water."""
     return pitzer(molality, species, temperature).osmotic
 

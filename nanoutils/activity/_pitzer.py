@@ -11,6 +11,7 @@ temperature functions come from ``data/pitzer/parameters.csv`` (see its README).
 Single-ion values are in Pitzer's unscaled convention unless ``macinnes=True``.
 Parameters without temperature terms (Pitzer & Mayorga 1973 rows) keep their 25 °C values.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,18 +29,56 @@ T_REF = 298.15  # K, reference temperature of the parameter temperature function
 B_DH = 1.2  # kg^½ mol^-½, Pitzer's universal b
 
 # Harvie (1981) Chebyshev coefficients for J(x), x ≤ 1 and x > 1 (PHREEQC pitzer.cpp, AKX).
-_AK_LOW = np.array([
-    1.925154014814667, -0.060076477753119, -0.029779077456514, -0.007299499690937, 0.000388260636404,
-    0.000636874599598, 0.000036583601823, -0.000045036975204, -0.000004537895710, 0.000002937706971,
-    0.000000396566462, -0.000000202099617, -0.000000025267769, 0.000000013522610, 0.000000001229405,
-    -0.000000000821969, -0.000000000050847, 0.000000000046333, 0.000000000001943, -0.000000000002563,
-    -0.000000000010991])
-_AK_HIGH = np.array([
-    0.628023320520852, 0.462762985338493, 0.150044637187895, -0.028796057604906, -0.036552745910311,
-    -0.001668087945272, 0.006519840398744, 0.001130378079086, -0.000887171310131, -0.000242107641309,
-    0.000087294451594, 0.000034682122751, -0.000004583768938, -0.000003548684306, -0.000000250453880,
-    0.000000216991779, 0.000000080779570, 0.000000004558555, -0.000000006944757, -0.000000002849257,
-    0.000000000237816])
+_AK_LOW = np.array(
+    [
+        1.925154014814667,
+        -0.060076477753119,
+        -0.029779077456514,
+        -0.007299499690937,
+        0.000388260636404,
+        0.000636874599598,
+        0.000036583601823,
+        -0.000045036975204,
+        -0.000004537895710,
+        0.000002937706971,
+        0.000000396566462,
+        -0.000000202099617,
+        -0.000000025267769,
+        0.000000013522610,
+        0.000000001229405,
+        -0.000000000821969,
+        -0.000000000050847,
+        0.000000000046333,
+        0.000000000001943,
+        -0.000000000002563,
+        -0.000000000010991,
+    ]
+)
+_AK_HIGH = np.array(
+    [
+        0.628023320520852,
+        0.462762985338493,
+        0.150044637187895,
+        -0.028796057604906,
+        -0.036552745910311,
+        -0.001668087945272,
+        0.006519840398744,
+        0.001130378079086,
+        -0.000887171310131,
+        -0.000242107641309,
+        0.000087294451594,
+        0.000034682122751,
+        -0.000004583768938,
+        -0.000003548684306,
+        -0.000000250453880,
+        0.000000216991779,
+        0.000000080779570,
+        0.000000004558555,
+        -0.000000006944757,
+        -0.000000002849257,
+        0.000000000237816,
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -75,8 +114,14 @@ def _value(row: Any, t: float) -> float:
     """PHREEQC's temperature function a0 + a1(1/T − 1/Tr) + a2 ln(T/Tr) + a3(T − Tr) + a4(T² − Tr²) + a5(1/T² −
     1/Tr²)."""
     tr = T_REF
-    return float(row.a0 + row.a1 * (1 / t - 1 / tr) + row.a2 * np.log(t / tr) + row.a3 * (t - tr)
-                 + row.a4 * (t * t - tr * tr) + row.a5 * (1 / (t * t) - 1 / (tr * tr)))
+    return float(
+        row.a0
+        + row.a1 * (1 / t - 1 / tr)
+        + row.a2 * np.log(t / tr)
+        + row.a3 * (t - tr)
+        + row.a4 * (t * t - tr * tr)
+        + row.a5 * (1 / (t * t) - 1 / (tr * tr))
+    )
 
 
 @lru_cache(maxsize=64)
@@ -114,8 +159,17 @@ def _tables(species: tuple[str, ...], temperature: float) -> _Tables:
     for zj, zk in sorted({(a, b) for a in z for b in z if a * b > 0 and a < b}):
         mask = np.outer(z == zj, z == zk).astype(float)
         unsym.append((float(zj), float(zk), mask + mask.T))
-    return _Tables(z, beta0, tuple(sorted(by_alpha.items())), c, theta, psi, tuple(unsym),
-                   debye_huckel_aphi(temperature), (kcl["beta0"], kcl["beta1"], kcl["cphi"]))
+    return _Tables(
+        z,
+        beta0,
+        tuple(sorted(by_alpha.items())),
+        c,
+        theta,
+        psi,
+        tuple(unsym),
+        debye_huckel_aphi(temperature),
+        (kcl["beta0"], kcl["beta1"], kcl["cphi"]),
+    )
 
 
 def _g(x: np.ndarray) -> np.ndarray:
@@ -158,8 +212,9 @@ def j_function(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(x > 0, j, 0.0), np.where(x > 0, xjp, 0.0)
 
 
-def _e_theta(zj: float, zk: float, jays: dict[float, tuple[np.ndarray, np.ndarray]],
-             ionic: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _e_theta(
+    zj: float, zk: float, jays: dict[float, tuple[np.ndarray, np.ndarray]], ionic: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """^Eθ and ^Eθ' from J and xJ' at x = 6 A^φ √I z z' for the products z_j z_k, z_j², z_k² (Pitzer 1975, A3)."""
     safe = np.where(ionic > 0, ionic, 1.0)
     (jjk, pjk), (jjj, pjj), (jkk, pkk) = jays[zj * zk], jays[zj * zj], jays[zk * zk]
@@ -218,8 +273,11 @@ def _unscaled(m: np.ndarray, tab: _Tables) -> tuple[np.ndarray, np.ndarray, np.n
     mt = m @ tab.theta
     ln_g = ln_g + 2.0 * mt
     osm = osm + half_sum(mt)
-    jays = _jays(sorted({p for zj, zk, _ in tab.unsym for p in (zj * zk, zj * zj, zk * zk)}), ionic, tab.aphi) \
-        if tab.unsym else {}
+    jays = (
+        _jays(sorted({p for zj, zk, _ in tab.unsym for p in (zj * zk, zj * zj, zk * zk)}), ionic, tab.aphi)
+        if tab.unsym
+        else {}
+    )
     for zj, zk, mask in tab.unsym:
         et, etp = _e_theta(zj, zk, jays, ionic)
         mu = m @ mask
@@ -245,8 +303,9 @@ def _ln_gamma_kcl(tab: _Tables, ionic: np.ndarray) -> np.ndarray:
     return _debye_huckel(tab.aphi, sq) + ionic * b_gamma + 1.5 * cphi * ionic**2
 
 
-def pitzer(molality: np.ndarray, species: tuple[str, ...], temperature: float = T_REF,
-           *, macinnes: bool = False) -> PitzerResult:
+def pitzer(
+    molality: np.ndarray, species: tuple[str, ...], temperature: float = T_REF, *, macinnes: bool = False
+) -> PitzerResult:
     """Pitzer–HMW activity coefficients for molalities (…, d) in mol/kg of canonical ``species``.
 
     Inputs are assumed validated (finite, ≥ 0, last axis d). ``macinnes`` rescales single-ion

@@ -7,6 +7,7 @@ P = 1.01325 bar. The Debye–Hückel osmotic slope follows from both:
 A^φ = (1/3) (2π N_A ρ_w)^½ (e² / (4π ε₀ ε_r k_B T))^{3/2}, 0.3914 kg^½ mol^-½
 at 25 °C — the same construction PHREEQC uses (``calc_dielectrics``).
 """
+
 from __future__ import annotations
 
 import math

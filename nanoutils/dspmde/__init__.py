@@ -6,6 +6,7 @@
 >>> result.rejection.shape
 (1, 2, 2)
 """
+
 from ..constants import thermal_voltage as thermal_voltage
 from ._activity import ACTIVITY as ACTIVITY
 from ._activity import ActivityModel as ActivityModel
@@ -24,11 +25,11 @@ from ._isotherm import IsothermError as IsothermError
 from ._membrane import Membrane as Membrane
 from ._membrane import MembraneError as MembraneError
 from ._partition import MECHANISMS as MECHANISMS
-from ._partition import PoreIons as PoreIons
 from ._partition import PartitionEnergyError as PartitionEnergyError
-from ._partition import partition_energies as partition_energies
+from ._partition import PoreIons as PoreIons
 from ._partition import born_log_partition as born_log_partition
 from ._partition import donnan_potential as donnan_potential
+from ._partition import partition_energies as partition_energies
 from ._partition import partition_terms as partition_terms
 from ._partition import pore_ions as pore_ions
 from ._reference import solve_reference as solve_reference
@@ -48,17 +49,55 @@ from ._temperature import TemperatureRangeError as TemperatureRangeError
 from ._temperature import water_viscosity as water_viscosity
 
 
-
 def __getattr__(name: str):
     """``solve_torch`` (the solver as a differentiable torch function) is imported on first use: it needs torch."""
     if name == "solve_torch":
         from ._torch import solve_torch
+
         return solve_torch
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ACTIVITY", "DEFAULT_CELLS", "HINDRANCE", "ISOTHERMS", "MECHANISMS", "PORE_MODELS", "SHERWOOD", "TEMPERATURE_MODELS", "ActivityModel", "as_concentrations", "as_fluxes", "check_temperature", "ChargeIsotherm",
-           "ConvergenceWarning", "Departure", "Film", "FilmError", "FluxError", "IsothermError", "Membrane", "MembraneError",
-           "PartitionEnergyError", "PoreIons", "Profiles", "Result", "TemperatureRangeError", "born_log_partition", "donnan_potential", "hindrance",
-           "image_log_partition", "partition_energies", "partition_terms", "pore_ions", "single_element_departure", "solve", "solve_reference", "solve_torch", "solve_transport", "steric_partition", "thermal_voltage",
-           "water_viscosity"]
+__all__ = [
+    "ACTIVITY",
+    "DEFAULT_CELLS",
+    "HINDRANCE",
+    "ISOTHERMS",
+    "MECHANISMS",
+    "PORE_MODELS",
+    "SHERWOOD",
+    "TEMPERATURE_MODELS",
+    "ActivityModel",
+    "as_concentrations",
+    "as_fluxes",
+    "check_temperature",
+    "ChargeIsotherm",
+    "ConvergenceWarning",
+    "Departure",
+    "Film",
+    "FilmError",
+    "FluxError",
+    "IsothermError",
+    "Membrane",
+    "MembraneError",
+    "PartitionEnergyError",
+    "PoreIons",
+    "Profiles",
+    "Result",
+    "TemperatureRangeError",
+    "born_log_partition",
+    "donnan_potential",
+    "hindrance",
+    "image_log_partition",
+    "partition_energies",
+    "partition_terms",
+    "pore_ions",
+    "single_element_departure",
+    "solve",
+    "solve_reference",
+    "solve_torch",
+    "solve_transport",
+    "steric_partition",
+    "thermal_voltage",
+    "water_viscosity",
+]

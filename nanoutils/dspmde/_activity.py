@@ -20,6 +20,7 @@ The correction ln φ_eff = ln φ + ln γ_out − ln γ_pore is lagged inside New
 the change of ln φ_eff are below the tolerance), starting from γ at the J_v → 0 Donnan
 equilibrium. Any callable (c mol/m³ (…, d), z (d,)) → ln γ is accepted too.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -35,8 +36,9 @@ ActivityModel = Callable[[np.ndarray, np.ndarray], np.ndarray]
 ACTIVITY: tuple[str, ...] = tuple(activity.MODELS)
 
 
-def activity_model(model: str | ActivityModel | None, species: Sequence[str], temperature: float
-                   ) -> ActivityModel | None:
+def activity_model(
+    model: str | ActivityModel | None, species: Sequence[str], temperature: float
+) -> ActivityModel | None:
     """ln γ(c, z) for ``model`` (a name in :data:`ACTIVITY` or a callable) for ``species`` at
     ``temperature`` (K); ``None`` for ideal solutions (no lagged iteration needed)."""
     if model is None or model == "ideal":

@@ -1,4 +1,5 @@
 """How far the single-element pore (WaterTAP-style) departs from the integrated Nernst–Planck pore."""
+
 from __future__ import annotations
 
 import warnings
@@ -23,10 +24,12 @@ class Departure:
     def summary(self, below_m_s: float = 3e-5) -> dict[str, float]:
         """The largest dR at fluxes ≤ ``below_m_s`` ("max |ΔR| at low flux") and overall (converged cases), the
         number of single-element failures and the lowest flux (m/s) where one occurs (NaN if none)."""
-        return {"max |ΔR| at low flux": float(np.nanmax(self.dR[:, self.fluxes <= below_m_s])),
-                "max |ΔR|": float(np.nanmax(self.dR)), "single-element failures": int(self.failed.sum()),
-                "lowest failing flux (m/s)": float(self.fluxes[self.failed.any(0)].min()) if self.failed.any()
-                else np.nan}
+        return {
+            "max |ΔR| at low flux": float(np.nanmax(self.dR[:, self.fluxes <= below_m_s])),
+            "max |ΔR|": float(np.nanmax(self.dR)),
+            "single-element failures": int(self.failed.sum()),
+            "lowest failing flux (m/s)": float(self.fluxes[self.failed.any(0)].min()) if self.failed.any() else np.nan,
+        }
 
 
 def single_element_departure(feeds, fluxes, membrane: Membrane | None = None, *, n_cells: int = 80) -> Departure:
@@ -39,5 +42,6 @@ def single_element_departure(feeds, fluxes, membrane: Membrane | None = None, *,
         single = solve(feeds, fluxes, membrane=membrane, pore="single_element")
     present = single.feed[:, None] > 0
     dr = np.abs(single.rejection - full.rejection).max(axis=-1, initial=0.0, where=present)
-    return Departure(np.asarray(fluxes, dtype=float), np.where(single.converged, dr, np.nan),
-                     ~single.converged & full.converged)
+    return Departure(
+        np.asarray(fluxes, dtype=float), np.where(single.converged, dr, np.nan), ~single.converged & full.converged
+    )

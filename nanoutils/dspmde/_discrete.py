@@ -23,6 +23,7 @@ Electroneutrality Σ z c + X = 0 holds at every node (X = X_d in the pore, 0 in 
 and in the permeate (Σ z c_p = 0, i.e. zero electric current). Ions masked out of a case
 (absent, or λ ≥ 1) keep trivial equations.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -113,8 +114,15 @@ class Chain:
         return slice(self.n_film, self.n_nodes)
 
     def take(self, idx: np.ndarray) -> Chain:
-        return replace(self, ln_phi=self.ln_phi[idx], mask=self.mask[idx], ln_cb=self.ln_cb[idx], Jv=self.Jv[idx],
-                       X=self.X[idx], ln_phi0=None if self.ln_phi0 is None else self.ln_phi0[idx])
+        return replace(
+            self,
+            ln_phi=self.ln_phi[idx],
+            mask=self.mask[idx],
+            ln_cb=self.ln_cb[idx],
+            Jv=self.Jv[idx],
+            X=self.X[idx],
+            ln_phi0=None if self.ln_phi0 is None else self.ln_phi0[idx],
+        )
 
     def with_flux(self, Jv: np.ndarray) -> Chain:
         return replace(self, Jv=np.asarray(Jv, dtype=float))
@@ -249,4 +257,6 @@ class Chain:
                 else:
                     out[:, link] = out[:, link + 1] - ln_g[:, link]
         m = self.mask[:, None, :]
-        return State(np.where(m, out[:, 1:-1], 0.0), st.Psi.copy(), np.where(self.mask, out[:, -1], 0.0), st.psi_p.copy())
+        return State(
+            np.where(m, out[:, 1:-1], 0.0), st.Psi.copy(), np.where(self.mask, out[:, -1], 0.0), st.psi_p.copy()
+        )

@@ -5,6 +5,7 @@ diffusivities, Σ z c = 0) between the feed bulk and the membrane surface; all i
 needs per ion is the mass-transfer coefficient k_i = D_i/δ_i (m/s). ``film=None``
 in :func:`solve` means no film: the membrane surface sees the feed (intrinsic rejection).
 """
+
 from __future__ import annotations
 
 import math
@@ -58,13 +59,25 @@ class Film:
             raise FilmError(f"n_cells must be an integer ≥ 1, got {self.n_cells!r}")
 
     @classmethod
-    def sherwood(cls, species: Sequence[str], *, velocity: float, hydraulic_diameter: float,
-                 channel_length: float = 1.0, correlation: str = "leveque",
-                 kinematic_viscosity: float = WATER_KINEMATIC_VISCOSITY, n_cells: int = 8) -> Film:
+    def sherwood(
+        cls,
+        species: Sequence[str],
+        *,
+        velocity: float,
+        hydraulic_diameter: float,
+        channel_length: float = 1.0,
+        correlation: str = "leveque",
+        kinematic_viscosity: float = WATER_KINEMATIC_VISCOSITY,
+        n_cells: int = 8,
+    ) -> Film:
         """k_i = Sh_i D_i / d_h from a Sherwood correlation (a key of :data:`SHERWOOD`) for
         cross-flow ``velocity`` (m/s), ``hydraulic_diameter`` and ``channel_length`` (m)."""
-        for name, value in (("velocity", velocity), ("hydraulic_diameter", hydraulic_diameter),
-                            ("channel_length", channel_length), ("kinematic_viscosity", kinematic_viscosity)):
+        for name, value in (
+            ("velocity", velocity),
+            ("hydraulic_diameter", hydraulic_diameter),
+            ("channel_length", channel_length),
+            ("kinematic_viscosity", kinematic_viscosity),
+        ):
             if not math.isfinite(value) or value <= 0:
                 raise FilmError(f"{name} must be a finite number > 0, got {value!r}")
         if correlation not in SHERWOOD:

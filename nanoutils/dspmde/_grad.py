@@ -19,6 +19,7 @@ With a film the film cells are part of the system (the film has no membrane quan
 models are not supported: the Newton solver lags their coefficients, so its Jacobian is not the
 exact ∂R/∂x.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -67,10 +68,10 @@ class _System:
         self.rhs = np.zeros((self.shape[0], self.shape[1] * (self.shape[2] + 1)))
 
     def links(self, st: State):
-        return (self.rhs[:, :self.shape[1] * self.shape[2]].reshape(self.shape), *self.derivatives)
+        return (self.rhs[:, : self.shape[1] * self.shape[2]].reshape(self.shape), *self.derivatives)
 
     def neutrality(self, st: State):
-        return self.rhs[:, self.shape[1] * self.shape[2]:-1], self.dn
+        return self.rhs[:, self.shape[1] * self.shape[2] : -1], self.dn
 
     def current(self, st: State):
         return self.rhs[:, -1], self.di
@@ -96,10 +97,21 @@ def parameter_partials(chain: Chain, st: State, rebuild, membrane: Membrane) -> 
     return out
 
 
-def sensitivities(c_feed: np.ndarray, jv: np.ndarray, membrane: Membrane, species: tuple[str, ...], *,
-                  X: np.ndarray, dW: np.ndarray | None = None, film: Film | None = None, n_cells: int = 20,
-                  temperature: float = 298.15, temperature_model: str = "none", pore_model: str = "nernst_planck",
-                  tol: float = 1e-8) -> Sensitivity:
+def sensitivities(
+    c_feed: np.ndarray,
+    jv: np.ndarray,
+    membrane: Membrane,
+    species: tuple[str, ...],
+    *,
+    X: np.ndarray,
+    dW: np.ndarray | None = None,
+    film: Film | None = None,
+    n_cells: int = 20,
+    temperature: float = 298.15,
+    temperature_model: str = "none",
+    pore_model: str = "nernst_planck",
+    tol: float = 1e-8,
+) -> Sensitivity:
     """Solve B cases (feeds ``c_feed`` (B, d) mol/m³ of validated ``species``, fluxes ``jv`` (B,) m/s, pore
     charge ``X`` (B,) mol/m³, partition energies ``dW`` (B, d) in k_B T, default 0) of one ``membrane``
     (its X_d unused) and return the permeate with its derivatives (:class:`Sensitivity`)."""
@@ -124,6 +136,6 @@ def sensitivities(c_feed: np.ndarray, jv: np.ndarray, membrane: Membrane, specie
         system = _System(sub, cur)
         for j in range(partials.shape[2]):
             system.rhs = partials[:, :, j]
-            d_perm[run, :, j] = np.where(sub.mask, c_p[run] * direction(system, cur).v, 0.0)
+            d_perm[run, :, j] = np.where(sub.mask, c_p[run] * direction(system, cur).v, 0.0)  # type: ignore[arg-type]  # _System has the Chain methods direction calls
     permeate = np.where(converged[:, None], c_p, np.nan)
     return Sensitivity(permeate, d_perm, converged)

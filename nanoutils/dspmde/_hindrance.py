@@ -5,6 +5,7 @@
 partition coefficient is 0 (full exclusion, rejection 1). Sources are chosen by
 name from :data:`HINDRANCE`; the default is ``"bowen_welfoot_2002"``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -48,8 +49,17 @@ def dechadilok_deen_2006(lam: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """
     lam = np.asarray(lam, dtype=float)
     x = np.clip(lam, 1e-12, 0.999999)
-    h = (1.0 + 9.0 / 8.0 * x * np.log(x) - 1.56034 * x + 0.528155 * x**2 + 1.91521 * x**3
-         - 2.81903 * x**4 + 0.270788 * x**5 + 1.10115 * x**6 - 0.435933 * x**7)
+    h = (
+        1.0
+        + 9.0 / 8.0 * x * np.log(x)
+        - 1.56034 * x
+        + 0.528155 * x**2
+        + 1.91521 * x**3
+        - 2.81903 * x**4
+        + 0.270788 * x**5
+        + 1.10115 * x**6
+        - 0.435933 * x**7
+    )
     k_d = np.where(lam <= 0.95, h / (1.0 - x) ** 2, 0.984 * ((1.0 - x) / x) ** 2.5)
     k_d = np.where(lam > 0.0, k_d, 1.0)
     k_c = (1.0 + 3.867 * lam - 1.907 * lam**2 - 0.834 * lam**3) / (1.0 + 1.867 * lam - 0.741 * lam**2)

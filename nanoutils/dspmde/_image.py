@@ -14,6 +14,7 @@ the paper); ε_m = ε_p gives exactly 0. Screening by the pore electrolyte reduc
 this term is the upper bound of the image-force contribution (a few k_B T for a monovalent ion in
 a 0.5 nm pore): a membrane fitted without it must be refitted with it.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -46,6 +47,10 @@ def image_log_partition(z: np.ndarray, r_p: float, eps_p: float, eps_m: float, t
     with pore and matrix permittivities ``eps_p``, ``eps_m`` (relative) at ``temperature`` (K)."""
     if eps_m <= 0 or eps_p <= 0:
         raise ValueError(f"permittivities must be > 0, got ε_p = {eps_p!r}, ε_m = {eps_m!r}")
-    energy = (np.asarray(z, dtype=float) ** 2 * ELEMENTARY_CHARGE**2
-              / (4 * np.pi**2 * VACUUM_PERMITTIVITY * eps_p * r_p) * image_integral(float(eps_m / eps_p)))
+    energy = (
+        np.asarray(z, dtype=float) ** 2
+        * ELEMENTARY_CHARGE**2
+        / (4 * np.pi**2 * VACUUM_PERMITTIVITY * eps_p * r_p)
+        * image_integral(float(eps_m / eps_p))
+    )
     return -energy / (BOLTZMANN * temperature)

@@ -18,6 +18,7 @@ Kinds, chosen by name from :data:`ISOTHERMS`:
 
 X_d itself stays in :class:`~nanoutils.dspmde.Membrane` (mol/m³, signed).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,9 @@ class ChargeIsotherm:
             raise IsothermError(f"unknown isotherm {self.kind!r}; choose one of {', '.join(ISOTHERMS)}")
         for name, value, positive in (("n", self.n, False), ("I_ref", self.I_ref, True), ("sites", self.sites, False)):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or (value <= 0 if positive else False):
-                raise IsothermError(f"isotherm parameter {name} must be a finite number{' > 0' if positive else ''}, "
-                                    f"got {value!r}")
+                raise IsothermError(
+                    f"isotherm parameter {name} must be a finite number{' > 0' if positive else ''}, got {value!r}"
+                )
         if self.sites < 0:
             raise IsothermError(f"isotherm parameter sites must be ≥ 0 mol/m³, got {self.sites!r}")
         for ion, k in self.binding.items():

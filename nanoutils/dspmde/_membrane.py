@@ -1,4 +1,5 @@
 """Membrane parameters Z = {r_p, Δx_e, ε_p, X_d} of the DSPM-DE model, validated."""
+
 from __future__ import annotations
 
 import math

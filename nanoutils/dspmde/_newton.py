@@ -8,6 +8,7 @@ function of δg, δw_k = α_k + β_k δg, by one arrowhead (diagonal + one row +
 solve per node; the link from the bulk plus zero current then give a (d+1)×(d+1) system
 for δg. Cost per iteration: O(K d²) per case, all cases at once in numpy.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -68,17 +69,23 @@ def direction(chain: Chain, st: State) -> State:
 
 
 def _axpy(st: State, lam: np.ndarray, step: State) -> State:
-    return State(st.U + lam[:, None, None] * step.U, st.Psi + lam[:, None] * step.Psi,
-                 st.v + lam[:, None] * step.v, st.psi_p + lam * step.psi_p)
+    return State(
+        st.U + lam[:, None, None] * step.U,
+        st.Psi + lam[:, None] * step.Psi,
+        st.v + lam[:, None] * step.v,
+        st.psi_p + lam * step.psi_p,
+    )
 
 
 def _size(step: State) -> np.ndarray:
-    return np.maximum.reduce([np.abs(step.U).max(axis=(1, 2)), np.abs(step.Psi).max(axis=1),
-                              np.abs(step.v).max(axis=1), np.abs(step.psi_p)])
+    return np.maximum.reduce(
+        [np.abs(step.U).max(axis=(1, 2)), np.abs(step.Psi).max(axis=1), np.abs(step.v).max(axis=1), np.abs(step.psi_p)]
+    )
 
 
-def _line_search(chain: Chain, st: State, step: State, lam: np.ndarray, search: np.ndarray,
-                 max_halvings: int = 12) -> State:
+def _line_search(
+    chain: Chain, st: State, step: State, lam: np.ndarray, search: np.ndarray, max_halvings: int = 12
+) -> State:
     """Backtracking (Armijo) on the sum of squared residuals for the cases in ``search``."""
     trial = _axpy(st, lam, step)
     if not search.any():
@@ -100,8 +107,9 @@ def _line_search(chain: Chain, st: State, step: State, lam: np.ndarray, search: 
     return trial
 
 
-def newton(chain: Chain, st: State, *, tol: float = 1e-10, maxiter: int = 50, line_search: bool = False
-           ) -> tuple[State, np.ndarray, np.ndarray]:
+def newton(
+    chain: Chain, st: State, *, tol: float = 1e-10, maxiter: int = 50, line_search: bool = False
+) -> tuple[State, np.ndarray, np.ndarray]:
     """Newton from ``st`` with steps capped at STEP_CAP (and an Armijo line search if asked);
     returns (state, converged (B,), iterations (B,)).
 
@@ -142,8 +150,9 @@ def newton(chain: Chain, st: State, *, tol: float = 1e-10, maxiter: int = 50, li
     return st, converged, iterations
 
 
-def continuation(chain: Chain, start: State, *, ladder: int = 7, tol: float = 1e-10, maxiter: int = 40
-                 ) -> tuple[State, np.ndarray, np.ndarray]:
+def continuation(
+    chain: Chain, start: State, *, ladder: int = 7, tol: float = 1e-10, maxiter: int = 40
+) -> tuple[State, np.ndarray, np.ndarray]:
     """Capped Newton at the target flux; cases that fail are re-solved with line search along
     J_v·2^(−ladder+1) … J_v, each step warm-started from the previous one (J_v → 0 is the
     equilibrium start)."""

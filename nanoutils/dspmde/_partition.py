@@ -7,6 +7,7 @@ switched on, see ``_image``), an optional ion-specific partition energy ΔW_i ad
 (``partition_energy``, in k_B T; 0 by default) and the Donnan potential Δψ_D (dimensionless, F ψ / RT) fixed by
 electroneutrality in the pore, Σ z c_pore + X_d = 0.
 """
+
 from __future__ import annotations
 
 import math
@@ -68,8 +69,15 @@ def partition_energies(species: Sequence[str], partition_energy: Mapping[str, fl
     return np.array([given.get(ions.canonical(s), 0.0) for s in species])
 
 
-def pore_ions(species: Sequence[str], membrane: Membrane, temperature: float, *, image_forces: bool = False,
-              temperature_model: str = "none", partition_energy: Mapping[str, float] | None = None) -> PoreIons:
+def pore_ions(
+    species: Sequence[str],
+    membrane: Membrane,
+    temperature: float,
+    *,
+    image_forces: bool = False,
+    temperature_model: str = "none",
+    partition_energy: Mapping[str, float] | None = None,
+) -> PoreIons:
     """Steric/dielectric partitioning and hindrance factors of ``species`` in ``membrane`` at ``temperature`` (K).
 
     ``image_forces``: add the cylindrical-pore image-force energy with ``membrane.eps_m`` to the
@@ -94,8 +102,15 @@ def pore_ions(species: Sequence[str], membrane: Membrane, temperature: float, *,
     return PoreIons(tuple(i.name for i in table), z, diff, lam, k_c, k_d, ln_phi)
 
 
-def donnan_potential(c_out: np.ndarray, z: np.ndarray, ln_phi: np.ndarray, X_d: float | np.ndarray,
-                     *, tol: float = 1e-13, maxiter: int = 200) -> np.ndarray:
+def donnan_potential(
+    c_out: np.ndarray,
+    z: np.ndarray,
+    ln_phi: np.ndarray,
+    X_d: float | np.ndarray,
+    *,
+    tol: float = 1e-13,
+    maxiter: int = 200,
+) -> np.ndarray:
     """Dimensionless Donnan potential Δψ_D (…,) with Σ z c_out φ e^{−z Δψ_D} + X_d = 0.
 
     ``c_out`` (…, d) in mol/m³; ``ln_phi`` (d,) or (…, d), −inf for excluded ions. Solved by
@@ -132,8 +147,14 @@ def donnan_potential(c_out: np.ndarray, z: np.ndarray, ln_phi: np.ndarray, X_d: 
 MECHANISMS = ("steric", "dielectric", "image", "Donnan")
 
 
-def partition_terms(c_feed: np.ndarray, species: Sequence[str], membrane: Membrane, temperature: float = 298.15, *,
-                    image_forces: bool = False) -> dict[str, np.ndarray]:
+def partition_terms(
+    c_feed: np.ndarray,
+    species: Sequence[str],
+    membrane: Membrane,
+    temperature: float = 298.15,
+    *,
+    image_forces: bool = False,
+) -> dict[str, np.ndarray]:
     """Each exclusion mechanism's share of the feed-side partition coefficient, as ln k (d,) per mechanism.
 
     ln(c_pore/c_feed) = ln φ_S (steric) + ln φ_B (dielectric, Born) + ln φ_im (image forces; 0 unless
@@ -146,10 +167,15 @@ def partition_terms(c_feed: np.ndarray, species: Sequence[str], membrane: Membra
     table = [ions.get(s) for s in species]
     r_s = np.array([i.stokes_radius for i in table])
     with np.errstate(divide="ignore"):
-        terms = {"steric": np.log(steric_partition(pore.lam)),
-                 "dielectric": born_log_partition(pore.z, r_s, membrane.eps_p, membrane.eps_b, temperature)}
-    terms["image"] = (image_log_partition(pore.z, membrane.r_p, membrane.eps_p, membrane.eps_m, temperature)
-                      if image_forces else np.zeros(len(species)))
+        terms = {
+            "steric": np.log(steric_partition(pore.lam)),
+            "dielectric": born_log_partition(pore.z, r_s, membrane.eps_p, membrane.eps_b, temperature),
+        }
+    terms["image"] = (
+        image_log_partition(pore.z, membrane.r_p, membrane.eps_p, membrane.eps_m, temperature)
+        if image_forces
+        else np.zeros(len(species))
+    )
     ln_phi = terms["steric"] + terms["dielectric"] + terms["image"]
     terms["Donnan"] = -pore.z * donnan_potential(np.asarray(c_feed, float), pore.z, ln_phi, membrane.X_d)
     terms["total"] = ln_phi + terms["Donnan"]

@@ -13,6 +13,7 @@ iteration, after Geraldes & Brites Alves (2008):
 
 At a fixed point δψ = 0 (neutrality everywhere) and C = C⁽ⁿ⁾ (all link equations hold).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -38,8 +39,9 @@ def _relax_concentration(c_old: np.ndarray, c_new: np.ndarray, eta: float) -> np
     return c_old + eta * limit * delta
 
 
-def fixed_point(chain: Chain, *, eta_psi: float = ETA_PSI, eta_c: float = ETA_C, tol: float = 1e-13,
-                maxiter: int = 200_000) -> tuple[State, bool, int]:
+def fixed_point(
+    chain: Chain, *, eta_psi: float = ETA_PSI, eta_c: float = ETA_C, tol: float = 1e-13, maxiter: int = 200_000
+) -> tuple[State, bool, int]:
     """Iterate eqs. 9–10 on a single-case chain from the J_v → 0 equilibrium start."""
     st = equilibrium_state(chain)
     zm = chain.z * chain.mask[0]
@@ -60,10 +62,20 @@ def fixed_point(chain: Chain, *, eta_psi: float = ETA_PSI, eta_c: float = ETA_C,
     return chain.frozen_potential(st), False, maxiter
 
 
-def solve_reference(feed: Mapping[str, float] | np.ndarray, flux: float, *, membrane: Membrane | None = None,
-                    film: Film | None = None, temperature: float = 298.15, species: Sequence[str] | None = None,
-                    n_cells: int = DEFAULT_CELLS, eta_psi: float = ETA_PSI, eta_c: float = ETA_C,
-                    tol: float = 1e-13, maxiter: int = 200_000) -> Result:
+def solve_reference(
+    feed: Mapping[str, float] | np.ndarray,
+    flux: float,
+    *,
+    membrane: Membrane | None = None,
+    film: Film | None = None,
+    temperature: float = 298.15,
+    species: Sequence[str] | None = None,
+    n_cells: int = DEFAULT_CELLS,
+    eta_psi: float = ETA_PSI,
+    eta_c: float = ETA_C,
+    tol: float = 1e-13,
+    maxiter: int = 200_000,
+) -> Result:
     """One feed at one flux J_v (m/s) by the paper's under-relaxed scheme (η_ψ = 0.10,
     η_C = 0.175 by default); returns a (1, 1) :class:`Result` comparable with :func:`solve`.
     Slow by design: it is the yardstick for the batched solver, not a production path."""
@@ -81,7 +93,12 @@ def solve_reference(feed: Mapping[str, float] | np.ndarray, flux: float, *, memb
     c_p = np.where(chain.mask, np.exp(st.v), 0.0) if both else np.zeros_like(c_feed)
     surface = np.where(chain.mask, np.exp(st.U[:, chain.n_film - 1]), 0.0) if film is not None else c_feed
     nan = np.full_like(c_feed, np.nan)
-    info = {"iterations": np.array([[iterations]]), "residual": chain.residual_norm(st)[None],
-            "n_failed": int(not ok), "n_cells": n_cells, "eta_psi": eta_psi, "eta_c": eta_c}
-    return Result(names, c_feed, jv, (c_p if ok else nan)[None], (surface if ok else nan)[None],
-                  np.array([[ok]]), info)
+    info = {
+        "iterations": np.array([[iterations]]),
+        "residual": chain.residual_norm(st)[None],
+        "n_failed": int(not ok),
+        "n_cells": n_cells,
+        "eta_psi": eta_psi,
+        "eta_c": eta_c,
+    }
+    return Result(names, c_feed, jv, (c_p if ok else nan)[None], (surface if ok else nan)[None], np.array([[ok]]), info)

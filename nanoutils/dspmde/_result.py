@@ -1,4 +1,5 @@
 """Result container of a DSPM-DE batch: N feeds × M fluxes × d ions."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -56,13 +57,15 @@ class Result:
         c_feed, c_perm (mol/m³), R, converged."""
         n, m, d = self.permeate.shape
         f_id, j_id, i_id = np.meshgrid(np.arange(n), np.arange(m), np.arange(d), indexing="ij")
-        frame = pd.DataFrame({
-            "feed_id": f_id.ravel(),
-            "Jv_m_s": self.fluxes[j_id.ravel()],
-            "ion": np.asarray(self.species, dtype=object)[i_id.ravel()],
-            "c_feed": self.feed[f_id.ravel(), i_id.ravel()],
-            "c_perm": self.permeate.ravel(),
-            "R": self.rejection.ravel(),
-            "converged": self.converged[f_id.ravel(), j_id.ravel()],
-        })
+        frame = pd.DataFrame(
+            {
+                "feed_id": f_id.ravel(),
+                "Jv_m_s": self.fluxes[j_id.ravel()],
+                "ion": np.asarray(self.species, dtype=object)[i_id.ravel()],
+                "c_feed": self.feed[f_id.ravel(), i_id.ravel()],
+                "c_perm": self.permeate.ravel(),
+                "R": self.rejection.ravel(),
+                "converged": self.converged[f_id.ravel(), j_id.ravel()],
+            }
+        )
         return frame[frame.c_feed > 0].reset_index(drop=True)

@@ -1,4 +1,5 @@
 """Validated inputs → the discretised chain and its equilibrium starting point."""
+
 from __future__ import annotations
 
 import math
@@ -51,7 +52,9 @@ def _check_dense(c: np.ndarray, names: tuple[str, ...]) -> None:
     bad = ~np.isfinite(c) | (c < 0)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ions.ConcentrationValueError(f"feed {row}: concentration of {names[col]} must be finite and ≥ 0, got {c[row, col]}")
+        raise ions.ConcentrationValueError(
+            f"feed {row}: concentration of {names[col]} must be finite and ≥ 0, got {c[row, col]}"
+        )
     empty = np.flatnonzero(c.sum(axis=1) == 0)
     if empty.size:
         raise ions.CompositionError(f"feed {empty[0]} has no ions (all concentrations are 0)")
@@ -60,8 +63,10 @@ def _check_dense(c: np.ndarray, names: tuple[str, ...]) -> None:
     off = np.flatnonzero(np.abs(net) > ions.NEUTRALITY_RTOL * scale)
     if off.size:
         i = off[0]
-        raise ions.ElectroneutralityError(f"feed {i} is not electroneutral: Σ z c = {net[i]:+.6g} mol/m³ "
-                                          f"(relative {abs(net[i]) / scale[i]:.3g} > {ions.NEUTRALITY_RTOL:g})")
+        raise ions.ElectroneutralityError(
+            f"feed {i} is not electroneutral: Σ z c = {net[i]:+.6g} mol/m³ "
+            f"(relative {abs(net[i]) / scale[i]:.3g} > {ions.NEUTRALITY_RTOL:g})"
+        )
 
 
 def as_fluxes(fluxes) -> np.ndarray:
@@ -105,9 +110,17 @@ class Slab(NamedTuple):
     X_d: float = 0.0
 
 
-def build_chain(c_feed: np.ndarray, jv: np.ndarray, pore: PoreIons, membrane: Membrane | Slab,
-                film: Film | None, n_cells: int, *, X: np.ndarray | None = None,
-                pore_model: str = "nernst_planck") -> Chain:
+def build_chain(
+    c_feed: np.ndarray,
+    jv: np.ndarray,
+    pore: PoreIons,
+    membrane: Membrane | Slab,
+    film: Film | None,
+    n_cells: int,
+    *,
+    X: np.ndarray | None = None,
+    pore_model: str = "nernst_planck",
+) -> Chain:
     """The discretised film (if any) and pore for B = len(jv) cases with feeds ``c_feed`` (B, d);
     ``X`` (B,) membrane charge per case in mol/m³ (default ``membrane.X_d`` for all)."""
     if not isinstance(membrane, (Membrane, Slab)):
@@ -129,8 +142,19 @@ def build_chain(c_feed: np.ndarray, jv: np.ndarray, pore: PoreIons, membrane: Me
     x_case = np.full(b, float(membrane.X_d)) if X is None else np.broadcast_to(np.asarray(X, dtype=float), (b,))
     x = np.concatenate([np.zeros((b, n_film)), np.repeat(x_case[:, None], n_cells + 1, axis=1)], axis=1)
     central = (kind == CELL) & (np.arange(kind.size) > n_film) & (pore_model == "single_element")
-    return Chain(kind=kind, s=s, K_c=k_c, ln_phi=ln_phi, X=x, mask=mask, ln_cb=ln_cb,
-                 Jv=np.asarray(jv, dtype=float), z=pore.z, n_film=n_film, central=central)
+    return Chain(
+        kind=kind,
+        s=s,
+        K_c=k_c,
+        ln_phi=ln_phi,
+        X=x,
+        mask=mask,
+        ln_cb=ln_cb,
+        Jv=np.asarray(jv, dtype=float),
+        z=pore.z,
+        n_film=n_film,
+        central=central,
+    )
 
 
 def equilibrium_state(chain: Chain) -> State:
@@ -142,7 +166,14 @@ def equilibrium_state(chain: Chain) -> State:
     ln_in = np.where(chain.mask, chain.ln_phi[:, 0], -np.inf)
     psi_d = donnan_potential(np.where(chain.mask, np.exp(chain.ln_cb), 0.0), chain.z, ln_in, chain.X[:, -1])
     pore = np.where(chain.mask, chain.ln_cb + chain.ln_phi[:, 0] - chain.z * psi_d[:, None], 0.0)
-    U = np.concatenate([np.repeat(chain.ln_cb[:, None], chain.n_film, axis=1),
-                        np.repeat(pore[:, None], chain.n_nodes - chain.n_film, axis=1)], axis=1)
-    Psi = np.concatenate([np.zeros((b, chain.n_film)), np.repeat(psi_d[:, None], chain.n_nodes - chain.n_film, axis=1)], axis=1)
+    U = np.concatenate(
+        [
+            np.repeat(chain.ln_cb[:, None], chain.n_film, axis=1),
+            np.repeat(pore[:, None], chain.n_nodes - chain.n_film, axis=1),
+        ],
+        axis=1,
+    )
+    Psi = np.concatenate(
+        [np.zeros((b, chain.n_film)), np.repeat(psi_d[:, None], chain.n_nodes - chain.n_film, axis=1)], axis=1
+    )
     return State(U, Psi, chain.ln_cb.copy(), np.zeros(b))

@@ -1,4 +1,5 @@
 """Batched DSPM-DE solver: N feeds × M fluxes in one call, no Python loop over cases."""
+
 from __future__ import annotations
 
 import os
@@ -77,11 +78,24 @@ def case_permeate(chain: Chain, st: State, c_feed: np.ndarray) -> tuple[np.ndarr
     return c_p, both & (chain.Jv > 0)
 
 
-def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None = None,
-          temperature: float = 298.15, species: Sequence[str] | None = None, n_cells: int = DEFAULT_CELLS,
-          activity: str | ActivityModel | None = None, profiles: bool = False, tol: float = 1e-8,
-          isotherm: ChargeIsotherm | None = None, image_forces: bool = False, temperature_model: str = "none",
-          pore: str = "nernst_planck", partition_energy: Mapping[str, float] | None = None) -> Result:
+def solve(
+    feeds,
+    fluxes,
+    *,
+    membrane: Membrane | None = None,
+    film: Film | None = None,
+    temperature: float = 298.15,
+    species: Sequence[str] | None = None,
+    n_cells: int = DEFAULT_CELLS,
+    activity: str | ActivityModel | None = None,
+    profiles: bool = False,
+    tol: float = 1e-8,
+    isotherm: ChargeIsotherm | None = None,
+    image_forces: bool = False,
+    temperature_model: str = "none",
+    pore: str = "nernst_planck",
+    partition_energy: Mapping[str, float] | None = None,
+) -> Result:
     """Permeate concentrations of every feed at every flux (flux-specified DSPM-DE).
 
     ``feeds``: a :class:`~nanoutils.ions.Feed`, a list of feeds, or a dense (N, d) array in
@@ -118,26 +132,61 @@ def solve(feeds, fluxes, *, membrane: Membrane | None = None, film: Film | None 
     temperature = check_temperature(temperature)
     n_cells = check_pore_model(pore, n_cells)
     model = activity_model(activity, names, temperature)
-    pore_props = pore_ions(names, membrane, temperature, image_forces=image_forces, temperature_model=temperature_model,
-                           partition_energy=partition_energy)
+    pore_props = pore_ions(
+        names,
+        membrane,
+        temperature,
+        image_forces=image_forces,
+        temperature_model=temperature_model,
+        partition_energy=partition_energy,
+    )
     isotherm = ChargeIsotherm() if isotherm is None else isotherm
     if not isinstance(isotherm, ChargeIsotherm):
         raise IsothermError(f"isotherm must be a dspmde.ChargeIsotherm or None, got {isotherm!r}")
     x_feed = isotherm.charge(membrane.X_d, c_feed, names)
-    options = {"activity": activity if isinstance(activity, str) or activity is None else "callable",
-               "isotherm": isotherm.kind, "image_forces": bool(image_forces),
-               "temperature_model": temperature_model, "pore": pore,
-               "partition_energy": {k: float(v) for k, v in (partition_energy or {}).items()}}
-    return solve_cases(c_feed, jv, pore_props, membrane.dx_e, x_feed, film=film, n_cells=n_cells, model=model, tol=tol,
-                       pore_model=pore, profiles=profiles, temperature=temperature,
-                       info={"hindrance": membrane.hindrance, "X_d": x_feed, "options": options}, label="DSPM-DE")
+    options = {
+        "activity": activity if isinstance(activity, str) or activity is None else "callable",
+        "isotherm": isotherm.kind,
+        "image_forces": bool(image_forces),
+        "temperature_model": temperature_model,
+        "pore": pore,
+        "partition_energy": {k: float(v) for k, v in (partition_energy or {}).items()},
+    }
+    return solve_cases(
+        c_feed,
+        jv,
+        pore_props,
+        membrane.dx_e,
+        x_feed,
+        film=film,
+        n_cells=n_cells,
+        model=model,
+        tol=tol,
+        pore_model=pore,
+        profiles=profiles,
+        temperature=temperature,
+        info={"hindrance": membrane.hindrance, "X_d": x_feed, "options": options},
+        label="DSPM-DE",
+    )
 
 
-def solve_transport(feeds, fluxes, pore: Callable[[tuple[str, ...], float, np.ndarray], PoreIons], thickness: float,
-                    charge: float, *, film: Film | None = None, temperature: float = 298.15,
-                    species: Sequence[str] | None = None, n_cells: int = DEFAULT_CELLS,
-                    activity: str | ActivityModel | None = None, profiles: bool = False, tol: float = 1e-8,
-                    info: dict | None = None, label: str = "model") -> Result:
+def solve_transport(
+    feeds,
+    fluxes,
+    pore: Callable[[tuple[str, ...], float, np.ndarray], PoreIons],
+    thickness: float,
+    charge: float,
+    *,
+    film: Film | None = None,
+    temperature: float = 298.15,
+    species: Sequence[str] | None = None,
+    n_cells: int = DEFAULT_CELLS,
+    activity: str | ActivityModel | None = None,
+    profiles: bool = False,
+    tol: float = 1e-8,
+    info: dict | None = None,
+    label: str = "model",
+) -> Result:
     """The extended Nernst–Planck chain of :func:`solve` for a model that supplies its own per-ion pore
     coefficients: the hook for other models of the same form (the solution-friction model of
     :mod:`nanoutils.friction`).
@@ -154,14 +203,41 @@ def solve_transport(feeds, fluxes, pore: Callable[[tuple[str, ...], float, np.nd
     n_cells = check_pore_model("nernst_planck", n_cells)
     pore_props = pore(names, temperature, np.asarray((c_feed > 0).any(axis=0)))
     x_feed = np.full(len(c_feed), float(charge))
-    return solve_cases(c_feed, jv, pore_props, thickness, x_feed, film=film, n_cells=n_cells,
-                       model=activity_model(activity, names, temperature), tol=tol, pore_model="nernst_planck",
-                       profiles=profiles, temperature=temperature, info={**(info or {}), "X_d": x_feed}, label=label)
+    return solve_cases(
+        c_feed,
+        jv,
+        pore_props,
+        thickness,
+        x_feed,
+        film=film,
+        n_cells=n_cells,
+        model=activity_model(activity, names, temperature),
+        tol=tol,
+        pore_model="nernst_planck",
+        profiles=profiles,
+        temperature=temperature,
+        info={**(info or {}), "X_d": x_feed},
+        label=label,
+    )
 
 
-def solve_cases(c_feed: np.ndarray, jv: np.ndarray, pore_props: PoreIons, dx_e: float, x_feed: np.ndarray, *,
-                film: Film | None, n_cells: int, model: ActivityModel | None, tol: float, pore_model: str,
-                profiles: bool, temperature: float, info: dict, label: str) -> Result:
+def solve_cases(
+    c_feed: np.ndarray,
+    jv: np.ndarray,
+    pore_props: PoreIons,
+    dx_e: float,
+    x_feed: np.ndarray,
+    *,
+    film: Film | None,
+    n_cells: int,
+    model: ActivityModel | None,
+    tol: float,
+    pore_model: str,
+    profiles: bool,
+    temperature: float,
+    info: dict,
+    label: str,
+) -> Result:
     """Solve N validated feeds ``c_feed`` (N, d) mol/m³ × M fluxes ``jv`` (M,) m/s for given per-ion pore
     coefficients ``pore_props`` (K_c, K_d·D, ln φ of :class:`PoreIons`), pore length ``dx_e`` (m) and
     charge ``x_feed`` (N,) mol/m³ per feed — the part of :func:`solve` shared with other models of the
@@ -175,18 +251,24 @@ def solve_cases(c_feed: np.ndarray, jv: np.ndarray, pore_props: PoreIons, dx_e: 
     n_nodes = (film.n_cells if film is not None else 0) + n_cells + 1
     permeate, surface = np.full((b, d), np.nan), np.full((b, d), np.nan)
     converged, iterations, residual = np.zeros(b, bool), np.zeros(b, int), np.full(b, np.nan)
-    pore_c, pore_psi, perm_psi = np.full((b, n_cells + 1, d), np.nan), np.full((b, n_cells + 1), np.nan), np.full(b, np.nan)
+    pore_c, pore_psi, perm_psi = (
+        np.full((b, n_cells + 1, d), np.nan),
+        np.full((b, n_cells + 1), np.nan),
+        np.full(b, np.nan),
+    )
 
     def run_chunk(idx: np.ndarray) -> None:
-        chain = build_chain(cases_c[idx], cases_j[idx], pore_props, slab, film, n_cells, X=cases_x[idx],
-                            pore_model=pore_model)
+        chain = build_chain(
+            cases_c[idx], cases_j[idx], pore_props, slab, film, n_cells, X=cases_x[idx], pore_model=pore_model
+        )
         st, conv, its, res = _solve_chain(chain, model, tol)
         c_p = case_permeate(chain, st, cases_c[idx])[0]
         conv &= np.isfinite(c_p).all(axis=1)
         keep = idx[conv]
         permeate[keep] = c_p[conv]
-        surface[keep] = (np.where(chain.mask, np.exp(st.U[:, chain.n_film - 1]), 0.0)[conv]
-                         if film is not None else cases_c[keep])
+        surface[keep] = (
+            np.where(chain.mask, np.exp(st.U[:, chain.n_film - 1]), 0.0)[conv] if film is not None else cases_c[keep]
+        )
         pore_c[keep] = np.where(chain.mask[:, None], np.exp(st.U[:, chain.pore]), 0.0)[conv]
         pore_psi[keep], perm_psi[keep] = st.Psi[conv, chain.pore], st.psi_p[conv]
         converged[idx], iterations[idx], residual[idx] = conv, its, res
@@ -199,12 +281,30 @@ def solve_cases(c_feed: np.ndarray, jv: np.ndarray, pore_props: PoreIons, dx_e: 
             list(pool.map(run_chunk, chunks))  # numpy releases the GIL inside its loops
     n_failed = int((~converged).sum())
     if n_failed:
-        warnings.warn(f"{label}: {n_failed} of {b} cases did not converge (NaN outputs, converged=False)",
-                      ConvergenceWarning, stacklevel=3)
+        warnings.warn(
+            f"{label}: {n_failed} of {b} cases did not converge (NaN outputs, converged=False)",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     volts = thermal_voltage(temperature)
-    prof = Profiles(np.linspace(0.0, dx_e, n_cells + 1), pore_c.reshape(n, m, n_cells + 1, d),
-                    volts * pore_psi.reshape(n, m, -1), volts * perm_psi.reshape(n, m)) if profiles else None
-    info = {"iterations": iterations.reshape(n, m), "residual": residual.reshape(n, m), "n_failed": n_failed,
-            "n_cells": n_cells, "n_nodes": n_nodes, **info}
-    return Result(names, c_feed, jv, permeate.reshape(n, m, d), surface.reshape(n, m, d),
-                  converged.reshape(n, m), info, prof)
+    prof = (
+        Profiles(
+            np.linspace(0.0, dx_e, n_cells + 1),
+            pore_c.reshape(n, m, n_cells + 1, d),
+            volts * pore_psi.reshape(n, m, -1),
+            volts * perm_psi.reshape(n, m),
+        )
+        if profiles
+        else None
+    )
+    info = {
+        "iterations": iterations.reshape(n, m),
+        "residual": residual.reshape(n, m),
+        "n_failed": n_failed,
+        "n_cells": n_cells,
+        "n_nodes": n_nodes,
+        **info,
+    }
+    return Result(
+        names, c_feed, jv, permeate.reshape(n, m, d), surface.reshape(n, m, d), converged.reshape(n, m), info, prof
+    )

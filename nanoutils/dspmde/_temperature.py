@@ -11,6 +11,7 @@
 
 At 25 °C both factors are exactly 1, so the two models coincide.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,9 @@ def scaling(model: str, temperature: float) -> tuple[float, float]:
         return 1.0, 1.0
     lo, hi = T_RANGE
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and lo <= temperature <= hi):
-        raise TemperatureRangeError(f"temperature {temperature!r} K is outside the {lo}–{hi} K (5–50 °C) "
-                                    f"range of the {model!r} temperature model")
+        raise TemperatureRangeError(
+            f"temperature {temperature!r} K is outside the {lo}–{hi} K (5–50 °C) "
+            f"range of the {model!r} temperature model"
+        )
     d_ratio = (temperature / T_REF) * (water_viscosity(T_REF) / water_viscosity(temperature))
     return d_ratio, water_permittivity(temperature) / water_permittivity(T_REF)

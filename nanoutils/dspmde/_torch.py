@@ -3,6 +3,7 @@
 The forward pass is the batched numpy solver; the backward pass uses the implicit-differentiation
 sensitivities of :mod:`._grad` (no differentiation through the Newton iterations).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -46,10 +47,22 @@ def _per_feed(value: torch.Tensor, n: int, width: int, name: str) -> torch.Tenso
     return value.to(torch.float64).expand(n, width)
 
 
-def solve_torch(feeds, fluxes, params: torch.Tensor, *, dW: torch.Tensor | None = None,
-                species: Sequence[str] | None = None, membrane: Membrane | None = None, film: Film | None = None,
-                isotherm: ChargeIsotherm | None = None, temperature: float = 298.15, temperature_model: str = "none",
-                n_cells: int = DEFAULT_CELLS, pore: str = "nernst_planck", tol: float = 1e-8) -> torch.Tensor:
+def solve_torch(
+    feeds,
+    fluxes,
+    params: torch.Tensor,
+    *,
+    dW: torch.Tensor | None = None,
+    species: Sequence[str] | None = None,
+    membrane: Membrane | None = None,
+    film: Film | None = None,
+    isotherm: ChargeIsotherm | None = None,
+    temperature: float = 298.15,
+    temperature_model: str = "none",
+    n_cells: int = DEFAULT_CELLS,
+    pore: str = "nernst_planck",
+    tol: float = 1e-8,
+) -> torch.Tensor:
     """Permeate concentrations (N, M, d) in mol/m³ of N feeds at M fluxes (m/s), as a float64 tensor
     differentiable with respect to ``params`` and ``dW``.
 
@@ -82,20 +95,33 @@ def solve_torch(feeds, fluxes, params: torch.Tensor, *, dW: torch.Tensor | None 
         rows, group = np.unique(np.concatenate([p_np, w_np], axis=1), axis=0, return_inverse=True)
         for g, row in enumerate(rows):  # feeds sharing a membrane are solved in one batch
             idx = np.flatnonzero(group.ravel() == g)
-            mem = template.with_(**dict(zip(("r_p", "dx_e", "eps_p", "X_d"), map(float, row[:4]))))
+            mem = template.with_(**dict(zip(("r_p", "dx_e", "eps_p", "X_d"), map(float, row[:4]), strict=True)))
             x = isotherm.charge(mem.X_d, c_feed[idx], names)
             slope = isotherm.charge(1.0, c_feed[idx], names) - isotherm.charge(0.0, c_feed[idx], names)
-            res = sensitivities(np.repeat(c_feed[idx], m, axis=0), np.tile(jv, len(idx)), mem, names,
-                                X=np.repeat(x, m), dW=np.repeat(row[None, 4:], len(idx) * m, axis=0), film=film,
-                                n_cells=n_cells, temperature=temperature, temperature_model=temperature_model,
-                                pore_model=pore, tol=tol)
+            res = sensitivities(
+                np.repeat(c_feed[idx], m, axis=0),
+                np.tile(jv, len(idx)),
+                mem,
+                names,
+                X=np.repeat(x, m),
+                dW=np.repeat(row[None, 4:], len(idx) * m, axis=0),
+                film=film,
+                n_cells=n_cells,
+                temperature=temperature,
+                temperature_model=temperature_model,
+                pore_model=pore,
+                tol=tol,
+            )
             permeate[idx] = res.permeate.reshape(len(idx), m, d)
             sens[idx] = res.d_permeate.reshape(len(idx), m, d, -1)
             sens[idx, ..., 3] *= slope[:, None, None]
         n_failed = int(np.isnan(permeate).any(axis=2).sum())
         if n_failed:
-            warnings.warn(f"DSPM-DE: {n_failed} of {n * m} cases did not converge (NaN permeate and gradients)",
-                          ConvergenceWarning, stacklevel=4)
+            warnings.warn(
+                f"DSPM-DE: {n_failed} of {n * m} cases did not converge (NaN permeate and gradients)",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         return permeate, sens
 
     return _Permeate.apply(p, w, run)

@@ -27,6 +27,7 @@ site density Γ and a binding constant K_i per ion of ``binding_ions`` (both log
 Gaussian prior toward 0 as extra residuals; :func:`laplace_ensemble` and :func:`multistart` turn a fit
 into an ensemble of models whose spread says what the data do not pin down.
 """
+
 from ._fit import LOCAL_METHODS as LOCAL_METHODS
 from ._fit import FitResult as FitResult
 from ._fit import fit as fit
@@ -57,8 +58,34 @@ from ._space import Spec as Spec
 from ._space import check_bounds as check_bounds
 from ._space import membrane as membrane
 
-__all__ = ["BOUNDS", "FILM_COLUMN", "ISOTHERM_BOUNDS", "ISOTHERM_START", "LOCAL_METHODS", "LOG_SCALE", "PAPER_TABLE2",
-           "PARAMETERS", "PENALTY_R", "UNITS", "FitError", "FitResult", "Model", "Objective", "Space", "Spec",
-           "check_bounds", "delta_chi2", "fit", "fit_gradient", "laplace_draws", "laplace_ensemble", "membrane", "multistart",
-           "performance",
-           "prediction_frame", "predictions", "table2", "uncertainty"]
+__all__ = [
+    "BOUNDS",
+    "FILM_COLUMN",
+    "ISOTHERM_BOUNDS",
+    "ISOTHERM_START",
+    "LOCAL_METHODS",
+    "LOG_SCALE",
+    "PAPER_TABLE2",
+    "PARAMETERS",
+    "PENALTY_R",
+    "UNITS",
+    "FitError",
+    "FitResult",
+    "Model",
+    "Objective",
+    "Space",
+    "Spec",
+    "check_bounds",
+    "delta_chi2",
+    "fit",
+    "fit_gradient",
+    "laplace_draws",
+    "laplace_ensemble",
+    "membrane",
+    "multistart",
+    "performance",
+    "prediction_frame",
+    "predictions",
+    "table2",
+    "uncertainty",
+]

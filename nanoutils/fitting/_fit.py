@@ -1,4 +1,5 @@
 """The fit itself: dual annealing then Nelder–Mead on eq. 11, standard errors, and Table 2."""
+
 from __future__ import annotations
 
 import time
@@ -35,7 +36,8 @@ class FitResult:
     """A fitted Z (and isotherm parameters, see :class:`Spec`): ``params`` (SI), standard errors ``stderr``
     (SI, from the Gauss–Newton Hessian scaled by the reduced χ²), ``covariance`` of θ (:meth:`Space.theta`:
     ln r_p, ln Δx_e, ln ε_p, X_d/100[, n | ln Γ, ln K_i][, ΔW_i]), ``chi2`` (eq. 11, plus the prior residuals
-    of a fit with ΔW), ``n_points``, ``trace`` (every evaluation), ``n_unconverged`` at the optimum, ``start``, ``wall_s``, ``bounds`` and the ``spec``."""
+    of a fit with ΔW), ``n_points``, ``trace`` (every evaluation), ``n_unconverged`` at the optimum, ``start``,
+    ``wall_s``, ``bounds`` and the ``spec``."""
 
     params: dict[str, float]
     stderr: dict[str, float]
@@ -81,14 +83,24 @@ class FitResult:
     def table(self) -> pd.DataFrame:
         """Fitted values and standard errors in display units (nm, µm, –, mol/m³, m³/mol) beside Table 2."""
         units = {n: UNITS[_family(n)] for n in self.names}
-        return pd.DataFrame([{"parameter": n, "unit": unit, "fitted": self.params[n] * scale,
-                              "stderr": self.stderr[n] * scale, "at bound": n in self.at_bounds,
-                              "paper Table 2": PAPER_TABLE2.get(n, np.nan) * scale}
-                             for n, (unit, scale) in units.items()]).set_index("parameter")
+        return pd.DataFrame(
+            [
+                {
+                    "parameter": n,
+                    "unit": unit,
+                    "fitted": self.params[n] * scale,
+                    "stderr": self.stderr[n] * scale,
+                    "at bound": n in self.at_bounds,
+                    "paper Table 2": PAPER_TABLE2.get(n, np.nan) * scale,
+                }
+                for n, (unit, scale) in units.items()
+            ]
+        ).set_index("parameter")
 
 
-def uncertainty(objective: Objective, params: Mapping[str, float], space: Space, step: float = 1e-3,
-                spec: Spec | None = None) -> tuple[np.ndarray, dict[str, float]]:
+def uncertainty(
+    objective: Objective, params: Mapping[str, float], space: Space, step: float = 1e-3, spec: Spec | None = None
+) -> tuple[np.ndarray, dict[str, float]]:
     """Covariance of θ from central-difference residual Jacobians (the prior residuals of ``spec``
     included), cov = s² (JᵀJ)⁻¹ with s² = max(1, χ²/(n − p)) (inflated when the model does not fit to
     within σ), and standard errors of the physical parameters by the delta method. ``spec`` (default
@@ -110,8 +122,10 @@ def uncertainty(objective: Objective, params: Mapping[str, float], space: Space,
     s2 = max(1.0, float(r @ r) / max(objective.n_points - len(theta), 1))
     cov = s2 * np.linalg.pinv(jac.T @ jac)
     sd = np.sqrt(np.diag(cov))
-    stderr = {n: float(params[n] * s) if LOG_SCALE[_family(n)] else float(_LINEAR_SCALE.get(n, 1.0) * s)
-              for n, s in zip(space.names, sd, strict=True)}
+    stderr = {
+        n: float(params[n] * s) if LOG_SCALE[_family(n)] else float(_LINEAR_SCALE.get(n, 1.0) * s)
+        for n, s in zip(space.names, sd, strict=True)
+    }
     return cov, stderr
 
 
@@ -132,12 +146,24 @@ def _forward_jacobian(residuals, u: np.ndarray) -> np.ndarray:
     return np.stack(cols, axis=1)
 
 
-def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None = None,
-        start: Mapping[str, float] | None = None, seed: int = 0, anneal_maxiter: int = 40,
-        nm_maxiter: int = 400, activity: str | None = None, n_cells: int = 20,
-        with_uncertainty: bool = True, isotherm: str = "constant", binding_ions: tuple[str, ...] = (),
-        temperature_model: str = "none", partition_ions: tuple[str, ...] = (), prior_width: float = 1.0,
-        local: str = "nelder-mead") -> FitResult:
+def fit(
+    meas: Measurements,
+    *,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    start: Mapping[str, float] | None = None,
+    seed: int = 0,
+    anneal_maxiter: int = 40,
+    nm_maxiter: int = 400,
+    activity: str | None = None,
+    n_cells: int = 20,
+    with_uncertainty: bool = True,
+    isotherm: str = "constant",
+    binding_ions: tuple[str, ...] = (),
+    temperature_model: str = "none",
+    partition_ions: tuple[str, ...] = (),
+    prior_width: float = 1.0,
+    local: str = "nelder-mead",
+) -> FitResult:
     """Fit Z to ``meas`` by eq. 11: dual annealing (``anneal_maxiter`` iterations of 2 evaluations per
     parameter, seeded; 0 skips it) from ``start`` (default: a random point inside the bounds drawn with
     ``seed``), then bounded Nelder–Mead (``nm_maxiter`` iterations) from the best point found.
@@ -158,13 +184,15 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
     obj = Objective(meas, activity=activity, n_cells=n_cells)
     absent = [i for i in spec.binding_ions + spec.partition_ions if i not in obj.arrays.species]
     if absent:
-        raise FitError(f"binding or partition ion(s) {', '.join(absent)} occur in no feed of the data "
-                       f"(species: {', '.join(obj.arrays.species)})")
+        raise FitError(
+            f"binding or partition ion(s) {', '.join(absent)} occur in no feed of the data "
+            f"(species: {', '.join(obj.arrays.species)})"
+        )
     if int(anneal_maxiter) < 0 or int(nm_maxiter) < 0:
         raise FitError(f"iteration budgets must be ≥ 0, got anneal_maxiter={anneal_maxiter}, nm_maxiter={nm_maxiter}")
     dim = len(space.names)
     if start is not None:
-        start = {**{n: ISOTHERM_START[_family(n)] for n in spec.names[len(PARAMETERS):]}, **start}
+        start = {**{n: ISOTHERM_START[_family(n)] for n in spec.names[len(PARAMETERS) :]}, **start}
     u0 = space.to_unit(start) if start is not None else np.random.default_rng(seed).uniform(0.0, 1.0, dim)
 
     def residuals(u: np.ndarray) -> np.ndarray:
@@ -183,16 +211,29 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
             best_u, best_f = da.x, da.fun
     if nm_maxiter and local == "least-squares":
         obj.phase = "least-squares"
-        ls = least_squares(residuals, best_u, jac=partial(_forward_jacobian, residuals), bounds=(0.0, 1.0),
-                           method="trf", max_nfev=int(nm_maxiter), x_scale=1.0)
+        ls = least_squares(
+            residuals,
+            best_u,
+            jac=partial(_forward_jacobian, residuals),
+            bounds=(0.0, 1.0),
+            method="trf",
+            max_nfev=int(nm_maxiter),
+            x_scale=1.0,
+        )
         if 2 * ls.cost <= best_f:
             best_u, best_f = ls.x, 2 * float(ls.cost)
     elif nm_maxiter:
         obj.phase = "nelder-mead"
-        simplex = np.vstack([best_u] + [best_u + np.where(best_u[i] < 0.5, 0.05, -0.05) * np.eye(dim)[i]
-                                        for i in range(dim)])
-        nm = minimize(f, best_u, method="Nelder-Mead", bounds=[(0.0, 1.0)] * dim,
-                      options={"maxiter": int(nm_maxiter), "initial_simplex": simplex, "xatol": 1e-6, "fatol": 1e-10})
+        simplex = np.vstack(
+            [best_u] + [best_u + np.where(best_u[i] < 0.5, 0.05, -0.05) * np.eye(dim)[i] for i in range(dim)]
+        )
+        nm = minimize(
+            f,
+            best_u,
+            method="Nelder-Mead",
+            bounds=[(0.0, 1.0)] * dim,
+            options={"maxiter": int(nm_maxiter), "initial_simplex": simplex, "xatol": 1e-6, "fatol": 1e-10},
+        )
         if nm.fun <= best_f:
             best_u, best_f = nm.x, nm.fun
     params = space.from_unit(best_u)
@@ -202,8 +243,19 @@ def fit(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None 
         cov, stderr = uncertainty(obj, params, space, spec=spec)
     else:
         cov, stderr = np.full((dim, dim), np.nan), {n: float("nan") for n in space.names}
-    return FitResult(params, stderr, cov, float(best_f), obj.n_points, n_bad, obj.trace_frame(),
-                     space.from_unit(u0), time.perf_counter() - t0, space.bounds, spec)
+    return FitResult(
+        params,
+        stderr,
+        cov,
+        float(best_f),
+        obj.n_points,
+        n_bad,
+        obj.trace_frame(),
+        space.from_unit(u0),
+        time.perf_counter() - t0,
+        space.bounds,
+        spec,
+    )
 
 
 def table2(results: Mapping[str, FitResult]) -> pd.DataFrame:

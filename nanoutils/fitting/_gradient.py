@@ -1,6 +1,7 @@
 """Eq. 11 by a gradient method: trust-region Gauss–Newton (``scipy.optimize.least_squares``, "trf") on
 the normalised residuals, with their exact Jacobian from the implicit-differentiation sensitivities of
 the DSPM-DE (:mod:`nanoutils.dspmde._grad`), in the transformed coordinates θ of :class:`Space`."""
+
 from __future__ import annotations
 
 import time
@@ -10,15 +11,14 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .. import dspmde
-from ..measurements import Measurements
 from ..dspmde._grad import sensitivities
+from ..measurements import Measurements
 from ._fit import FitResult
 from ._objective import Objective
 from ._space import _LINEAR_SCALE, LOG_SCALE, PARAMETERS, PENALTY_R, FitError, Space, Spec, membrane
 
 
-def residual_jacobian(obj: Objective, params: Mapping[str, float], space: Space
-                      ) -> tuple[np.ndarray, np.ndarray, int]:
+def residual_jacobian(obj: Objective, params: Mapping[str, float], space: Space) -> tuple[np.ndarray, np.ndarray, int]:
     """Normalised residuals r (n,) of eq. 11 for Z = ``params`` (as :meth:`Objective.residuals`), their
     Jacobian ∂r/∂θ (n, 4) in the coordinates of ``space`` and the number of measurements whose case did
     not converge (their residual is the constant penalty, their Jacobian row 0)."""
@@ -27,9 +27,16 @@ def residual_jacobian(obj: Objective, params: Mapping[str, float], space: Space
     c_perm, d_perm = np.full(a.Jv.shape + (d,), np.nan), np.full(a.Jv.shape + (d, q), np.nan)
     for idx, union, where, T, k in obj.groups:
         m = len(union)
-        res = sensitivities(np.repeat(a.c_feed[idx], m, axis=0), np.tile(union, len(idx)), mem, a.species,
-                            X=np.full(len(idx) * m, mem.X_d), film=None if k is None else dspmde.Film(k=k),
-                            n_cells=obj.n_cells, temperature=T)
+        res = sensitivities(
+            np.repeat(a.c_feed[idx], m, axis=0),
+            np.tile(union, len(idx)),
+            mem,
+            a.species,
+            X=np.full(len(idx) * m, mem.X_d),
+            film=None if k is None else dspmde.Film(k=k),
+            n_cells=obj.n_cells,
+            temperature=T,
+        )
         rows = np.arange(len(idx))[:, None]
         c_perm[idx] = res.permeate.reshape(len(idx), m, d)[rows, where]
         d_perm[idx] = res.d_permeate[..., :q].reshape(len(idx), m, d, q)[rows, where]
@@ -44,9 +51,16 @@ def residual_jacobian(obj: Objective, params: Mapping[str, float], space: Space
     return r, jac * dp_dtheta, int(bad.sum())
 
 
-def fit_gradient(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]] | None = None,
-                 start: Mapping[str, float] | None = None, seed: int = 0, n_starts: int = 1, n_cells: int = 20,
-                 max_nfev: int = 100) -> FitResult:
+def fit_gradient(
+    meas: Measurements,
+    *,
+    bounds: Mapping[str, tuple[float, float]] | None = None,
+    start: Mapping[str, float] | None = None,
+    seed: int = 0,
+    n_starts: int = 1,
+    n_cells: int = 20,
+    max_nfev: int = 100,
+) -> FitResult:
     """Fit Z = {r_p, Δx_e, ε_p, X_d} (constant charge, ideal activities) to ``meas`` by eq. 11 with a
     trust-region Gauss–Newton method and exact residual Jacobians, from ``start`` (default: the random
     point in the bounds that :func:`fit` draws with the same ``seed``), at most ``max_nfev`` evaluations
@@ -75,15 +89,39 @@ def fit_gradient(meas: Measurements, *, bounds: Mapping[str, tuple[float, float]
 
     obj.phase = "gauss-newton"
     lo, hi = space.lo, space.lo + space.span
-    sol = min((least_squares(lambda t: evaluate(t)[0], lo + u * space.span, jac=lambda t: evaluate(t)[1],
-                             bounds=(lo, hi), method="trf", max_nfev=int(max_nfev)) for u in starts),
-              key=lambda res: res.cost)
+    sol = min(
+        (
+            least_squares(
+                lambda t: evaluate(t)[0],
+                lo + u * space.span,
+                jac=lambda t: evaluate(t)[1],
+                bounds=(lo, hi),
+                method="trf",
+                max_nfev=int(max_nfev),
+            )
+            for u in starts
+        ),
+        key=lambda res: res.cost,
+    )
     params = space.params(sol.x)
     r, jac, n_bad = evaluate(sol.x)
     chi2 = float(r @ r)
     cov = max(1.0, chi2 / max(len(r) - len(PARAMETERS), 1)) * np.linalg.pinv(jac.T @ jac)
     sd = np.sqrt(np.diag(cov))
-    stderr = {n: float(params[n] * s) if LOG_SCALE[n] else float(_LINEAR_SCALE.get(n, 1.0) * s)
-              for n, s in zip(space.names, sd)}
-    return FitResult(params, stderr, cov, chi2, obj.n_points, n_bad, obj.trace_frame(), space.from_unit(starts[0]),
-                     time.perf_counter() - t0, space.bounds, Spec())
+    stderr = {
+        n: float(params[n] * s) if LOG_SCALE[n] else float(_LINEAR_SCALE.get(n, 1.0) * s)
+        for n, s in zip(space.names, sd, strict=True)
+    }
+    return FitResult(
+        params,
+        stderr,
+        cov,
+        chi2,
+        obj.n_points,
+        n_bad,
+        obj.trace_frame(),
+        space.from_unit(starts[0]),
+        time.perf_counter() - t0,
+        space.bounds,
+        Spec(),
+    )

@@ -1,4 +1,5 @@
 """Eq. 11 on a data set (:class:`Objective`), and the per-measurement predictions and errors of a model."""
+
 from __future__ import annotations
 
 import warnings
@@ -59,8 +60,10 @@ class Objective:
             rows = t[t["feed_key"] == key]
             values = pd.to_numeric(rows[FILM_COLUMN], errors="coerce") if FILM_COLUMN in rows else pd.Series([np.nan])
             if not (values.notna().all() and (values > 0).all() and values.nunique() == 1):
-                raise FitError(f"feed {key!r} has observed rejections but no single positive film mass-transfer "
-                               f"coefficient in column {FILM_COLUMN!r} (m/s); the model needs it to compare")
+                raise FitError(
+                    f"feed {key!r} has observed rejections but no single positive film mass-transfer "
+                    f"coefficient in column {FILM_COLUMN!r} (m/s); the model needs it to compare"
+                )
             out.append(float(values.iloc[0]))
         return out
 
@@ -78,8 +81,15 @@ class Objective:
         for idx, union, where, T, k in self.groups:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", dspmde.ConvergenceWarning)
-                res = solve(a.c_feed[idx], union if fluxes is None else fluxes, species=a.species, temperature=T,
-                            film=None if k is None else dspmde.Film(k=k), activity=self.activity, n_cells=self.n_cells)
+                res = solve(
+                    a.c_feed[idx],
+                    union if fluxes is None else fluxes,
+                    species=a.species,
+                    temperature=T,
+                    film=None if k is None else dspmde.Film(k=k),
+                    activity=self.activity,
+                    n_cells=self.n_cells,
+                )
             cols = where if fluxes is None else slice(None)
             rows = np.arange(len(idx))[:, None] if fluxes is None else slice(None)
             c_perm[idx] = res.permeate[rows, cols]
@@ -101,7 +111,7 @@ class Objective:
         prior's share, :meth:`Spec.prior_residuals`); appended to :attr:`trace`."""
         return float(np.sum(self.traced_residuals(mem, prior) ** 2))
 
-    def traced_residuals(self, mem: dspmde.Membrane, prior: np.ndarray | None = None) -> np.ndarray:
+    def traced_residuals(self, mem: Any, prior: np.ndarray | None = None) -> np.ndarray:
         """:meth:`residuals` followed by the ``prior`` residuals; the sum of squares is appended to :attr:`trace`."""
         r, n_bad = self.residuals(mem)
         r = np.concatenate([r, np.asarray(prior if prior is not None else [], dtype=float)])
@@ -130,17 +140,25 @@ def prediction_frame(a, c_perm: np.ndarray, converged: np.ndarray) -> pd.DataFra
     and a model's permeate ``c_perm`` (N, M, d) mol/m³ and ``converged`` (N, M) at their points."""
     R_pred = a.model_rejection(c_perm)
     n, m, q = np.nonzero(a.mask)
-    frame = pd.DataFrame({"feed_id": np.asarray(a.feed_keys, dtype=object)[n],
-                          "ion": np.asarray(a.quantities, dtype=object)[q], "Jv_um_s": a.Jv[n, m] * 1e6,
-                          "R_meas": a.R[n, m, q], "sigma_R": a.sigma_R[n, m, q], "R_pred": R_pred[n, m, q],
-                          "converged": converged[n, m]})
+    frame = pd.DataFrame(
+        {
+            "feed_id": np.asarray(a.feed_keys, dtype=object)[n],
+            "ion": np.asarray(a.quantities, dtype=object)[q],
+            "Jv_um_s": a.Jv[n, m] * 1e6,
+            "R_meas": a.R[n, m, q],
+            "sigma_R": a.sigma_R[n, m, q],
+            "R_pred": R_pred[n, m, q],
+            "converged": converged[n, m],
+        }
+    )
     frame.insert(1, "study", frame["feed_id"].str.split("/").str[0])
     frame["residual"] = (frame["R_pred"] - frame["R_meas"]) / frame["sigma_R"]
     return frame
 
 
-def performance(meas: Measurements, membranes: Mapping[str, dspmde.Membrane | Model], *, activity: str | None = None
-                ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def performance(
+    meas: Measurements, membranes: Mapping[str, dspmde.Membrane | Model], *, activity: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Mean absolute rejection error (pp, :func:`nanoutils.metrics.rejection_error`) of each named
     membrane or :class:`Model` on ``meas``: (per feed with an "all" row and its 95 % feed-bootstrap
     interval, per ion)."""
@@ -153,7 +171,8 @@ def performance(meas: Measurements, membranes: Mapping[str, dspmde.Membrane | Mo
             raise FitError(f"{label}: {int((~frame['converged']).sum())} measurements did not converge; cannot score")
         score = rejection_error(frame)
         per_feed = (100 * (frame["R_pred"] - frame["R_meas"]).abs()).groupby(frame["feed_id"]).mean()
-        by_feed[label] = pd.concat([per_feed, pd.Series({"all": score.value,
-                                                         "all, 95% CI": f"[{score.ci[0]:.1f}, {score.ci[1]:.1f}]"})])
+        by_feed[label] = pd.concat(
+            [per_feed, pd.Series({"all": score.value, "all, 95% CI": f"[{score.ci[0]:.1f}, {score.ci[1]:.1f}]"})]
+        )
         by_ion[label] = score.per_ion
     return pd.DataFrame(by_feed), pd.DataFrame(by_ion)

@@ -11,6 +11,7 @@ feed very differently. Two ways to carry that into a prediction, both as a list 
   the best, Δχ² = s² χ²₀.₉₅(p) by default (p parameters, s² = max(1, χ²_best/(n − p)) the same
   inflation as Σ).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -24,8 +25,16 @@ from ._fit import FitResult
 from ._space import FitError, Model, Space
 
 
-def laplace_draws(theta: np.ndarray, cov: np.ndarray, to_model: Callable[[np.ndarray], Any], seed: int,
-                  lo: np.ndarray, hi: np.ndarray, fixed: Sequence[int] = (), n: int = 16) -> list:
+def laplace_draws(
+    theta: np.ndarray,
+    cov: np.ndarray,
+    to_model: Callable[[np.ndarray], Any],
+    seed: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    fixed: Sequence[int] = (),
+    n: int = 16,
+) -> list:
     """``n`` models ``to_model(θ_k)`` with θ_k ~ N(θ, cov), seeded, clipped to the box [lo, hi] the fit searched
     (a poorly identified parameter spans its bounds instead of leaving them); coordinates ``fixed`` stay at θ.
     A covariance that is not positive semi-definite (numerical noise of the Gauss–Newton inverse) has its
@@ -48,8 +57,15 @@ def laplace_ensemble(result: FitResult, n_draws: int = 16, *, seed: int = 0) -> 
     if not np.isfinite(result.covariance).all():
         raise FitError("the fit has no covariance (fit with with_uncertainty=True)")
     space = Space(result.bounds, result.names)
-    return laplace_draws(space.theta(result.params), result.covariance, lambda t: result.spec.model(space.params(t)),
-                         seed, space.lo, space.lo + space.span, n=n_draws)
+    return laplace_draws(
+        space.theta(result.params),
+        result.covariance,
+        lambda t: result.spec.model(space.params(t)),
+        seed,
+        space.lo,
+        space.lo + space.span,
+        n=n_draws,
+    )
 
 
 def delta_chi2(result: FitResult, level: float = 0.95) -> float:
@@ -59,8 +75,13 @@ def delta_chi2(result: FitResult, level: float = 0.95) -> float:
     return float(s2 * chi2_dist.ppf(level, p))
 
 
-def multistart(meas: Measurements, fit_one: Callable[[Measurements, int], FitResult], seeds: Sequence[int], *,
-               delta: float | None = None) -> list[FitResult]:
+def multistart(
+    meas: Measurements,
+    fit_one: Callable[[Measurements, int], FitResult],
+    seeds: Sequence[int],
+    *,
+    delta: float | None = None,
+) -> list[FitResult]:
     """Fits ``fit_one(meas, seed)`` for every seed; those within ``delta`` (default :func:`delta_chi2` of
     the best) of the lowest objective, best first. Their ``.model`` s form an ensemble."""
     results = sorted((fit_one(meas, int(s)) for s in seeds), key=lambda r: r.chi2)

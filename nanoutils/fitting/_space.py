@@ -1,5 +1,6 @@
 """The fitted parameters: names, units, bounds, the unit-box map the optimisers search, and the DSPM-DE
 variant (:class:`Spec`) and model (:class:`Model`) they describe."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -11,13 +12,25 @@ from .. import dspmde, ions
 from ..constants import EPS_WATER_25C
 
 PARAMETERS = ("r_p", "dx_e", "eps_p", "X_d")
-UNITS = {"r_p": ("nm", 1e9), "dx_e": ("µm", 1e6), "eps_p": ("–", 1.0), "X_d": ("mol/m³", 1.0),
-         "n": ("–", 1.0), "sites": ("mol/m³", 1.0), "K": ("m³/mol", 1.0), "dW": ("kT", 1.0)}
+UNITS = {
+    "r_p": ("nm", 1e9),
+    "dx_e": ("µm", 1e6),
+    "eps_p": ("–", 1.0),
+    "X_d": ("mol/m³", 1.0),
+    "n": ("–", 1.0),
+    "sites": ("mol/m³", 1.0),
+    "K": ("m³/mol", 1.0),
+    "dW": ("kT", 1.0),
+}
 #: Physical bounds (SI): pores wider than the largest hydrated ion of the table but still NF; a
 #: thickness from a thin active layer to a thick, tortuous one; ε_p between a strongly ordered
 #: pore fluid and bulk water; charge from strongly negative to moderately positive.
-BOUNDS: dict[str, tuple[float, float]] = {"r_p": (0.3e-9, 1.5e-9), "dx_e": (0.1e-6, 50e-6),
-                                          "eps_p": (15.0, EPS_WATER_25C), "X_d": (-400.0, 200.0)}
+BOUNDS: dict[str, tuple[float, float]] = {
+    "r_p": (0.3e-9, 1.5e-9),
+    "dx_e": (0.1e-6, 50e-6),
+    "eps_p": (15.0, EPS_WATER_25C),
+    "X_d": (-400.0, 200.0),
+}
 #: Charge-isotherm parameters (SI), fitted only with ``fit(isotherm=...)``: the Freundlich exponent n of
 #: X = X_d (I_f/I_ref)^n, from a charge falling as 1/I_f to one growing as I_f; the Langmuir site
 #: density Γ ("sites", mol/m³ of pore volume), from practically none to a few mol/L (the carboxyl
@@ -25,14 +38,17 @@ BOUNDS: dict[str, tuple[float, float]] = {"r_p": (0.3e-9, 1.5e-9), "dx_e": (0.1e
 #: the binding ion (no binding) to half-occupied sites at 0.01 mol/m³.
 #: Ion-specific partition energies ΔW ("dW[Na+]", k_B T), fitted only with ``partition_ions``: ±8 k_B T
 #: spans a 3000-fold change of the partition coefficient either way.
-ISOTHERM_BOUNDS: dict[str, tuple[float, float]] = {"n": (-1.0, 1.0), "sites": (1e-2, 5e3), "K": (1e-4, 1e2),
-                                                   "dW": (-8.0, 8.0)}
+ISOTHERM_BOUNDS: dict[str, tuple[float, float]] = {
+    "n": (-1.0, 1.0),
+    "sites": (1e-2, 5e3),
+    "K": (1e-4, 1e2),
+    "dW": (-8.0, 8.0),
+}
 #: Start of the isotherm parameters when ``start`` gives Z only: constant charge (n = 0) or a moderate
 #: binding (Γ = 20 mol/m³, K = 0.05 m³/mol: ≈ 10 mol/m³ of charge from 10 mM of a divalent ion).
 #: ΔW starts at its prior mean, 0 (plain DSPM-DE).
 ISOTHERM_START = {"n": 0.0, "sites": 20.0, "K": 0.05, "dW": 0.0}
-LOG_SCALE = {"r_p": True, "dx_e": True, "eps_p": True, "X_d": False, "n": False, "sites": True, "K": True,
-             "dW": False}
+LOG_SCALE = {"r_p": True, "dx_e": True, "eps_p": True, "X_d": False, "n": False, "sites": True, "K": True, "dW": False}
 _LINEAR_SCALE = {"X_d": 100.0}  # θ = value / scale for the linear parameters (else 1)
 #: Paper's Table 2 (NF270), SI: the fitted parameters of :meth:`nanoutils.dspmde.Membrane.nf270`.
 PAPER_TABLE2 = {name: getattr(dspmde.Membrane.nf270(), name) for name in PARAMETERS}
@@ -53,8 +69,9 @@ def _family(name: str) -> str:
     return name.split("[", 1)[0] if name.startswith(("K[", "dW[")) else name
 
 
-def check_bounds(bounds: Mapping[str, tuple[float, float]] | None, names: tuple[str, ...] = PARAMETERS
-                 ) -> dict[str, tuple[float, float]]:
+def check_bounds(
+    bounds: Mapping[str, tuple[float, float]] | None, names: tuple[str, ...] = PARAMETERS
+) -> dict[str, tuple[float, float]]:
     """Validated bounds for the parameters ``names`` (defaults from :data:`BOUNDS`, :data:`ISOTHERM_BOUNDS`)."""
     out = {n: BOUNDS[n] if n in BOUNDS else ISOTHERM_BOUNDS[_family(n)] for n in names}
     for name, pair in (bounds or {}).items():
@@ -110,8 +127,9 @@ class Space:
 
 def membrane(params: Mapping[str, float]) -> dspmde.Membrane:
     """A :class:`dspmde.Membrane` from a mapping with r_p (m), dx_e (m), eps_p, X_d (mol/m³)."""
-    return dspmde.Membrane(r_p=float(params["r_p"]), dx_e=float(params["dx_e"]), eps_p=float(params["eps_p"]),
-                           X_d=float(params["X_d"]))
+    return dspmde.Membrane(
+        r_p=float(params["r_p"]), dx_e=float(params["dx_e"]), eps_p=float(params["eps_p"]), X_d=float(params["X_d"])
+    )
 
 
 @dataclass(frozen=True)
@@ -130,9 +148,15 @@ class Model:
     def solve(self, feeds, fluxes, **options) -> dspmde.Result:
         """:func:`dspmde.solve` of ``feeds`` at ``fluxes`` (m/s) with this membrane, isotherm, temperature
         model and partition energies."""
-        res = dspmde.solve(feeds, fluxes, membrane=self.membrane, isotherm=self.isotherm,
-                           temperature_model=self.temperature_model,
-                           partition_energy=dict(self.partition_energy) or None, **options)
+        res = dspmde.solve(
+            feeds,
+            fluxes,
+            membrane=self.membrane,
+            isotherm=self.isotherm,
+            temperature_model=self.temperature_model,
+            partition_energy=dict(self.partition_energy) or None,
+            **options,
+        )
         res.info["prior_mean_ions"] = self.prior_mean_ions(res.species)
         return res
 
@@ -147,21 +171,29 @@ class Model:
     def to_dict(self) -> dict:
         """A JSON-safe description (SI units, ΔW in k_B T); :meth:`from_dict` rebuilds the model."""
         iso = self.isotherm
-        return {"kind": "dspmde", "membrane": asdict(self.membrane),
-                "isotherm": None if iso is None else {"kind": iso.kind, "n": iso.n, "I_ref": iso.I_ref,
-                                                      "sites": iso.sites, "binding": dict(iso.binding)},
-                "temperature_model": self.temperature_model,
-                "partition_energy": {k: float(v) for k, v in self.partition_energy.items()}}
+        return {
+            "kind": "dspmde",
+            "membrane": asdict(self.membrane),
+            "isotherm": None
+            if iso is None
+            else {"kind": iso.kind, "n": iso.n, "I_ref": iso.I_ref, "sites": iso.sites, "binding": dict(iso.binding)},
+            "temperature_model": self.temperature_model,
+            "partition_energy": {k: float(v) for k, v in self.partition_energy.items()},
+        }
 
     @classmethod
-    def from_dict(cls, spec: Mapping) -> "Model":
+    def from_dict(cls, spec: Mapping) -> Model:
         """The model :meth:`to_dict` described; a missing or bad entry raises :class:`FitError` naming it."""
         try:
             if spec.get("kind", "dspmde") != "dspmde":
                 raise FitError(f"not a DSPM-DE model description: kind {spec.get('kind')!r}")
             iso = spec.get("isotherm")
-            return cls(dspmde.Membrane(**spec["membrane"]), None if iso is None else dspmde.ChargeIsotherm(**iso),
-                       spec.get("temperature_model", "none"), dict(spec.get("partition_energy", {})))
+            return cls(
+                dspmde.Membrane(**spec["membrane"]),
+                None if iso is None else dspmde.ChargeIsotherm(**iso),
+                spec.get("temperature_model", "none"),
+                dict(spec.get("partition_energy", {})),
+            )
         except (KeyError, TypeError) as err:
             raise FitError(f"bad DSPM-DE model description: {err!r}") from None
 
@@ -191,8 +223,10 @@ class Spec:
         if self.isotherm not in dspmde.ISOTHERMS:
             raise FitError(f"unknown isotherm {self.isotherm!r}; choose one of {', '.join(dspmde.ISOTHERMS)}")
         if self.temperature_model not in dspmde.TEMPERATURE_MODELS:
-            raise FitError(f"unknown temperature_model {self.temperature_model!r}; "
-                           f"choose one of {', '.join(dspmde.TEMPERATURE_MODELS)}")
+            raise FitError(
+                f"unknown temperature_model {self.temperature_model!r}; "
+                f"choose one of {', '.join(dspmde.TEMPERATURE_MODELS)}"
+            )
         given = (self.binding_ions,) if isinstance(self.binding_ions, str) else tuple(self.binding_ions)
         try:
             binding = tuple(dict.fromkeys(ions.canonical(i) for i in given))
@@ -226,9 +260,11 @@ class Spec:
         if self.isotherm == "freundlich":
             iso = dspmde.ChargeIsotherm.freundlich(float(params["n"]), self.I_ref)
         elif self.isotherm == "langmuir":
-            iso = dspmde.ChargeIsotherm.langmuir(float(params["sites"]),
-                                                 {i: float(params[f"K[{i}]"]) for i in self.binding_ions})
+            iso = dspmde.ChargeIsotherm.langmuir(
+                float(params["sites"]), {i: float(params[f"K[{i}]"]) for i in self.binding_ions}
+            )
         else:
             iso = None
-        return Model(membrane(params), iso, self.temperature_model,
-                     {i: float(params[f"dW[{i}]"]) for i in self.partition_ions})
+        return Model(
+            membrane(params), iso, self.temperature_model, {i: float(params[f"dW[{i}]"]) for i in self.partition_ions}
+        )

@@ -10,6 +10,7 @@ DSPM-DE chain (equations in ``_model``); d friction ratios + X, ε_w, L, Φ regr
 >>> sf = friction.fit(train)                                                       # doctest: +SKIP
 >>> sf.model.solve(test.arrays().feeds, [5e-6, 2e-5]).rejection                   # doctest: +SKIP
 """
+
 from ._fit import BOUNDS as BOUNDS
 from ._fit import SFFit as SFFit
 from ._fit import fit as fit

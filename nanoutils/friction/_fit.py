@@ -17,6 +17,7 @@ evaluations each (Jacobian evaluations, d + 2 residual calls each, come on top; 
 The residual machinery (feed grouping, film layer for observed feeds, penalty for unconverged cases)
 is :class:`nanoutils.fitting.Objective`'s, with the DSPM-DE solve replaced by :meth:`SFModel.solve`.
 """
+
 from __future__ import annotations
 
 import time
@@ -42,23 +43,34 @@ PARTITION = 1.0  # Φ held fixed in the reported model (only Φ K_f,i and X/Φ a
 class Space:
     """θ = (ln P_i, ln ℓ, Y/100) ↔ :class:`SFModel` for the ions ``species``, ε_w and Φ fixed; bounds ``lo``, ``hi``."""
 
-    def __init__(self, species: tuple[str, ...], water_fraction: float = WATER_FRACTION,
-                 partition: float = PARTITION, born_eps_p: float | None = None):
+    def __init__(
+        self,
+        species: tuple[str, ...],
+        water_fraction: float = WATER_FRACTION,
+        partition: float = PARTITION,
+        born_eps_p: float | None = None,
+    ):
         self.species, self.water_fraction, self.partition = species, water_fraction, partition
         self.born_eps_p = born_eps_p
         d = len(species)
         self.lo = np.array([np.log(BOUNDS["P"][0])] * d + [np.log(BOUNDS["ell"][0]), BOUNDS["Y"][0] / 100.0])
-        self.hi = np.array([np.log(min(BOUNDS["P"][1], partition))] * d
-                           + [np.log(BOUNDS["ell"][1]), BOUNDS["Y"][1] / 100.0])
+        self.hi = np.array(
+            [np.log(min(BOUNDS["P"][1], partition))] * d + [np.log(BOUNDS["ell"][1]), BOUNDS["Y"][1] / 100.0]
+        )
         if not np.all(self.lo < self.hi):
             raise FitError(f"partition {partition!r} must exceed the lower bound {BOUNDS['P'][0]} of Φ K_f")
 
     def model(self, theta: np.ndarray) -> SFModel:
         d, phi = len(self.species), self.partition
         ratios = {s: max(phi / float(np.exp(t)) - 1.0, 0.0) for s, t in zip(self.species, theta[:d], strict=True)}
-        return SFModel(ratios, X=float(100.0 * theta[d + 1] * phi), water_fraction=self.water_fraction,
-                       thickness=float(self.water_fraction * np.exp(theta[d])), partition=phi,
-                       born_eps_p=self.born_eps_p)
+        return SFModel(
+            ratios,
+            X=float(100.0 * theta[d + 1] * phi),
+            water_fraction=self.water_fraction,
+            thickness=float(self.water_fraction * np.exp(theta[d])),
+            partition=phi,
+            born_eps_p=self.born_eps_p,
+        )
 
     def theta(self, model: SFModel) -> np.ndarray:
         p = [model.partition / (1.0 + model.friction_ratio[s]) for s in self.species]
@@ -107,14 +119,28 @@ class SFFit:
         rows = [(f"Φ·K_f[{s}]", "–", v, v * se[i]) for i, (s, v) in enumerate(p.items())]
         rows += [("L/ε_w", "µm", ell, ell * se[d]), ("X/Φ", "mol/m³", m.X / m.partition, 100.0 * se[d + 1])]
         rows += [(f"r[{s}] = f_im/f_iw", "–", r, np.nan) for s, r in m.friction_ratio.items()]
-        rows += [("X", "mol/m³", m.X, np.nan), ("ε_w (fixed)", "–", m.water_fraction, np.nan),
-                 ("L", "µm", 1e6 * m.thickness, np.nan), ("Φ (fixed)", "–", m.partition, np.nan)]
+        rows += [
+            ("X", "mol/m³", m.X, np.nan),
+            ("ε_w (fixed)", "–", m.water_fraction, np.nan),
+            ("L", "µm", 1e6 * m.thickness, np.nan),
+            ("Φ (fixed)", "–", m.partition, np.nan),
+        ]
         return pd.DataFrame(rows, columns=["parameter", "unit", "fitted", "stderr"]).set_index("parameter")
 
 
-def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int = 0,
-        water_fraction: float = WATER_FRACTION, partition: float = PARTITION, born_eps_p: float | None = None,
-        start: SFModel | None = None, activity: str | None = None, n_cells: int = 20) -> SFFit:
+def fit(
+    meas: Measurements,
+    *,
+    n_starts: int = 3,
+    max_nfev: int = 60,
+    seed: int = 0,
+    water_fraction: float = WATER_FRACTION,
+    partition: float = PARTITION,
+    born_eps_p: float | None = None,
+    start: SFModel | None = None,
+    activity: str | None = None,
+    n_cells: int = 20,
+) -> SFFit:
     """Fit an :class:`SFModel` to ``meas`` (a training split) by eq. 11 (module docstring for the identifiable
     combinations, the method and the budget). ``water_fraction`` and ``partition`` fix ε_w and Φ of the
     reported model; ``start`` replaces the fixed start (its ε_w, Φ and Born setting are then used);
@@ -129,8 +155,11 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
         water_fraction, partition, born_eps_p = start.water_fraction, start.partition, start.born_eps_p
     space = Space(obj.arrays.species, water_fraction, partition, born_eps_p)
     d = len(space.species)
-    theta0 = space.theta(start) if start is not None else np.array(
-        [np.log(min(START["P"], partition))] * d + [np.log(START["ell"]), START["Y"] / 100.0])
+    theta0 = (
+        space.theta(start)
+        if start is not None
+        else np.array([np.log(min(START["P"], partition))] * d + [np.log(START["ell"]), START["Y"] / 100.0])
+    )
     if np.any(theta0 < space.lo) or np.any(theta0 > space.hi):
         raise FitError(f"start {start!r} lies outside the bounds {BOUNDS}")
     rng = np.random.default_rng(seed)
@@ -144,8 +173,11 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
     sols = []
     for i, th in enumerate(starts):
         obj.phase = f"start {i}"
-        sols.append(least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", x_scale=1.0,
-                                  diff_step=1e-4, max_nfev=max_nfev))
+        sols.append(
+            least_squares(
+                residuals, th, bounds=(space.lo, space.hi), method="trf", x_scale=1.0, diff_step=1e-4, max_nfev=max_nfev
+            )
+        )
     results = [2.0 * float(sol.cost) for sol in sols]
     best = min(sols, key=lambda sol: sol.cost)  # the first of equal ones
     model = space.model(best.x)
@@ -154,5 +186,16 @@ def fit(meas: Measurements, *, n_starts: int = 3, max_nfev: int = 60, seed: int 
     chi2 = float(r @ r)
     s2 = max(1.0, chi2 / max(len(r) - len(best.x), 1))
     cov = s2 * np.linalg.pinv(best.jac.T @ best.jac)
-    return SFFit(model, chi2, obj.n_points, np.sqrt(np.abs(np.diag(cov))), n_bad, results, len(obj.trace),
-                 obj.trace_frame(), time.perf_counter() - t0, cov, space)
+    return SFFit(
+        model,
+        chi2,
+        obj.n_points,
+        np.sqrt(np.abs(np.diag(cov))),
+        n_bad,
+        results,
+        len(obj.trace),
+        obj.trace_frame(),
+        time.perf_counter() - t0,
+        cov,
+        space,
+    )

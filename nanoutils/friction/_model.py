@@ -30,6 +30,7 @@ Parameters: d friction ratios + X, ε_w, L, Φ ("d + 4"). With ideal solutions r
 only through the d + 2 combinations Φ K_f,i, X/Φ and L/ε_w (see ``_fit``); :func:`nanoutils.friction.fit`
 regresses those and reports a model with ε_w and Φ at fixed values.
 """
+
 from __future__ import annotations
 
 import math
@@ -93,8 +94,11 @@ class SFModel:
                 raise SFError(f"SF parameter {name} must be > 0, got {getattr(self, name)!r}")
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SFModel) and self.params() == other.params() and \
-            (self.born_eps_p, self.eps_b) == (other.born_eps_p, other.eps_b)
+        return (
+            isinstance(other, SFModel)
+            and self.params() == other.params()
+            and (self.born_eps_p, self.eps_b) == (other.born_eps_p, other.eps_b)
+        )
 
     @property
     def species(self) -> tuple[str, ...]:
@@ -109,13 +113,19 @@ class SFModel:
     def params(self) -> dict[str, float]:
         """All d + 4 parameters (SI): ``r[<ion>]`` for the friction ratios, then X, water_fraction, thickness,
         partition."""
-        return {**{f"r[{k}]": v for k, v in self.friction_ratio.items()},
-                **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
+        return {
+            **{f"r[{k}]": v for k, v in self.friction_ratio.items()},
+            **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS},
+        }
 
     def to_dict(self) -> dict[str, object]:
         """JSON-serialisable description (SI) that :meth:`from_dict` rebuilds."""
-        return {"friction_ratio": dict(self.friction_ratio), "born_eps_p": self.born_eps_p, "eps_b": self.eps_b,
-                **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS}}
+        return {
+            "friction_ratio": dict(self.friction_ratio),
+            "born_eps_p": self.born_eps_p,
+            "eps_b": self.eps_b,
+            **{n: float(getattr(self, n)) for n in MEMBRANE_PARAMETERS},
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SFModel:
@@ -129,8 +139,9 @@ class SFModel:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
-    def pore_coefficients(self, species: Sequence[str], temperature: float = 298.15,
-                          present: np.ndarray | None = None) -> PoreIons:
+    def pore_coefficients(
+        self, species: Sequence[str], temperature: float = 298.15, present: np.ndarray | None = None
+    ) -> PoreIons:
         """Per-ion chain coefficients of ``species``: K_c = K_f = 1/(1 + r), K_d D = ε_w D/(1 + r) (m²/s),
         ln φ = ln Φ (+ Born). ``present`` (d,) bool: ions that occur in some feed (others need no ratio).
         ``lam`` (r_s/r_p) has no meaning here and is NaN."""
@@ -150,13 +161,35 @@ class SFModel:
         k_f = 1.0 / (1.0 + r)
         return PoreIons(names, z, diff, np.full(len(names), np.nan), k_f, self.water_fraction * k_f, ln_phi)
 
-    def solve(self, feeds, fluxes, *, film: Film | None = None, temperature: float = 298.15,
-              species: Sequence[str] | None = None, n_cells: int = DEFAULT_CELLS,
-              activity: str | ActivityModel | None = None, profiles: bool = False, tol: float = 1e-8) -> Result:
+    def solve(
+        self,
+        feeds,
+        fluxes,
+        *,
+        film: Film | None = None,
+        temperature: float = 298.15,
+        species: Sequence[str] | None = None,
+        n_cells: int = DEFAULT_CELLS,
+        activity: str | ActivityModel | None = None,
+        profiles: bool = False,
+        tol: float = 1e-8,
+    ) -> Result:
         """Permeate of N feeds × M fluxes (m/s), the same :class:`nanoutils.dspmde.Result` as
         :func:`nanoutils.dspmde.solve` (and the same ``feeds``/``film``/``activity``/``tol`` options).
         Raises :class:`SFError` naming any ion present in a feed without a friction ratio."""
-        return solve_transport(feeds, fluxes, self.pore_coefficients, self.thickness, self.X, film=film,
-                               temperature=temperature, species=species, n_cells=n_cells, activity=activity,
-                               profiles=profiles, tol=tol, info={"model": "solution-friction", "params": self.params()},
-                               label="SF")
+        return solve_transport(
+            feeds,
+            fluxes,
+            self.pore_coefficients,
+            self.thickness,
+            self.X,
+            film=film,
+            temperature=temperature,
+            species=species,
+            n_cells=n_cells,
+            activity=activity,
+            profiles=profiles,
+            tol=tol,
+            info={"model": "solution-friction", "params": self.params()},
+            label="SF",
+        )

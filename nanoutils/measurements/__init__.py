@@ -12,6 +12,7 @@ Example::
 The CSV schema, the σ rule and the salt-rejection definition are documented in
 ``data/measured/README.md``.
 """
+
 from ._arrays import MeasuredArrays as MeasuredArrays
 from ._load import DEFAULT_SIGMA_R as DEFAULT_SIGMA_R
 from ._load import MEASURED_DIR as MEASURED_DIR
@@ -37,9 +38,26 @@ from ._splits import leave_one_study_out as leave_one_study_out
 from ._splits import split_by_feed as split_by_feed
 
 __all__ = [
-    "DEFAULT_SIGMA_R", "MEASURED_DIR", "ColumnNameError", "DuplicateRowError", "InconsistentRowsError",
-    "MeasuredArrays", "MeasurementError", "MeasurementValueError", "Measurements", "MissingColumnError",
-    "NonNeutralFeedError", "Quantity", "ReadReport", "UnknownQuantityError", "available_datasets",
-    "feed_groups", "group_folds", "leave_one_study_out", "load_dataset", "load_measurements", "quantity",
+    "DEFAULT_SIGMA_R",
+    "MEASURED_DIR",
+    "ColumnNameError",
+    "DuplicateRowError",
+    "InconsistentRowsError",
+    "MeasuredArrays",
+    "MeasurementError",
+    "MeasurementValueError",
+    "Measurements",
+    "MissingColumnError",
+    "NonNeutralFeedError",
+    "Quantity",
+    "ReadReport",
+    "UnknownQuantityError",
+    "available_datasets",
+    "feed_groups",
+    "group_folds",
+    "leave_one_study_out",
+    "load_dataset",
+    "load_measurements",
+    "quantity",
     "split_by_feed",
 ]

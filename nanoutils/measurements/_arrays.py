@@ -1,4 +1,5 @@
 """Measurements as padded arrays a model consumes: feeds × flux points × quantities."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -32,19 +33,19 @@ class MeasuredArrays:
     feed_keys: tuple[str, ...]
     feeds: tuple[ions.Feed, ...]
     species: tuple[str, ...]
-    c_feed: np.ndarray        # (N, d) mol/m³
+    c_feed: np.ndarray  # (N, d) mol/m³
     quantities: tuple[str, ...]
-    weights: np.ndarray       # (Q, d)
-    Jv: np.ndarray            # (N, M) m/s
-    flux_mask: np.ndarray     # (N, M) bool
-    R: np.ndarray             # (N, M, Q) rejection (fraction)
-    sigma_R: np.ndarray       # (N, M, Q)
-    c_perm: np.ndarray        # (N, M, Q) mol/m³ (of the quantity)
+    weights: np.ndarray  # (Q, d)
+    Jv: np.ndarray  # (N, M) m/s
+    flux_mask: np.ndarray  # (N, M) bool
+    R: np.ndarray  # (N, M, Q) rejection (fraction)
+    sigma_R: np.ndarray  # (N, M, Q)
+    c_perm: np.ndarray  # (N, M, Q) mol/m³ (of the quantity)
     sigma_c_perm: np.ndarray  # (N, M, Q) mol/m³
-    mask: np.ndarray          # (N, M, Q) bool: a measurement exists
-    intrinsic: np.ndarray     # (N,) bool
-    T: np.ndarray             # (N,) K
-    row: np.ndarray           # (N, M, Q) int
+    mask: np.ndarray  # (N, M, Q) bool: a measurement exists
+    intrinsic: np.ndarray  # (N,) bool
+    T: np.ndarray  # (N,) K
+    row: np.ndarray  # (N, M, Q) int
 
     @property
     def q_feed(self) -> np.ndarray:
@@ -73,8 +74,9 @@ class MeasuredArrays:
         return ((np.asarray(R_model, dtype=float) - self.R) / self.sigma_R)[self.mask]
 
 
-def build_arrays(table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], species: Sequence[str] | None = None
-                 ) -> MeasuredArrays:
+def build_arrays(
+    table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], species: Sequence[str] | None = None
+) -> MeasuredArrays:
     """Lay a measurement table (``Measurements.table``, its feeds by key) out as :class:`MeasuredArrays`;
     ``species`` defaults to the ions of the feeds."""
     t = table
@@ -110,10 +112,20 @@ def build_arrays(table: pd.DataFrame, feeds_by_key: Mapping[str, ions.Feed], spe
         mask[n, m, q], row[n, m, q] = True, i
     first = t.groupby("feed_key").first()
     return MeasuredArrays(
-        feed_keys=keys, feeds=feeds, species=names, c_feed=c_feed, quantities=quantities, weights=weights,
-        Jv=Jv, flux_mask=flux_mask, mask=mask, row=row,
+        feed_keys=keys,
+        feeds=feeds,
+        species=names,
+        c_feed=c_feed,
+        quantities=quantities,
+        weights=weights,
+        Jv=Jv,
+        flux_mask=flux_mask,
+        mask=mask,
+        row=row,
         intrinsic=np.array([first.at[k, "rejection_type"] == "intrinsic" for k in keys]),
-        T=np.array([first.at[k, "T_K"] for k in keys], dtype=float), **grids)
+        T=np.array([first.at[k, "T_K"] for k in keys], dtype=float),
+        **grids,
+    )
 
 
 def _ordered_quantities(names) -> tuple[str, ...]:

@@ -1,4 +1,5 @@
 """Read, validate and write measurement CSVs (schema in ``_schema``, README in ``data/measured``)."""
+
 from __future__ import annotations
 
 import csv
@@ -41,18 +42,22 @@ class ReadReport:
     default_sigma_R: float
 
     def __str__(self) -> str:
-        return "\n".join([
-            f"read {self.rows} rows from {', '.join(self.files)}",
-            f"  studies ({len(self.studies)}): " + ", ".join(f"{k} ({v} rows)" for k, v in self.studies.items()),
-            f"  feeds ({len(self.feeds)}): " + ", ".join(f"{k} ({v} rows)" for k, v in self.feeds.items()),
-            f"  flux points (feed, Jv, replicate): {self.flux_points}",
-            f"  quantities ({len(self.quantities)}): " + ", ".join(f"{k} {v}" for k, v in self.quantities.items()),
-            (f"  sigma_R: stated {self.rows - self.sigma_R_default - self.sigma_R_from_c_perm}, "
-            f"from sigma(c_perm) {self.sigma_R_from_c_perm}, default {self.default_sigma_R:g} "
-            f"applied to {self.sigma_R_default} rows"),
-            f"  derived values: R from c_perm {self.R_from_c_perm} rows, c_perm from R {self.c_perm_from_R} rows",
-            f"  extra columns: {', '.join(self.extras) or 'none'}",
-        ])
+        return "\n".join(
+            [
+                f"read {self.rows} rows from {', '.join(self.files)}",
+                f"  studies ({len(self.studies)}): " + ", ".join(f"{k} ({v} rows)" for k, v in self.studies.items()),
+                f"  feeds ({len(self.feeds)}): " + ", ".join(f"{k} ({v} rows)" for k, v in self.feeds.items()),
+                f"  flux points (feed, Jv, replicate): {self.flux_points}",
+                f"  quantities ({len(self.quantities)}): " + ", ".join(f"{k} {v}" for k, v in self.quantities.items()),
+                (
+                    f"  sigma_R: stated {self.rows - self.sigma_R_default - self.sigma_R_from_c_perm}, "
+                    f"from sigma(c_perm) {self.sigma_R_from_c_perm}, default {self.default_sigma_R:g} "
+                    f"applied to {self.sigma_R_default} rows"
+                ),
+                f"  derived values: R from c_perm {self.R_from_c_perm} rows, c_perm from R {self.c_perm_from_R} rows",
+                f"  extra columns: {', '.join(self.extras) or 'none'}",
+            ]
+        )
 
 
 class Measurements:
@@ -101,15 +106,20 @@ class Measurements:
         """Padded arrays for a model: see :class:`nanoutils.measurements.MeasuredArrays`."""
         return build_arrays(self.table, self.feeds, species)
 
-    def to_csv(self, path: str | Path, *, flux_unit: str = "um_s", conc_unit: str = "mol_m3",
-               temperature_unit: str = "C") -> Path:
+    def to_csv(
+        self, path: str | Path, *, flux_unit: str = "um_s", conc_unit: str = "mol_m3", temperature_unit: str = "C"
+    ) -> Path:
         """Write the schema CSV with the values as stated (derived values and defaults are not
         written, so reading the file back gives the same measurements)."""
         return _write(self, Path(path), flux_unit, conc_unit, temperature_unit)
 
 
-def load_measurements(paths: str | Path | Iterable[str | Path], *, default_sigma_R: float = DEFAULT_SIGMA_R,
-                      neutrality_rtol: float = ions.NEUTRALITY_RTOL) -> Measurements:
+def load_measurements(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    default_sigma_R: float = DEFAULT_SIGMA_R,
+    neutrality_rtol: float = ions.NEUTRALITY_RTOL,
+) -> Measurements:
     """Read and validate one or more measurement CSVs into :class:`Measurements`.
 
     Raises a :class:`MeasurementError` (a ``ValueError``) naming file, line, column and value for
@@ -122,8 +132,9 @@ def load_measurements(paths: str | Path | Iterable[str | Path], *, default_sigma
     if not path_list:
         raise ValueError("no measurement files given")
     feeds: dict[str, ions.Feed] = {}
-    table = pd.concat([_parse_file(Path(p), default_sigma_R, neutrality_rtol, feeds) for p in path_list],
-                      ignore_index=True)
+    table = pd.concat(
+        [_parse_file(Path(p), default_sigma_R, neutrality_rtol, feeds) for p in path_list], ignore_index=True
+    )
     _check_feed_consistency(table)
     _check_duplicates(table)
     return Measurements(table, feeds, default_sigma_R)
@@ -149,7 +160,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[int], list[list[str]]]:
     try:
         return _read_text_csv(path)
     except UnicodeDecodeError as err:
-        raise S.MeasurementValueError(f"not a UTF-8 text CSV (byte {err.start}: {err.reason})", file=str(path)) from None
+        raise S.MeasurementValueError(
+            f"not a UTF-8 text CSV (byte {err.start}: {err.reason})", file=str(path)
+        ) from None
 
 
 def _read_text_csv(path: Path) -> tuple[list[str], list[int], list[list[str]]]:
@@ -169,8 +182,9 @@ def _read_text_csv(path: Path) -> tuple[list[str], list[int], list[list[str]]]:
             if not any(cell.strip() for cell in record):
                 continue  # a blank line holds no data
             if len(record) != len(header):
-                raise S.MeasurementValueError(f"{len(record)} fields, but the header has {len(header)}",
-                                              file=file, line=reader.line_num)
+                raise S.MeasurementValueError(
+                    f"{len(record)} fields, but the header has {len(header)}", file=file, line=reader.line_num
+                )
             lines.append(reader.line_num)
             rows.append([cell.strip() for cell in record])
     if not rows:
@@ -251,12 +265,17 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
         try:
             q = S.quantity(qname)
         except ions.CompositionError as err:
-            raise fail(S.UnknownQuantityError, i, "quantity",
-                       f"not an ion of the table nor a salt of its ions ({err})") from None
+            raise fail(
+                S.UnknownQuantityError, i, "quantity", f"not an ion of the table nor a salt of its ions ({err})"
+            ) from None
         missing = [ion for ion in q.weights if feed.get(ion, 0.0) <= 0]
         if missing:
-            raise fail(S.MeasurementValueError, i, "quantity",
-                       f"{', '.join(missing)} absent from (or zero in) this row's feed {feed!r}")
+            raise fail(
+                S.MeasurementValueError,
+                i,
+                "quantity",
+                f"{', '.join(missing)} absent from (or zero in) this row's feed {feed!r}",
+            )
         canon.append(S.format_feed(feed))
         q_names.append(q.name)
         q_kind.append(q.kind)
@@ -265,34 +284,64 @@ def _parse_file(path: Path, default_sigma_R: float, rtol: float, feeds: dict[str
 
     has_R, has_c = ~np.isnan(R_st), ~np.isnan(c_st)
     for bad in np.flatnonzero(~has_R & ~has_c):
-        raise fail(S.MeasurementValueError, int(bad), "R" if "R" in hdr.fields else "c_perm",
-                   "give the rejection or the permeate concentration")
+        raise fail(
+            S.MeasurementValueError,
+            int(bad),
+            "R" if "R" in hdr.fields else "c_perm",
+            "give the rejection or the permeate concentration",
+        )
     R_from_c = 1.0 - c_st / c_fq
     for bad in np.flatnonzero(has_R & has_c & (np.abs(R_st - R_from_c) > R_CONSISTENCY_ATOL)):
-        raise fail(S.InconsistentRowsError, int(bad), "c_perm", f"gives R = {R_from_c[bad]:.6g} but the row "
-                   f"states R = {R_st[bad]:.6g} (tolerance {R_CONSISTENCY_ATOL:g})")
+        raise fail(
+            S.InconsistentRowsError,
+            int(bad),
+            "c_perm",
+            f"gives R = {R_from_c[bad]:.6g} but the row states R = {R_st[bad]:.6g} (tolerance {R_CONSISTENCY_ATOL:g})",
+        )
     R = np.where(has_R, R_st, R_from_c)
     has_sR, has_sc = ~np.isnan(sR_st), ~np.isnan(sc_st)
     sigma_R = np.where(has_sR, sR_st, np.where(has_sc, sc_st / c_fq, default_sigma_R))
 
-    table = pd.DataFrame({
-        "file": file, "line": lines, "study": study, "feed_id": feed_id,
-        "feed_key": [f"{s}/{f}" for s, f in zip(study, feed_id, strict=True)], "membrane": text("membrane"), "T_K": T,
-        "feed_mol_m3": canon, "feed_salts": salts, "quantity": q_names, "quantity_kind": q_kind,
-        "c_feed_q_mol_m3": c_fq, "Jv_m_s": Jv, "sigma_Jv_m_s": sJv, "replicate": text("replicate"),
-        "rejection_type": rtype, "R": R, "sigma_R": sigma_R,
-        "c_perm_mol_m3": np.where(has_c, c_st, (1.0 - R) * c_fq),
-        "sigma_c_perm_mol_m3": np.where(has_sc, sc_st, sigma_R * c_fq),
-        "R_stated": has_R, "c_perm_stated": has_c, "sigma_R_stated": has_sR, "sigma_c_perm_stated": has_sc,
-        "source": text("source"),
-    })
+    table = pd.DataFrame(
+        {
+            "file": file,
+            "line": lines,
+            "study": study,
+            "feed_id": feed_id,
+            "feed_key": [f"{s}/{f}" for s, f in zip(study, feed_id, strict=True)],
+            "membrane": text("membrane"),
+            "T_K": T,
+            "feed_mol_m3": canon,
+            "feed_salts": salts,
+            "quantity": q_names,
+            "quantity_kind": q_kind,
+            "c_feed_q_mol_m3": c_fq,
+            "Jv_m_s": Jv,
+            "sigma_Jv_m_s": sJv,
+            "replicate": text("replicate"),
+            "rejection_type": rtype,
+            "R": R,
+            "sigma_R": sigma_R,
+            "c_perm_mol_m3": np.where(has_c, c_st, (1.0 - R) * c_fq),
+            "sigma_c_perm_mol_m3": np.where(has_sc, sc_st, sigma_R * c_fq),
+            "R_stated": has_R,
+            "c_perm_stated": has_c,
+            "sigma_R_stated": has_sR,
+            "sigma_c_perm_stated": has_sc,
+            "source": text("source"),
+        }
+    )
     for col in hdr.extras:
         table[col] = raw[col].to_numpy()
     return table
 
 
-def _feed(cell: str, to_si: Callable[[ArrayLike], np.ndarray], rtol: float,
-          fail: Callable[[type[S.MeasurementError], str], S.MeasurementError]) -> ions.Feed:
+def _feed(
+    cell: str,
+    to_si: Callable[[ArrayLike], np.ndarray],
+    rtol: float,
+    fail: Callable[[type[S.MeasurementError], str], S.MeasurementError],
+) -> ions.Feed:
     try:
         composition = S.parse_feed(cell, to_si)
     except ions.UnknownIonError as err:
@@ -327,7 +376,11 @@ def _check_feed_consistency(table: pd.DataFrame) -> None:
                 raise S.InconsistentRowsError(
                     f"feed {key!r} has {col} = {first[col]!r} at line {first['line']} of {first['file']}; "
                     "every row of a feed must agree (give a different feed_id for a different feed)",
-                    file=row["file"], line=row["line"], column=col, value=row[col])
+                    file=row["file"],
+                    line=row["line"],
+                    column=col,
+                    value=row[col],
+                )
 
 
 def _check_duplicates(table: pd.DataFrame) -> None:
@@ -339,7 +392,11 @@ def _check_duplicates(table: pd.DataFrame) -> None:
         raise S.DuplicateRowError(
             f"duplicate of line {first['line']} of {first['file']} (same study, feed_id, quantity, Jv and "
             "replicate); number replicates in a 'replicate' column",
-            file=twin["file"], line=twin["line"], column="quantity", value=twin["quantity"])
+            file=twin["file"],
+            line=twin["line"],
+            column="quantity",
+            value=twin["quantity"],
+        )
 
 
 def _report(table: pd.DataFrame, default_sigma_R: float) -> ReadReport:
@@ -349,12 +406,19 @@ def _report(table: pd.DataFrame, default_sigma_R: float) -> ReadReport:
         return {str(k): int(n) for k, n in table.groupby(column).size().items()}
 
     return ReadReport(
-        files=tuple(dict.fromkeys(table["file"])), rows=len(table), studies=counts("study"), feeds=counts("feed_key"),
-        flux_points=len(table.drop_duplicates(["feed_key", "Jv_m_s", "replicate"])), quantities=counts("quantity"),
+        files=tuple(dict.fromkeys(table["file"])),
+        rows=len(table),
+        studies=counts("study"),
+        feeds=counts("feed_key"),
+        flux_points=len(table.drop_duplicates(["feed_key", "Jv_m_s", "replicate"])),
+        quantities=counts("quantity"),
         sigma_R_default=int((~table["sigma_R_stated"] & ~table["sigma_c_perm_stated"]).sum()),
-        sigma_R_from_c_perm=int(from_c.sum()), R_from_c_perm=int((~table["R_stated"]).sum()),
+        sigma_R_from_c_perm=int(from_c.sum()),
+        R_from_c_perm=int((~table["R_stated"]).sum()),
         c_perm_from_R=int((~table["c_perm_stated"]).sum()),
-        extras=tuple(c for c in table.columns if c.startswith(S.EXTRA_PREFIX)), default_sigma_R=default_sigma_R)
+        extras=tuple(c for c in table.columns if c.startswith(S.EXTRA_PREFIX)),
+        default_sigma_R=default_sigma_R,
+    )
 
 
 def _from_si(field: str, unit: str, values: ArrayLike) -> np.ndarray:
@@ -372,20 +436,34 @@ def _write(meas: Measurements, path: Path, flux_unit: str, conc_unit: str, tempe
         return [f"{v:.12g}" if k and np.isfinite(v) else "" for v, k in zip(values, keep, strict=True)]
 
     scale = float(S.UNIT_FIELDS["feed"][1][conc_unit](1.0))
-    out: dict[str, Any] = {"study": t["study"], "feed_id": t["feed_id"], "membrane": t["membrane"],
-           f"T_{temperature_unit}": fmt(_from_si("T", temperature_unit, t["T_K"])),
-           f"feed_{conc_unit}": [S.format_feed(meas.feeds[k], scale) for k in t["feed_key"]],
-           "feed_salts": t["feed_salts"], "quantity": t["quantity"],
-           f"Jv_{flux_unit}": fmt(_from_si("Jv", flux_unit, t["Jv_m_s"])),
-           f"sigma_Jv_{flux_unit}": fmt(_from_si("Jv", flux_unit, t["sigma_Jv_m_s"])),
-           "replicate": t["replicate"],
-           "R_frac": fmt(t["R"], t["R_stated"]), "sigma_R_frac": fmt(t["sigma_R"], t["sigma_R_stated"]),
-           f"c_perm_{conc_unit}": fmt(t["c_perm_mol_m3"] / scale, t["c_perm_stated"]),
-           f"sigma_c_perm_{conc_unit}": fmt(t["sigma_c_perm_mol_m3"] / scale, t["sigma_c_perm_stated"]),
-           "rejection_type": t["rejection_type"], "source": t["source"]}
+    out: dict[str, Any] = {
+        "study": t["study"],
+        "feed_id": t["feed_id"],
+        "membrane": t["membrane"],
+        f"T_{temperature_unit}": fmt(_from_si("T", temperature_unit, t["T_K"])),
+        f"feed_{conc_unit}": [S.format_feed(meas.feeds[k], scale) for k in t["feed_key"]],
+        "feed_salts": t["feed_salts"],
+        "quantity": t["quantity"],
+        f"Jv_{flux_unit}": fmt(_from_si("Jv", flux_unit, t["Jv_m_s"])),
+        f"sigma_Jv_{flux_unit}": fmt(_from_si("Jv", flux_unit, t["sigma_Jv_m_s"])),
+        "replicate": t["replicate"],
+        "R_frac": fmt(t["R"], t["R_stated"]),
+        "sigma_R_frac": fmt(t["sigma_R"], t["sigma_R_stated"]),
+        f"c_perm_{conc_unit}": fmt(t["c_perm_mol_m3"] / scale, t["c_perm_stated"]),
+        f"sigma_c_perm_{conc_unit}": fmt(t["sigma_c_perm_mol_m3"] / scale, t["sigma_c_perm_stated"]),
+        "rejection_type": t["rejection_type"],
+        "source": t["source"],
+    }
     frame = pd.DataFrame({k: list(v) for k, v in out.items()})
-    optional = ["feed_salts", "replicate", f"sigma_Jv_{flux_unit}", "R_frac", "sigma_R_frac",
-                f"c_perm_{conc_unit}", f"sigma_c_perm_{conc_unit}"]
+    optional = [
+        "feed_salts",
+        "replicate",
+        f"sigma_Jv_{flux_unit}",
+        "R_frac",
+        "sigma_R_frac",
+        f"c_perm_{conc_unit}",
+        f"sigma_c_perm_{conc_unit}",
+    ]
     frame = frame.drop(columns=[c for c in optional if (frame[c] == "").all()])
     for col in meas.report.extras:
         frame[col] = t[col].to_numpy()

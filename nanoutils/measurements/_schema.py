@@ -5,6 +5,7 @@ flux for one feed. Columns with a physical unit are named ``<field>_<unit>``
 (``Jv_um_s``, ``feed_mol_m3``…); columns outside the schema must start with
 ``x_`` and are carried along untouched. See ``data/measured/README.md``.
 """
+
 from __future__ import annotations
 
 import math
@@ -24,8 +25,15 @@ from .. import ions, units
 class MeasurementError(ValueError):
     """A measurement file that does not follow the schema; names file, line, column and value."""
 
-    def __init__(self, message: str, *, file: str = "?", line: int | str | None = None,
-                 column: str | None = None, value: object = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str = "?",
+        line: int | str | None = None,
+        column: str | None = None,
+        value: object = None,
+    ):
         self.file, self.line, self.column, self.value = file, line, column, value
         where = [f"file {file}"]
         if line is not None:
@@ -74,9 +82,10 @@ def _scale(factor: float) -> Callable[[ArrayLike], np.ndarray]:
     return lambda v: np.asarray(v, dtype=float) * factor
 
 
-_CONC = {tok: _scale(float(units.conc_to_si(1.0, u)))
-         for tok, u in {"mol_m3": "mol/m3", "mM": "mM", "mmol_L": "mmol/L", "mol_L": "mol/L",
-                        "M": "M", "uM": "um"}.items()}
+_CONC = {
+    tok: _scale(float(units.conc_to_si(1.0, u)))
+    for tok, u in {"mol_m3": "mol/m3", "mM": "mM", "mmol_L": "mmol/L", "mol_L": "mol/L", "M": "M", "uM": "um"}.items()
+}
 _FLUX = {"m_s": _scale(1.0), "um_s": _scale(1e-6), "LMH": units.lmh_to_m_s}
 _RATIO = {"frac": _scale(1.0), "pct": _scale(0.01)}
 _TEMP = {"C": units.celsius_to_kelvin, "K": _scale(1.0)}
@@ -93,8 +102,16 @@ UNIT_FIELDS: dict[str, tuple[str, dict[str, Callable[[ArrayLike], np.ndarray]], 
     "sigma_c_perm": ("concentration", _CONC, False),
 }
 #: unit-free columns → required?
-PLAIN_FIELDS = {"study": True, "feed_id": True, "membrane": True, "quantity": True,
-                "rejection_type": True, "source": True, "replicate": False, "feed_salts": False}
+PLAIN_FIELDS = {
+    "study": True,
+    "feed_id": True,
+    "membrane": True,
+    "quantity": True,
+    "rejection_type": True,
+    "source": True,
+    "replicate": False,
+    "feed_salts": False,
+}
 REJECTION_TYPES = ("intrinsic", "observed")
 EXTRA_PREFIX = "x_"
 
@@ -129,17 +146,26 @@ def resolve_header(columns: list[str], file: str) -> Header:
                 raise ColumnNameError(
                     f"unknown column; schema columns are {', '.join(PLAIN_FIELDS)} and "
                     f"{', '.join(f + '_<unit>' for f in UNIT_FIELDS)}; extra columns must start with "
-                    f"{EXTRA_PREFIX!r}", file=file, line=1, column=col)
+                    f"{EXTRA_PREFIX!r}",
+                    file=file,
+                    line=1,
+                    column=col,
+                )
             family, table, _ = UNIT_FIELDS[field]
-            unit = col[len(field) + 1:]
+            unit = col[len(field) + 1 :]
             if unit not in table:
                 raise ColumnNameError(
                     f"unknown {family} unit {unit!r}; use one of "
                     f"{', '.join(field + '_' + u for u in table)} (extra columns must start with "
-                    f"{EXTRA_PREFIX!r})", file=file, line=1, column=col)
+                    f"{EXTRA_PREFIX!r})",
+                    file=file,
+                    line=1,
+                    column=col,
+                )
         if field in fields:
-            raise ColumnNameError(f"field {field!r} given twice (also as {fields[field][0]!r})",
-                                  file=file, line=1, column=col)
+            raise ColumnNameError(
+                f"field {field!r} given twice (also as {fields[field][0]!r})", file=file, line=1, column=col
+            )
         fields[field] = (col, unit)
     required = [f for f, req in PLAIN_FIELDS.items() if req] + [f for f, s in UNIT_FIELDS.items() if s[2]]
     for field in required:
@@ -148,8 +174,12 @@ def resolve_header(columns: list[str], file: str) -> Header:
             hint = f" (as {field}_<unit>, unit one of {units_})" if units_ else ""
             raise MissingColumnError(f"required column missing{hint}", file=file, line=1, column=field)
     if "R" not in fields and "c_perm" not in fields:
-        raise MissingColumnError("give the rejection (R_frac or R_pct) or the permeate concentration "
-                                 "(c_perm_<unit>), or both", file=file, line=1, column="R_frac")
+        raise MissingColumnError(
+            "give the rejection (R_frac or R_pct) or the permeate concentration (c_perm_<unit>), or both",
+            file=file,
+            line=1,
+            column="R_frac",
+        )
     return Header(fields, tuple(extras))
 
 

@@ -4,6 +4,7 @@ A *group* is a feed (``feed_key``, the default) or the value of a column that is
 within every feed (``by="study"``, or an ``x_*`` column such as a salt series). All flux
 points and quantities of a feed always land on the same side.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,9 @@ def feed_groups(meas: Measurements, by: str = "feed_key") -> dict[str, list[str]
     return groups
 
 
-def split_by_feed(meas: Measurements, test_fraction: float = 0.25, *, seed: int = 0,
-                  by: str = "feed_key") -> tuple[Measurements, Measurements]:
+def split_by_feed(
+    meas: Measurements, test_fraction: float = 0.25, *, seed: int = 0, by: str = "feed_key"
+) -> tuple[Measurements, Measurements]:
     """Random (train, test) split of whole groups, reproducible for ``seed``.
 
     ``test_fraction`` is a fraction of *groups* (feeds by default), not of rows: the test set
@@ -49,8 +51,9 @@ def split_by_feed(meas: Measurements, test_fraction: float = 0.25, *, seed: int 
     return meas.subset(set(meas.feed_keys) - test), meas.subset(test)
 
 
-def group_folds(meas: Measurements, k: int | None = None, *, seed: int = 0,
-                by: str = "feed_key") -> list[tuple[str, Measurements, Measurements]]:
+def group_folds(
+    meas: Measurements, k: int | None = None, *, seed: int = 0, by: str = "feed_key"
+) -> list[tuple[str, Measurements, Measurements]]:
     """K-fold over whole groups: a list of (test groups joined by '+', train, test).
 
     ``k=None`` leaves one group out per fold, in sorted group order (no shuffling); otherwise

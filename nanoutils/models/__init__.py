@@ -6,6 +6,7 @@ keeps its configuration in ``.config``, and is registered by name in
 :data:`MODELS`; :func:`build` and :func:`from_spec` choose by that name. Adding a
 model is one import and one entry in :data:`MODELS`.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -91,8 +92,30 @@ def n_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
-    "FLUX_SCALE_M_S", "MODELS", "ModelInputError", "NeuralODE", "NeuralODEConfig", "ODE_METHODS", "build", "charge_imbalance", "clone",
-    "check_inputs", "equivalent_scale", "flux_encoding", "from_spec", "log_feed_feature", "n_parameters",
-    "project_electroneutral", "scale_feature", "spec", "STATES",
-    "PINN", "PINNConfig", "ResNet", "ResNetConfig", "UNet", "UNetConfig", "rejection_residual",
+    "FLUX_SCALE_M_S",
+    "MODELS",
+    "ModelInputError",
+    "NeuralODE",
+    "NeuralODEConfig",
+    "ODE_METHODS",
+    "build",
+    "charge_imbalance",
+    "clone",
+    "check_inputs",
+    "equivalent_scale",
+    "flux_encoding",
+    "from_spec",
+    "log_feed_feature",
+    "n_parameters",
+    "project_electroneutral",
+    "scale_feature",
+    "spec",
+    "STATES",
+    "PINN",
+    "PINNConfig",
+    "ResNet",
+    "ResNetConfig",
+    "UNet",
+    "UNetConfig",
+    "rejection_residual",
 ]

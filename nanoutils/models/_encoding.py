@@ -20,6 +20,7 @@ Scaling (shared by every learned model):
   Legendre
   polynomials ``P_k(2τ − 1)``, k = 1…degree (bounded by 1 on [0, 1]).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,8 +65,15 @@ def flux_encoding(tau: Tensor, degree: int) -> Tensor:
     return torch.stack(out[:degree], dim=-1)
 
 
-def checked_tau(feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None, species: Sequence[str],
-                flux_scale: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+def checked_tau(
+    feed: Tensor,
+    species_mask: Tensor,
+    flux: Tensor,
+    flux_mask: Tensor | None,
+    species: Sequence[str],
+    flux_scale: float,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor]:
     """Check a model's inputs (:func:`check_inputs`) and return the dimensionless flux τ = Jv / ``flux_scale``
     (B, K) in ``dtype`` (0 at padded points) and the flux mask (B, K) bool."""
     check_inputs(feed, species_mask, flux, flux_mask, species)

@@ -32,6 +32,7 @@ flux points, and each sample's points are read off that solution. Gradients go
 through the solver (direct backprop) or through the continuous adjoint
 (``adjoint=True``).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -47,8 +48,21 @@ from ._projection import project_electroneutral
 
 #: The torchdiffeq solvers (``odeint(method=...)``) a config may name: adaptive ones use rtol/atol, fixed-grid ones
 #: (euler, midpoint, heun2, heun3, rk4, implicit/fixed Adams) ``step_size``.
-ODE_METHODS = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun", "euler", "midpoint", "heun2", "heun3", "rk4",
-               "explicit_adams", "implicit_adams", "fixed_adams")
+ODE_METHODS = (
+    "dopri8",
+    "dopri5",
+    "bosh3",
+    "fehlberg2",
+    "adaptive_heun",
+    "euler",
+    "midpoint",
+    "heun2",
+    "heun3",
+    "rk4",
+    "explicit_adams",
+    "implicit_adams",
+    "fixed_adams",
+)
 #: State scalings (module docstring).
 STATES = ("per_ion", "per_sample")
 
@@ -91,7 +105,9 @@ class NeuralODEConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
         if self.width < 1 or self.depth < 2 or self.flux_degree < 1:
-            raise ValueError(f"need width ≥ 1, depth ≥ 2, flux_degree ≥ 1; got {self.width}, {self.depth}, {self.flux_degree}")
+            raise ValueError(
+                f"need width ≥ 1, depth ≥ 2, flux_degree ≥ 1; got {self.width}, {self.depth}, {self.flux_degree}"
+            )
         if self.state not in STATES:
             raise ValueError(f"unknown state {self.state!r}; choose one of {', '.join(STATES)}")
         if self.method not in ODE_METHODS:
@@ -210,7 +226,7 @@ class NeuralODE(nn.Module):
         norm = (z.abs() * batch["feed"].to(pred.dtype)).sum(-1).clamp_min(torch.finfo(pred.dtype).tiny)
         rel = (pred * z).sum(-1) / norm[:, None]
         fmask = batch["flux_mask"].to(pred.dtype)
-        return lam * (rel ** 2 * fmask).sum() / fmask.sum().clamp_min(1.0)
+        return lam * (rel**2 * fmask).sum() / fmask.sum().clamp_min(1.0)
 
     def state_scale(self, feed: Tensor, mask: Tensor) -> Tensor:
         """Per-ion state scale a (B, d) in mol/m³, c = a ⊙ u: the feed itself (``per_ion``; 1 for absent

@@ -17,6 +17,7 @@ vanishes exactly when the network reproduces DSPM-DE. It regularises the network
 compositions and fluxes the data do not cover. Labels are cached per (feed composition, collocation
 grid), so after the first epoch training does not call the solver again.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -30,15 +31,22 @@ from ..profiles import Profile, get
 from ._resnet import ResNet, ResNetConfig
 
 
-def rejection_residual(feed: Tensor, species_mask: Tensor, pred: Tensor, reference: Tensor,
-                       valid: Tensor | None = None) -> Tensor:
+def rejection_residual(
+    feed: Tensor, species_mask: Tensor, pred: Tensor, reference: Tensor, valid: Tensor | None = None
+) -> Tensor:
     """Mean of ((pred − reference) / c_f)² over present species and ``valid`` (B, K) points (rejection
     units, dimensionless); feed (B, d), pred and reference (B, K, d) in mol/m³; 0 when nothing is valid."""
-    m = species_mask.bool()[:, None, :] & (torch.ones(pred.shape[:2], dtype=torch.bool, device=pred.device)
-                                           if valid is None else valid.bool())[..., None]
+    m = (
+        species_mask.bool()[:, None, :]
+        & (torch.ones(pred.shape[:2], dtype=torch.bool, device=pred.device) if valid is None else valid.bool())[
+            ..., None
+        ]
+    )
     scale = torch.where(species_mask.bool(), feed, torch.ones_like(feed)).to(pred.dtype)[:, None, :]
-    err = torch.where(m, (pred - torch.where(m, reference.to(pred.dtype), pred)) / scale, torch.zeros((), dtype=pred.dtype))
-    return (err ** 2).sum() / m.sum().clamp_min(1).to(pred.dtype)
+    err = torch.where(
+        m, (pred - torch.where(m, reference.to(pred.dtype), pred)) / scale, torch.zeros((), dtype=pred.dtype)
+    )
+    return (err**2).sum() / m.sum().clamp_min(1).to(pred.dtype)
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,9 @@ class PINNConfig(ResNetConfig):
         if not (0 <= self.physics_weight < float("inf")):
             raise ValueError(f"physics_weight must be finite and ≥ 0, got {self.physics_weight}")
         if self.collocation < 1 or not self.collocation_max > 0:
-            raise ValueError(f"need collocation ≥ 1 and collocation_max > 0; got {self.collocation}, {self.collocation_max}")
+            raise ValueError(
+                f"need collocation ≥ 1 and collocation_max > 0; got {self.collocation}, {self.collocation_max}"
+            )
         dspmde.Membrane.nf270(**self.membrane)  # validates the overrides
 
     @classmethod
@@ -88,8 +98,12 @@ class PINN(ResNet):
         keys = [row.tobytes() for row in f]
         new = [i for i, k in enumerate(keys) if k not in self._labels]
         if new:
-            res = dspmde.solve(f[new], self.collocation_fluxes(), membrane=dspmde.Membrane.nf270(**self.config.membrane),
-                               species=self.config.species)
+            res = dspmde.solve(
+                f[new],
+                self.collocation_fluxes(),
+                membrane=dspmde.Membrane.nf270(**self.config.membrane),
+                species=self.config.species,
+            )
             perm = np.where(res.converged[..., None], res.permeate, np.nan)
             self._labels.update({keys[i]: perm[n] for n, i in enumerate(new)})
         return np.stack([self._labels[k] for k in keys])
@@ -104,4 +118,6 @@ class PINN(ResNet):
         ref = torch.as_tensor(self.physics_labels(feed), device=pred.device)
         flux = torch.as_tensor(self.collocation_fluxes(), dtype=pred.dtype, device=pred.device).expand(len(feed), -1)
         out = self(feed, mask, flux)
-        return cfg.physics_weight * rejection_residual(feed, mask, out, torch.nan_to_num(ref), ~torch.isnan(ref).any(-1))
+        return cfg.physics_weight * rejection_residual(
+            feed, mask, out, torch.nan_to_num(ref), ~torch.isnan(ref).any(-1)
+        )

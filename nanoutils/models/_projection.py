@@ -15,6 +15,7 @@ Applied to the right-hand side of the neural ODE it keeps Σ z h(Jv) equal to it
 value at the feed (0) and absent species at 0 along the whole trajectory; applied
 to a direct prediction (ResNet, U-Net, PINN) it makes that prediction neutral.
 """
+
 from __future__ import annotations
 
 import torch

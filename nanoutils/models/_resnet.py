@@ -12,6 +12,7 @@ are exactly 0. The anchoring and projection run in float64 from the caller's fee
 (:func:`anchored_permeate`), as in the neural ODE, so a float32 network keeps ~1e-7 relative charge.
 The body is ``Linear(n_in, width)`` → ``blocks`` × [x + Linear(tanh(Linear(tanh(x))))] → tanh → ``Linear(width, d)``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -25,8 +26,9 @@ from ._encoding import FLUX_SCALE_M_S, checked_tau, flux_encoding, static_featur
 from ._projection import project_electroneutral
 
 
-def anchored_permeate(feed: Tensor, mask: Tensor, z: Tensor, du: Tensor, tau: Tensor, fmask: Tensor,
-                      dtype: torch.dtype) -> Tensor:
+def anchored_permeate(
+    feed: Tensor, mask: Tensor, z: Tensor, du: Tensor, tau: Tensor, fmask: Tensor, dtype: torch.dtype
+) -> Tensor:
     """Permeate (B, K, d) mol/m³ = c_f ⊙ (1 + τ P_w,m(Δu)) in float64, w = z ⊙ c_f, cast to ``dtype``.
 
     feed (B, d) mol/m³ (the caller's, uncast), mask (B, d), z (d,) valences, du (B, K, d) the network's
@@ -52,7 +54,9 @@ class ResNetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
         if self.width < 1 or self.blocks < 0 or self.flux_degree < 1:
-            raise ValueError(f"need width ≥ 1, blocks ≥ 0, flux_degree ≥ 1; got {self.width}, {self.blocks}, {self.flux_degree}")
+            raise ValueError(
+                f"need width ≥ 1, blocks ≥ 0, flux_degree ≥ 1; got {self.width}, {self.blocks}, {self.flux_degree}"
+            )
         if not self.flux_scale > 0:
             raise ValueError(f"flux_scale must be > 0, got {self.flux_scale}")
 

@@ -9,6 +9,7 @@ tanh, then ×½ average pooling; channels width·2^l) reach a bottleneck, and th
 at its end value beyond grid_max) and anchored and projected exactly as the ResNet's:
 c = c_f ⊙ (1 + τ P_w,m(Δu(τ))), so c(0) = c_f, Σ z c = Σ z c_f and absent species are 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
@@ -40,9 +41,13 @@ class UNetConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
         if self.width < 1 or self.levels < 1 or self.flux_degree < 1:
-            raise ValueError(f"need width ≥ 1, levels ≥ 1, flux_degree ≥ 1; got {self.width}, {self.levels}, {self.flux_degree}")
-        if self.grid_points < 2 or self.grid_points % 2 ** self.levels:
-            raise ValueError(f"grid_points must be ≥ 2 and divisible by 2^levels = {2 ** self.levels}, got {self.grid_points}")
+            raise ValueError(
+                f"need width ≥ 1, levels ≥ 1, flux_degree ≥ 1; got {self.width}, {self.levels}, {self.flux_degree}"
+            )
+        if self.grid_points < 2 or self.grid_points % 2**self.levels:
+            raise ValueError(
+                f"grid_points must be ≥ 2 and divisible by 2^levels = {2**self.levels}, got {self.grid_points}"
+            )
         if not self.flux_scale > 0 or not self.grid_max > 0:
             raise ValueError(f"flux_scale and grid_max must be > 0, got {self.flux_scale}, {self.grid_max}")
 
@@ -68,9 +73,11 @@ class UNet(nn.Module):
         self.config = cfg = config or UNetConfig()
         d = len(cfg.species)
         self.register_buffer("z", torch.tensor(ions.charges(cfg.species), dtype=torch.get_default_dtype()))
-        ch = [cfg.width * 2 ** level for level in range(cfg.levels + 1)]
-        self.down = nn.ModuleList([_double_conv(2 * d + 1 + cfg.flux_degree, ch[0])]
-                                  + [_double_conv(ch[i], ch[i + 1]) for i in range(cfg.levels)])
+        ch = [cfg.width * 2**level for level in range(cfg.levels + 1)]
+        self.down = nn.ModuleList(
+            [_double_conv(2 * d + 1 + cfg.flux_degree, ch[0])]
+            + [_double_conv(ch[i], ch[i + 1]) for i in range(cfg.levels)]
+        )
         self.up = nn.ModuleList([nn.Conv1d(ch[i + 1], ch[i], 3, padding=1) for i in reversed(range(cfg.levels))])
         self.dec = nn.ModuleList([_double_conv(2 * ch[i], ch[i]) for i in reversed(range(cfg.levels))])
         self.head = nn.Conv1d(ch[0], d, 1)

@@ -38,6 +38,7 @@ permeance from its bulk diffusivity by the fitted P/D of ions of the same charge
 >>> fitted.table()                                                  # doctest: +SKIP
 >>> fitted.model.solve([{"Na+": 10.0, "Cl-": 10.0}], [1e-5]).rejection  # doctest: +SKIP
 """
+
 from ._fit import BOUNDS as BOUNDS
 from ._fit import SDEMFit as SDEMFit
 from ._fit import fit as fit
@@ -50,5 +51,16 @@ from ._model import SDEMModel as SDEMModel
 from ._model import equivalent_concentration as equivalent_concentration
 from ._model import salt_permeance as salt_permeance
 
-__all__ = ["BOUNDS", "C_REF", "DEFAULT_CELLS", "FALLBACKS", "MissingPermeanceWarning", "SDEMError", "SDEMFit",
-           "SDEMModel", "equivalent_concentration", "fit", "salt_permeance"]
+__all__ = [
+    "BOUNDS",
+    "C_REF",
+    "DEFAULT_CELLS",
+    "FALLBACKS",
+    "MissingPermeanceWarning",
+    "SDEMError",
+    "SDEMFit",
+    "SDEMModel",
+    "equivalent_concentration",
+    "fit",
+    "salt_permeance",
+]

@@ -12,6 +12,7 @@ covariance s² (JᵀJ)⁻¹ at the optimum, J the forward-difference Jacobian of
 s² = max(1, χ²/(n − p)); parameters within 0.1 % of the θ range from a bound are flagged (their σ is
 not meaningful).
 """
+
 from __future__ import annotations
 
 import time
@@ -96,8 +97,16 @@ class SDEMFit:
 class _Space:
     """θ ↔ per-feed :class:`SDEMModel` for the feeds ``feeds`` (key → ions present)."""
 
-    def __init__(self, feeds: dict[str, tuple[str, ...]], per_feed: bool, shared: Sequence[str],
-                 fit_exponent: bool, exponent: float, c_ref: float, fallback: str | None):
+    def __init__(
+        self,
+        feeds: dict[str, tuple[str, ...]],
+        per_feed: bool,
+        shared: Sequence[str],
+        fit_exponent: bool,
+        exponent: float,
+        c_ref: float,
+        fallback: str | None,
+    ):
         self.feeds, self.per_feed, self.fit_exponent, self.exponent = feeds, per_feed, fit_exponent, exponent
         self.c_ref, self.fallback = c_ref, fallback
         every = tuple(s for s in ions.species() if any(s in f for f in feeds.values()))
@@ -115,7 +124,7 @@ class _Space:
                 if label not in names:
                     names.append(label)
                 self.slots[(key, ion)] = names.index(label)
-        self.ions_of = [n[2:n.index("]")] for n in names]
+        self.ions_of = [n[2 : n.index("]")] for n in names]
         if fit_exponent:
             names.append("a")
         self.names = tuple(names)
@@ -128,8 +137,9 @@ class _Space:
         a = float(theta[-1]) if self.fit_exponent else self.exponent
 
         def model(pairs) -> SDEMModel:
-            return SDEMModel({ion: float(np.exp(theta[i])) for ion, i in pairs}, exponent=a, c_ref=self.c_ref,
-                             fallback=self.fallback)
+            return SDEMModel(
+                {ion: float(np.exp(theta[i])) for ion, i in pairs}, exponent=a, c_ref=self.c_ref, fallback=self.fallback
+            )
 
         if not self.per_feed:  # one model with every ion, the same for all feeds
             one = model(zip(self.ions_of, range(len(self.ions_of)), strict=True))
@@ -163,10 +173,21 @@ def _check_prior(prior: Mapping[str, tuple[float, float]] | None) -> dict[str, t
     return out
 
 
-def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (),
-        prior: Mapping[str, tuple[float, float]] | None = None, fit_exponent: bool = False, exponent: float = 0.0,
-        c_ref: float = C_REF, fallback: str | None = None, n_starts: int = 3, max_nfev: int = 100, seed: int = 0,
-        n_cells: int = FIT_CELLS) -> SDEMFit:
+def fit(
+    meas: Measurements,
+    *,
+    per_feed: bool = False,
+    shared: Sequence[str] = (),
+    prior: Mapping[str, tuple[float, float]] | None = None,
+    fit_exponent: bool = False,
+    exponent: float = 0.0,
+    c_ref: float = C_REF,
+    fallback: str | None = None,
+    n_starts: int = 3,
+    max_nfev: int = 100,
+    seed: int = 0,
+    n_cells: int = FIT_CELLS,
+) -> SDEMFit:
     """Fit SDEM permeances to ``meas`` (a training split) by eq. 11 (module docstring for the method).
 
     ``per_feed``: one permeance per ion and feed (reproduces per-feed fits such as the source paper's),
@@ -186,13 +207,31 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
     shared = tuple(ions.canonical(s) for s in shared)
     keys = meas.feed_keys
     if per_feed and not shared and not fit_exponent and len(keys) > 1:  # independent problems: fit one by one
-        return _combine([fit(meas.subset([k]), per_feed=True, prior=prior, exponent=exponent, c_ref=c_ref,
-                             fallback=fallback, n_starts=n_starts, max_nfev=max_nfev, seed=seed, n_cells=n_cells)
-                         for k in keys], t0)
+        return _combine(
+            [
+                fit(
+                    meas.subset([k]),
+                    per_feed=True,
+                    prior=prior,
+                    exponent=exponent,
+                    c_ref=c_ref,
+                    fallback=fallback,
+                    n_starts=n_starts,
+                    max_nfev=max_nfev,
+                    seed=seed,
+                    n_cells=n_cells,
+                )
+                for k in keys
+            ],
+            t0,
+        )
     feeds = {k: tuple(s for s, c in meas.feeds[k].items() if c > 0) for k in keys}
     space = _Space(feeds, per_feed, shared, fit_exponent, exponent, c_ref, fallback)
-    objectives = ({k: Objective(meas.subset([k]), n_cells=n_cells) for k in keys} if per_feed
-                  else {None: Objective(meas, n_cells=n_cells)})
+    objectives = (
+        {k: Objective(meas.subset([k]), n_cells=n_cells) for k in keys}
+        if per_feed
+        else {None: Objective(meas, n_cells=n_cells)}
+    )
     prior_rows = [(i, *priors[ion]) for i, ion in enumerate(space.ions_of) if ion in priors]
     trace: list[tuple[str, float, int]] = []
     phase = ["start 0"]
@@ -213,8 +252,9 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
     sols = []
     for i, th in enumerate(starts):
         phase[0] = f"start {i}"
-        sols.append(least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", diff_step=1e-5,
-                                  max_nfev=max_nfev))
+        sols.append(
+            least_squares(residuals, th, bounds=(space.lo, space.hi), method="trf", diff_step=1e-5, max_nfev=max_nfev)
+        )
     reached = [2.0 * float(sol.cost) for sol in sols]
     best = min(sols, key=lambda sol: sol.cost)  # the first of equal ones
     r, n_bad = data_residuals(best.x)
@@ -225,8 +265,20 @@ def fit(meas: Measurements, *, per_feed: bool = False, shared: Sequence[str] = (
     frame = pd.DataFrame(trace, columns=["phase", "objective", "unconverged"])
     frame.insert(0, "evaluation", np.arange(1, len(frame) + 1))
     frame["best"] = frame["objective"].cummin()
-    return SDEMFit(space.models(best.x), per_feed, space.names, best.x, cov, chi2, n_points, n_bad,
-                   space.at_bounds(best.x), reached, frame, time.perf_counter() - t0)
+    return SDEMFit(
+        space.models(best.x),
+        per_feed,
+        space.names,
+        best.x,
+        cov,
+        chi2,
+        n_points,
+        n_bad,
+        space.at_bounds(best.x),
+        reached,
+        frame,
+        time.perf_counter() - t0,
+    )
 
 
 def _combine(fits: list[SDEMFit], t0: float) -> SDEMFit:
@@ -236,14 +288,24 @@ def _combine(fits: list[SDEMFit], t0: float) -> SDEMFit:
     i = 0
     for f in fits:
         k = len(f.names)
-        cov[i:i + k, i:i + k] = f.covariance
+        cov[i : i + k, i : i + k] = f.covariance
         i += k
-    trace = pd.concat([f.trace.assign(phase=f"{next(iter(f.models))}: " + f.trace["phase"]) for f in fits],
-                      ignore_index=True)
+    trace = pd.concat(
+        [f.trace.assign(phase=f"{next(iter(f.models))}: " + f.trace["phase"]) for f in fits], ignore_index=True
+    )
     trace["evaluation"] = np.arange(1, len(trace) + 1)
     trace["best"] = np.nan  # objectives of different feeds: a running best across them means nothing
-    return SDEMFit({k: m for f in fits for k, m in f.models.items()}, True, names,
-                   np.concatenate([f.theta for f in fits]), cov, sum(f.chi2 for f in fits),
-                   sum(f.n_points for f in fits), sum(f.n_unconverged for f in fits),
-                   tuple(n for f in fits for n in f.at_bounds), [sum(v) for v in zip(*(f.starts for f in fits), strict=True)],
-                   trace, time.perf_counter() - t0)
+    return SDEMFit(
+        {k: m for f in fits for k, m in f.models.items()},
+        True,
+        names,
+        np.concatenate([f.theta for f in fits]),
+        cov,
+        sum(f.chi2 for f in fits),
+        sum(f.n_points for f in fits),
+        sum(f.n_unconverged for f in fits),
+        tuple(n for f in fits for n in f.at_bounds),
+        [sum(v) for v in zip(*(f.starts for f in fits), strict=True)],
+        trace,
+        time.perf_counter() - t0,
+    )

@@ -6,6 +6,7 @@ dimensionless thickness ξ ∈ [0, 1] (pore length 1), no convection (K_c = 0), 
 no partitioning (ln φ = 0) and no fixed charge, so the pore unknowns are the virtual concentrations and
 the dimensionless potential, and the Scharfetter–Gummel cells integrate j_i = −P_i (c_i' + z_i c_i ψ').
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,12 @@ class MissingPermeanceWarning(UserWarning):
 
 
 def _positive(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not math.isfinite(value) \
-            or value <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating))
+        or not math.isfinite(value)
+        or value <= 0
+    ):
         raise SDEMError(f"SDEM parameter {name} must be a finite number > 0, got {value!r}")
     return float(value)
 
@@ -80,8 +85,11 @@ class SDEMModel:
             raise SDEMError(f"permeance must be a non-empty mapping ion → P (m/s), got {self.permeance!r}")
         clean = {ions.canonical(k): _positive(f"permeance[{k!r}]", v) for k, v in self.permeance.items()}
         object.__setattr__(self, "permeance", MappingProxyType(clean))
-        if isinstance(self.exponent, bool) or not isinstance(self.exponent, (int, float, np.floating)) \
-                or not math.isfinite(self.exponent):
+        if (
+            isinstance(self.exponent, bool)
+            or not isinstance(self.exponent, (int, float, np.floating))
+            or not math.isfinite(self.exponent)
+        ):
             raise SDEMError(f"SDEM parameter exponent must be a finite number, got {self.exponent!r}")
         object.__setattr__(self, "exponent", float(self.exponent))
         object.__setattr__(self, "c_ref", _positive("c_ref", self.c_ref))
@@ -99,16 +107,25 @@ class SDEMModel:
     def to_dict(self) -> dict:
         """JSON-safe form (SI units): ``{"model": "sdem", "permeance_m_s": {...}, "exponent", "c_ref_mol_m3",
         "fallback"}``; :meth:`from_dict` inverts it."""
-        return {"model": "sdem", "permeance_m_s": dict(self.permeance), "exponent": self.exponent,
-                "c_ref_mol_m3": self.c_ref, "fallback": self.fallback}
+        return {
+            "model": "sdem",
+            "permeance_m_s": dict(self.permeance),
+            "exponent": self.exponent,
+            "c_ref_mol_m3": self.c_ref,
+            "fallback": self.fallback,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping) -> SDEMModel:
         """The model stored by :meth:`to_dict`."""
         if not isinstance(data, Mapping) or data.get("model") != "sdem" or "permeance_m_s" not in data:
             raise SDEMError(f"not an SDEM model dictionary (needs model='sdem' and permeance_m_s): {data!r}")
-        return cls(dict(data["permeance_m_s"]), exponent=data.get("exponent", 0.0),
-                   c_ref=data.get("c_ref_mol_m3", C_REF), fallback=data.get("fallback"))
+        return cls(
+            dict(data["permeance_m_s"]),
+            exponent=data.get("exponent", 0.0),
+            c_ref=data.get("c_ref_mol_m3", C_REF),
+            fallback=data.get("fallback"),
+        )
 
     def permeances(self, species: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
         """P_i,ref (m/s) of ``species`` (d,): the fitted value, the fallback's, or NaN; and the ions that
@@ -127,9 +144,19 @@ class SDEMModel:
                         used.append(name)
         return p, tuple(used)
 
-    def solve(self, feeds, fluxes, *, film: Film | None = None, temperature: float = 298.15,
-              species: Sequence[str] | None = None, n_cells: int = DEFAULT_CELLS, activity: str | None = None,
-              profiles: bool = False, tol: float = 1e-9) -> Result:
+    def solve(
+        self,
+        feeds,
+        fluxes,
+        *,
+        film: Film | None = None,
+        temperature: float = 298.15,
+        species: Sequence[str] | None = None,
+        n_cells: int = DEFAULT_CELLS,
+        activity: str | None = None,
+        profiles: bool = False,
+        tol: float = 1e-9,
+    ) -> Result:
         """Permeate of N feeds × M fluxes (m/s) as a :class:`nanoutils.dspmde.Result` (the interface of
         :func:`nanoutils.dspmde.solve`). ``film``: concentration polarisation in front of the membrane
         (the feed is then the bulk and c_eq that of the bulk). ``temperature`` (K) only converts the
@@ -139,8 +166,9 @@ class SDEMModel:
         :class:`MissingPermeanceWarning`; ``info["fallback_ions"]`` names the ions that used the fallback.
         ``profiles=True``: virtual concentrations and potential across the layer, positions ξ ∈ [0, 1]."""
         if activity not in (None, "ideal"):
-            raise SDEMError(f"SDEM uses ideal virtual concentrations; activity must be None or 'ideal', "
-                            f"got {activity!r}")
+            raise SDEMError(
+                f"SDEM uses ideal virtual concentrations; activity must be None or 'ideal', got {activity!r}"
+            )
         if not isinstance(n_cells, int) or isinstance(n_cells, bool) or n_cells < 1:
             raise SDEMError(f"n_cells must be an integer ≥ 1, got {n_cells!r}")
         c_feed, names = as_concentrations(feeds, species)
@@ -160,25 +188,60 @@ class SDEMModel:
         solvable = ~missing.any(axis=1)
         for s in np.unique(scale[solvable]):
             idx = np.flatnonzero(solvable & (scale == s))
-            pore = PoreIons(names, z, np.where(np.isnan(p_ref), 1.0, p_ref) * s, np.full(d, np.nan),
-                            np.zeros(d), np.ones(d), np.zeros(d))
-            res = solve_transport(c_feed[idx], jv, lambda *_, pore=pore: pore, 1.0, 0.0, film=film,
-                                  temperature=temperature, species=names, n_cells=n_cells, profiles=profiles, tol=tol,
-                                  label="SDEM")
-            out["permeate"][idx], out["surface"][idx], converged[idx] = res.permeate, res.membrane_surface, \
-                res.converged
+            pore = PoreIons(
+                names,
+                z,
+                np.where(np.isnan(p_ref), 1.0, p_ref) * s,
+                np.full(d, np.nan),
+                np.zeros(d),
+                np.ones(d),
+                np.zeros(d),
+            )
+            res = solve_transport(
+                c_feed[idx],
+                jv,
+                lambda *_, pore=pore: pore,
+                1.0,
+                0.0,
+                film=film,
+                temperature=temperature,
+                species=names,
+                n_cells=n_cells,
+                profiles=profiles,
+                tol=tol,
+                label="SDEM",
+            )
+            out["permeate"][idx], out["surface"][idx], converged[idx] = (
+                res.permeate,
+                res.membrane_surface,
+                res.converged,
+            )
             iterations[idx], residual[idx] = res.info["iterations"], res.info["residual"]
             if res.profiles is not None:  # asked for with ``profiles``
-                conc[idx], pot[idx], perm_pot[idx] = res.profiles.concentration, res.profiles.potential, \
-                    res.profiles.permeate_potential
+                conc[idx], pot[idx], perm_pot[idx] = (
+                    res.profiles.concentration,
+                    res.profiles.potential,
+                    res.profiles.permeate_potential,
+                )
         no_permeance = {int(i): [names[k] for k in np.flatnonzero(missing[i])] for i in np.flatnonzero(~solvable)}
         if no_permeance:
             lacking = sorted({ion for v in no_permeance.values() for ion in v})
-            warnings.warn(f"SDEM: no permeance for ion(s) {lacking} (fallback {self.fallback!r}); "
-                          f"{len(no_permeance)} of {n} feeds not predicted (NaN, converged=False)",
-                          MissingPermeanceWarning, stacklevel=2)
+            warnings.warn(
+                f"SDEM: no permeance for ion(s) {lacking} (fallback {self.fallback!r}); "
+                f"{len(no_permeance)} of {n} feeds not predicted (NaN, converged=False)",
+                MissingPermeanceWarning,
+                stacklevel=2,
+            )
         prof = Profiles(np.linspace(0.0, 1.0, n_cells + 1), conc, pot, perm_pot) if profiles else None
-        info = {"model": "sdem", "params": self.to_dict(), "iterations": iterations, "residual": residual,
-                "n_failed": int((~converged[solvable]).sum()), "n_cells": n_cells, "no_permeance": no_permeance,
-                "fallback_ions": used, "permeance_scale": scale}
+        info = {
+            "model": "sdem",
+            "params": self.to_dict(),
+            "iterations": iterations,
+            "residual": residual,
+            "n_failed": int((~converged[solvable]).sum()),
+            "n_cells": n_cells,
+            "no_permeance": no_permeance,
+            "fallback_ions": used,
+            "permeance_scale": scale,
+        }
         return Result(names, c_feed, jv, out["permeate"], out["surface"], converged, info, prof)

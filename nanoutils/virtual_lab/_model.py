@@ -22,6 +22,7 @@ with c_p the *mixed* permeate, solved for the membrane-surface concentration c_m
 c_m = c_b e^{Pe} / (R + (1 − R) e^{Pe}), R = 1 − c_p/c_m. With one k for all ions this is exactly
 DSPM-DE's film (equal diffusivities give no diffusion potential), so the film is not a mis-specification.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -97,13 +98,16 @@ def _activity_hook(model: str, names: Sequence[str], temperature: float):
     names = tuple(names)
 
     def ln_gamma(c: np.ndarray, z: np.ndarray) -> np.ndarray:
-        return activity.ln_coefficients(activity.molar_to_molal(np.maximum(c, 0.0), temperature), names,
-                                        model, temperature)
+        return activity.ln_coefficients(
+            activity.molar_to_molal(np.maximum(c, 0.0), temperature), names, model, temperature
+        )
+
     return ln_gamma
 
 
-def _solve_classes(c_m: np.ndarray, names: Sequence[str], jv: np.ndarray, lab: LabMembrane, X_d: float,
-                   temperature: float) -> np.ndarray:
+def _solve_classes(
+    c_m: np.ndarray, names: Sequence[str], jv: np.ndarray, lab: LabMembrane, X_d: float, temperature: float
+) -> np.ndarray:
     """Mixed permeate (M, d) of all pore classes for membrane-surface concentrations ``c_m`` (M, d)."""
     radii, eps_p, share = lab.pore_classes()
     scale = lab.flux_scale()
@@ -115,12 +119,13 @@ def _solve_classes(c_m: np.ndarray, names: Sequence[str], jv: np.ndarray, lab: L
         feeds = c_m[:1] if same else c_m
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", dspmde.ConvergenceWarning)
-            res = dspmde.solve(feeds, jv * s, species=names, membrane=membrane, temperature=temperature,
-                               activity=hook)
+            res = dspmde.solve(feeds, jv * s, species=names, membrane=membrane, temperature=temperature, activity=hook)
         ok = res.converged[0] if same else np.diagonal(res.converged)
         if not ok.all():
-            raise VirtualLabError(f"DSPM-DE did not converge for pore class r = {r * 1e9:.3f} nm, X_d = {X_d:.2f} "
-                                  f"mol/m³, feed {dict(zip(names, c_m[0], strict=True))} at J_v = {jv[~ok] * 1e6} µm/s")
+            raise VirtualLabError(
+                f"DSPM-DE did not converge for pore class r = {r * 1e9:.3f} nm, X_d = {X_d:.2f} "
+                f"mol/m³, feed {dict(zip(names, c_m[0], strict=True))} at J_v = {jv[~ok] * 1e6} µm/s"
+            )
         c_p = res.permeate[0] if same else res.permeate[np.arange(len(jv)), np.arange(len(jv))]
         mixed += q * c_p
     return mixed
@@ -132,8 +137,15 @@ def _neutral(c: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.where(z < 0, c * pos / neg, c)
 
 
-def observed_permeate(c_bulk: np.ndarray, names: Sequence[str], jv: np.ndarray, lab: LabMembrane, *,
-                      film_k: float | None, temperature: float) -> tuple[np.ndarray, float]:
+def observed_permeate(
+    c_bulk: np.ndarray,
+    names: Sequence[str],
+    jv: np.ndarray,
+    lab: LabMembrane,
+    *,
+    film_k: float | None,
+    temperature: float,
+) -> tuple[np.ndarray, float]:
     """Noise-free permeate concentrations (M, d) mol/m³ of a bulk feed ``c_bulk`` (d,) at fluxes
     ``jv`` (M,) m/s, and the feed's X_d (mol/m³). ``film_k`` (m/s): film mass-transfer coefficient,
     ``None`` for no film (the feed is the membrane-surface concentration)."""
