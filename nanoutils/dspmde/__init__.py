@@ -15,6 +15,8 @@ from ._departure import single_element_departure as single_element_departure
 from ._film import SHERWOOD as SHERWOOD
 from ._film import Film as Film
 from ._film import FilmError as FilmError
+from ._grad import Sensitivity as Sensitivity
+from ._grad import sensitivities as sensitivities
 from ._hindrance import HINDRANCE as HINDRANCE
 from ._hindrance import hindrance as hindrance
 from ._hindrance import steric_partition as steric_partition
@@ -95,6 +97,8 @@ __all__ = [
     "single_element_departure",
     "solve",
     "solve_reference",
+    "Sensitivity",
+    "sensitivities",
     "solve_torch",
     "solve_transport",
     "steric_partition",

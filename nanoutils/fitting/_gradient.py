@@ -1,6 +1,6 @@
 """Eq. 11 by a gradient method: trust-region Gauss–Newton (``scipy.optimize.least_squares``, "trf") on
 the normalised residuals, with their exact Jacobian from the implicit-differentiation sensitivities of
-the DSPM-DE (:mod:`nanoutils.dspmde._grad`), in the transformed coordinates θ of :class:`Space`."""
+the DSPM-DE (:func:`nanoutils.dspmde.sensitivities`), in the transformed coordinates θ of :class:`Space`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from .. import dspmde
-from ..dspmde._grad import sensitivities
 from ..measurements import Measurements
 from ._fit import FitResult
 from ._objective import Objective
@@ -27,7 +26,7 @@ def residual_jacobian(obj: Objective, params: Mapping[str, float], space: Space)
     c_perm, d_perm = np.full(a.Jv.shape + (d,), np.nan), np.full(a.Jv.shape + (d, q), np.nan)
     for idx, union, where, T, k in obj.groups:
         m = len(union)
-        res = sensitivities(
+        res = dspmde.sensitivities(
             np.repeat(a.c_feed[idx], m, axis=0),
             np.tile(union, len(idx)),
             mem,
