@@ -111,6 +111,21 @@ class Calibrator:
     default_seeds: int = 1
 
 
+def _fit_info(res: Any) -> dict[str, Any]:
+    """The report's summary of a mechanistic fit (a DSPM-DE ``FitResult`` or an ``SDEMFit``): its parameter table,
+    χ², size and time, and which parameters ended at a bound (held there in the posterior draws)."""
+    at = list(res.at_bounds)
+    return {
+        "parameters": res.table().reset_index().to_dict("records"),
+        "at_bounds": at,
+        "chi2": res.chi2,
+        "reduced_chi2": res.reduced_chi2,
+        "n_points": res.n_points,
+        "wall_s": res.wall_s,
+        "note": f"{', '.join(at)} at a bound: held there in the posterior draws (σ not meaningful)" if at else "",
+    }
+
+
 def _fit_members(res: fitting.FitResult, seed: int) -> Fitted:
     """A DSPM-DE fit (any variant) as bundle members: the fitted model and its Laplace draws (parameters at a
     bound held there), with the fit table as the report's parameters."""
@@ -126,20 +141,7 @@ def _fit_members(res: fitting.FitResult, seed: int) -> Fitted:
         fixed,
         n=POSTERIOR_DRAWS,
     )
-    info = {
-        "parameters": res.table().reset_index().to_dict("records"),
-        "at_bounds": list(res.at_bounds),
-        "chi2": res.chi2,
-        "reduced_chi2": res.reduced_chi2,
-        "n_points": res.n_points,
-        "wall_s": res.wall_s,
-        "note": (
-            f"{', '.join(res.at_bounds)} at a bound: held there in the posterior draws (σ not meaningful)"
-            if res.at_bounds
-            else ""
-        ),
-    }
-    return Fitted(members, info)
+    return Fitted(members, _fit_info(res))
 
 
 def _dspmde_fit(
@@ -193,15 +195,7 @@ def _sdem_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
     members = [base] + fitting.laplace_draws(
         res.theta, res.covariance, to_model, seed, np.full(n, lo), np.full(n, hi), fixed, n=POSTERIOR_DRAWS
     )
-    info = {
-        "parameters": res.table().reset_index().to_dict("records"),
-        "at_bounds": list(res.at_bounds),
-        "chi2": res.chi2,
-        "reduced_chi2": res.reduced_chi2,
-        "n_points": res.n_points,
-        "wall_s": res.wall_s,
-    }
-    return Fitted(members, info)
+    return Fitted(members, _fit_info(res))
 
 
 def _sf_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
