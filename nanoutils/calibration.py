@@ -129,18 +129,7 @@ def _fit_info(res: Any) -> dict[str, Any]:
 def _fit_members(res: fitting.FitResult, seed: int) -> Fitted:
     """A DSPM-DE fit (any variant) as bundle members: the fitted model and its Laplace draws (parameters at a
     bound held there), with the fit table as the report's parameters."""
-    space = fitting.Space(res.bounds, res.names)
-    fixed = [res.names.index(n) for n in res.at_bounds]
-    members = [res.model] + fitting.laplace_draws(
-        space.theta(res.params),
-        res.covariance,
-        lambda t: res.spec.model(space.params(t)),
-        seed,
-        space.lo,
-        space.lo + space.span,
-        fixed,
-        n=POSTERIOR_DRAWS,
-    )
+    members = [res.model] + fitting.fit_draws(res, POSTERIOR_DRAWS, seed, hold_at_bounds=True)
     return Fitted(members, _fit_info(res))
 
 

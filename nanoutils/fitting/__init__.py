@@ -39,6 +39,7 @@ from ._objective import performance as performance
 from ._objective import prediction_frame as prediction_frame
 from ._objective import predictions as predictions
 from ._posterior import delta_chi2 as delta_chi2
+from ._posterior import fit_draws as fit_draws
 from ._posterior import laplace_draws as laplace_draws
 from ._posterior import laplace_ensemble as laplace_ensemble
 from ._posterior import multistart as multistart
@@ -78,6 +79,7 @@ __all__ = [
     "check_bounds",
     "delta_chi2",
     "fit",
+    "fit_draws",
     "fit_gradient",
     "laplace_draws",
     "laplace_ensemble",

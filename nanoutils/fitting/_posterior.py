@@ -56,7 +56,14 @@ def laplace_ensemble(result: FitResult, n_draws: int = 16, *, seed: int = 0) -> 
         raise FitError(f"an ensemble needs n_draws ≥ 2, got {n_draws!r}")
     if not np.isfinite(result.covariance).all():
         raise FitError("the fit has no covariance (fit with with_uncertainty=True)")
+    return fit_draws(result, n_draws, seed)
+
+
+def fit_draws(result: FitResult, n: int, seed: int, *, hold_at_bounds: bool = False) -> list[Model]:
+    """:func:`laplace_draws` of a DSPM-DE fit in its θ coordinates, clipped to its bounds, without
+    :func:`laplace_ensemble`'s checks; ``hold_at_bounds`` keeps the parameters that ended at a bound there."""
     space = Space(result.bounds, result.names)
+    fixed = [result.names.index(name) for name in result.at_bounds] if hold_at_bounds else ()
     return laplace_draws(
         space.theta(result.params),
         result.covariance,
@@ -64,7 +71,8 @@ def laplace_ensemble(result: FitResult, n_draws: int = 16, *, seed: int = 0) -> 
         seed,
         space.lo,
         space.lo + space.span,
-        n=n_draws,
+        fixed,
+        n=n,
     )
 
 
