@@ -22,7 +22,8 @@ seeds. Its headline ((a) "ions seen" folds, (b) all folds, (c) in-sample, mean a
 1's real columns.
 
 The PINN's physics term (:mod:`nanoutils.models._pinn`) uses DSPM-DE with Table 2's Z while pre-training
-(the labeller of the simulated set) and with the Z fitted on the same training feeds while fine-tuning.
+(the labeller of the simulated set) and with the Z fitted on the same training feeds while fine-tuning on the
+virtual split (the real-data transfer fine-tunes as ``nanoutils calibrate`` does, which keeps Table 2's Z).
 Mechanistic rows: DSPM-DE with Z fitted by eq. 11 (``fitting.fit``) and the solution-friction model
 (``friction.fit``), each fitted on the virtual train + validation feeds. SF has one friction factor per ion, so
 it cannot predict a real feed holding an ion absent from its calibration feeds: the transfer benchmark counts

@@ -339,12 +339,12 @@ def plot(
     labels = bench.folds.drop_duplicates("fold").set_index("fold")["ions"]
     for ax, key in zip(axes.flat, folds, strict=False):  # spare panels stay empty
         test = meas.subset([key])
-        predictors = {n: bench.models.get((n, seed, key)) for n in names}
-        predictors = {n: None if m is None or declined_feeds(test, m) else m for n, m in predictors.items()}
+        calibrated = {n: bench.models.get((n, seed, key)) for n in names}
+        declined = [n for n, m in calibrated.items() if m is not None and declined_feeds(test, m)]
+        predictors = {n: None if n in declined else m for n, m in calibrated.items()}
         plotting.rejection_curves(ax, test, predictors, n_points=n_points, flux_scale_m_s=1e-6)
-        absent = [n for n, m in predictors.items() if m is None]
-        if absent:
-            ax.text(0.02, 0.02, f"not predicted: {', '.join(absent)}", transform=ax.transAxes, fontsize=7)
+        if declined:
+            ax.text(0.02, 0.02, f"not predicted: {', '.join(declined)}", transform=ax.transAxes, fontsize=7)
         lo, hi = test.table["R"].min(), test.table["R"].max()
         pad = 0.25 * max(hi - lo, 0.2)
         ax.set(title=f"{key}\n({labels.get(key, '')})", xlabel="flux (µm/s)", ylim=(lo - pad, max(hi, 1.0) + pad))
