@@ -406,6 +406,16 @@ def real_transfer(
     )
 
 
+def best_by_kind(real: transfer.Benchmark, names: Sequence[str] = TRANSFER_ROWS) -> dict[str, str | None]:
+    """The best mechanistic and the best learned registry model of ``names`` in ``real`` (lowest mean over all
+    transfer folds among those that predicted every point, :meth:`nanoutils.transfer.Benchmark.best`; None where
+    none did): ``{"mechanistic": …, "learned": …}``."""
+    from . import calibration
+
+    kinds = {n: calibration.calibrator(n).kind for n in names}
+    return {kind: real.best([n for n in names if kinds[n] == kind]) for kind in ("mechanistic", "learned")}
+
+
 def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics.Score | None, int]:
     """The score of the converged rows and the number of unconverged rows left out."""
     if frame is None:

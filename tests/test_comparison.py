@@ -229,6 +229,7 @@ def test_real_transfer_gives_the_three_headline_figures_with_a_seed_spread(three
         n_mg_feed,
     )  # no friction factor for Mg2+
     assert bench.best(["resnet", "sf"]) == "resnet"  # SF's mean leaves a fold out: not comparable
+    assert comparison.best_by_kind(bench, ["resnet", "sf"]) == {"mechanistic": None, "learned": "resnet"}
 
     table = comparison.table1([], bench)
     assert list(table.index) == [comparison.label(n) for n in comparison.ROWS]
