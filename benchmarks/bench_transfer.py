@@ -7,8 +7,8 @@ Data: the real FdL 2021 NF270 set (75 points, 3 feeds, one per dominant salt). R
 fitted Z, + Langmuir binding of the divalent cations, dspmde_plus (+ per-ion ΔW, prior N(0, 1 kT²)),
 and with ``--laplace N`` the same three as Laplace posterior-predictive ensembles of N draws.
 Leave one feed out (folds labelled "ions seen" / "ion X unseen") and in-sample, fit budget
-:data:`nanoutils.dspmde_plus.BUDGET`. Prints markdown tables; writes the folds, points, per-quantity
-frames, the fit table and correlation matrix of the in-sample dspmde_plus fit, and the fold figure.
+:func:`nanoutils.dspmde_plus.fit_budget` (default profile). Prints markdown tables; writes the folds, points,
+per-quantity frames, the fit table and correlation matrix of the in-sample dspmde_plus fit, and the fold figure.
 """
 
 from __future__ import annotations

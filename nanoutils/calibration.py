@@ -159,9 +159,7 @@ def _dspmde_fit(
 
 
 def _dspmde_plus_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
-    return _fit_members(
-        dspmde_plus.fit(meas, variant="dspmde_plus", seed=seed, **profile.settings.dspmde_plus_fit), seed
-    )
+    return _fit_members(dspmde_plus.fit(meas, variant="dspmde_plus", seed=seed, profile=profile), seed)
 
 
 def _sdem_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
@@ -206,14 +204,13 @@ def _pretrained(name: str, profile: Profile):
     from . import comparison, pretraining_set, training
 
     simulated = pretraining_set.split(pretraining_set.pretraining_set(profile=profile))
-    ckpt = profile.run_dir / "checkpoints"
-    run_dir = ckpt / "neural_ode" if name == "neural_ode" else ckpt / "table1" / name
+    run_dir = comparison.checkpoint_dir(name, profile)
     if not (run_dir / "last.pt").exists():
         print(f"no pre-trained {name} in {run_dir}: pre-training it ({profile.name} profile)", file=sys.stderr)
     try:
         result = comparison.pretrain(name, simulated, profile, run_dir=run_dir, resume=True, progress=True)
     except training.CheckpointMismatchError as err:
-        run_dir = ckpt / "calibrate" / name
+        run_dir = profile.run_dir / "checkpoints" / "calibrate" / name
         print(f"{err}\n→ pre-training {name} in {run_dir}", file=sys.stderr)
         result = comparison.pretrain(name, simulated, profile, run_dir=run_dir, resume=True, progress=True)
     return result.model.cpu(), simulated, run_dir

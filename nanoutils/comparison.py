@@ -11,17 +11,25 @@ Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15
    validation feeds
    (:func:`run_deep`);
 3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
-   test feeds, and leave-one-feed-out on the three real NF270 feeds (``measurements.group_folds``: train on two with
-   the chosen learning rate and the fixed epoch count, no validation feeds; test on the third).
+   test feeds.
+
+**Real data** (the FdL 2021 NF270 feeds): every row, and the mechanistic transfer models of
+:data:`TRANSFER_ROWS`, by the transfer benchmark (:func:`real_transfer`, :mod:`nanoutils.transfer`): leave one
+feed out, each fold calibrated exactly as ``nanoutils calibrate NAME`` does (learned models: the profile's
+pre-trained weights, the checkpoints this module's :func:`pretrain` wrote, fine-tuned by eq. 5 with the
+profile's learning rate), plus the in-sample calibration; learned rows over the profile's ``transfer_seeds``
+seeds. Its headline ((a) "ions seen" folds, (b) all folds, (c) in-sample, mean and spread over seeds) is Table
+1's real columns.
 
 The PINN's physics term (:mod:`nanoutils.models._pinn`) uses DSPM-DE with Table 2's Z while pre-training
-(the labeller of the simulated set) and with the Z fitted on the same training feeds while fine-tuning.
+(the labeller of the simulated set) and with the Z fitted on the same training feeds while fine-tuning on the
+virtual split (the real-data transfer fine-tunes as ``nanoutils calibrate`` does, which keeps Table 2's Z).
 Mechanistic rows: DSPM-DE with Z fitted by eq. 11 (``fitting.fit``) and the solution-friction model
-(``friction.fit``), each fitted on the same training feeds (virtual: train + validation feeds; real: each
-fold's two feeds). SF has one friction factor per ion, so it cannot predict an ion absent from its
-training feeds: such test feeds are left out of its score and counted in the row's note.
-**Training time** is the sum over every run behind a row: pre-training, every fine-tuning run (search
-trials and real folds) as epoch seconds; the eq. 11 fits as wall seconds.
+(``friction.fit``), each fitted on the virtual train + validation feeds. SF has one friction factor per ion, so
+it cannot predict a real feed holding an ion absent from its calibration feeds: the transfer benchmark counts
+those points as not predicted.
+**Training time** is the sum over the virtual runs behind a row: pre-training and every fine-tuning run of the
+search as epoch seconds, the eq. 11 fits as wall seconds; the real-data calibrations are timed apart (wall s).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import env, finetuning, fitting, friction, measurements, metrics, models, pretraining_set, training
+from . import env, finetuning, fitting, friction, measurements, metrics, models, pretraining_set, training, transfer
 from .measurements import Measurements
 from .profiles import Profile, get
 from .training_data import TransportData
@@ -53,6 +61,9 @@ LABELS = {
     "sf": "SF (solution friction)",
 }
 DEEP = ROWS[:4]
+#: The real-data transfer rows (:func:`real_transfer`): names of :data:`nanoutils.calibration.CALIBRATORS`, Table 1's
+#: rows first, then the transfer models without a virtual row. A newly registered model is one more name here.
+TRANSFER_ROWS = (*ROWS, "dspmde_plus", "sdem")
 #: The paper's Table 1: (parameter count, test error in %).
 PAPER = {
     "neural_ode": ("1.05 M", 7.1),
@@ -67,8 +78,9 @@ PAPER = {
 @dataclass
 class Splits:
     """The data every row is trained and scored on: the virtual NF270 split (feeds; train, validation,
-    test, and train + validation for the fits), the real NF270 leave-one-feed-out folds (key, train, test)
-    and the simulated pre-training split (``{"train", "val", "test"}``)."""
+    test, and train + validation for the fits), the real NF270 leave-one-feed-out folds (key, train, test;
+    chapter 05's), the simulated pre-training split (``{"train", "val", "test"}``) and the real NF270 set
+    (``real``, :func:`real_transfer`'s data)."""
 
     virtual_train: Measurements
     virtual_val: Measurements
@@ -76,6 +88,7 @@ class Splits:
     virtual_trainval: Measurements
     real_folds: list[tuple[str, Measurements, Measurements]]
     simulated: dict[str, TransportData]
+    real: Measurements
 
 
 def splits(
@@ -99,14 +112,15 @@ def splits(
     )
     trainval, test = measurements.split_by_feed(virtual, 0.25, seed=seed)
     train, val = measurements.split_by_feed(trainval, 0.2, seed=seed)
-    return Splits(train, val, test, trainval, measurements.group_folds(real), simulated)
+    return Splits(train, val, test, trainval, measurements.group_folds(real), simulated, real)
 
 
 @dataclass
 class RowResult:
     """One row before scoring: ``name`` (a key of :data:`LABELS`), ``parameters`` (count, as text), scored
     frames (``metrics.rejection_error`` input; None = not run) on the virtual test and the pooled real
-    held-out feeds, training ``seconds``, ``info`` (chosen settings, fitted values) and a ``note``."""
+    held-out feeds of ``Splits.real_folds`` (chapter 05; None when not run), training ``seconds``, ``info``
+    (chosen settings, fitted values) and a ``note``."""
 
     name: str
     parameters: str
@@ -168,6 +182,14 @@ def pretrain(
         device=device,
         progress=progress,
     )
+
+
+def checkpoint_dir(name: str, profile: str | Profile = "default") -> Path:
+    """Where a profile's pre-trained deep model ``name`` is kept (:func:`pretrain`'s ``run_dir``): chapter 04's run
+    for the neural ODE, chapter 06's ``checkpoints/table1/<name>`` for the others; the calibrate path
+    (:mod:`nanoutils.calibration`) loads the same ones."""
+    ckpt = get(profile).run_dir / "checkpoints"
+    return ckpt / "neural_ode" if name == "neural_ode" else ckpt / "table1" / name
 
 
 def _seconds(result: training.TrainResult) -> float:
@@ -236,8 +258,12 @@ def run_deep(
     run_dir: str | os.PathLike | None = None,
     resume: bool | str = False,
     tuned: Any = None,
+    real: bool = True,
 ) -> RowResult:
-    """Fine-tune and score a pre-trained deep model as the module docstring says. ``lrs``: the search
+    """Fine-tune and score a pre-trained deep model as the module docstring says; with ``real`` also fine-tune
+    on the two training feeds of each of ``split.real_folds`` with the chosen learning rate (fixed epochs, no
+    validation feeds) and score the held-out feed (chapter 05; chapter 06 scores the real data by
+    :func:`real_transfer` instead). ``lrs``: the search
     (default: the profile's knob ``search_lr``); ``physics``: fitted Z per training set (``"virtual"`` and each
     fold key) for a PINN's physics term (e.g. from :func:`run_dspmde`). ``pretrained.model`` is not modified.
     ``tuned``: the settings of an Optuna study (:func:`nanoutils.tuning.best_settings`; ``pretrained`` made by
@@ -280,8 +306,8 @@ def run_deep(
     trials = {lr: tune(split.virtual_train, split.virtual_val, lr, "virtual") for lr in lrs}
     best_lr = min(lrs, key=lambda lr: trials[lr].best_loss)
     virtual = finetuning.score(trials[best_lr].model, split.virtual_test)[1]
-    folds = {key: tune(train, None, best_lr, key) for key, train, _ in split.real_folds}
-    real = [finetuning.score(folds[key].model, test)[1] for key, _, test in split.real_folds]
+    folds = {key: tune(train, None, best_lr, key) for key, train, _ in split.real_folds} if real else {}
+    scored = [finetuning.score(folds[key].model, test)[1] for key, _, test in split.real_folds if key in folds]
     kept = {"virtual": trials[best_lr], **folds}
     info: dict[str, Any] = {
         "lr": best_lr,
@@ -297,58 +323,97 @@ def run_deep(
         name,
         f"{models.n_parameters(base):,}",
         virtual,
-        pd.concat(real, ignore_index=True),
+        pd.concat(scored, ignore_index=True) if scored else None,
         info["pre-training s"] + info["fine-tuning s"],
         info,
     )
 
 
 def run_dspmde(
-    split: Splits, profile: str | Profile = "default", *, seed: int = 0
+    split: Splits, profile: str | Profile = "default", *, seed: int = 0, real: bool = True
 ) -> tuple[RowResult, dict[str, dict[str, float]]]:
     """DSPM-DE with Z fitted by eq. 11 (budget: the profile's knob ``baseline_fit``; from Table 2) on the virtual
-    train +
-    validation feeds and on each real fold's training feeds; the row and the fitted Z per training set."""
+    train + validation feeds and, with ``real`` (chapter 05), on each real fold's training feeds; the row and the
+    fitted Z per training set."""
     budget = get(profile).settings.baseline_fit
-    sets = {"virtual": split.virtual_trainval, **{key: train for key, train, _ in split.real_folds}}
+    sets = {"virtual": split.virtual_trainval, **({key: train for key, train, _ in split.real_folds} if real else {})}
     fits = {
         key: fitting.fit(meas, start=fitting.PAPER_TABLE2, seed=seed, with_uncertainty=False, **budget)
         for key, meas in sets.items()
     }
     virtual = fitting.predictions(split.virtual_test, fits["virtual"].membrane)
-    real = pd.concat(
-        [fitting.predictions(test, fits[key].membrane) for key, _, test in split.real_folds], ignore_index=True
-    )
+    scored = [fitting.predictions(test, fits[key].membrane) for key, _, test in split.real_folds if key in fits]
     params = {key: dict(f.params) for key, f in fits.items()}
     return RowResult(
-        "dspmde", str(len(fitting.PARAMETERS)), virtual, real, sum(f.wall_s for f in fits.values()), {"Z": params}
+        "dspmde",
+        str(len(fitting.PARAMETERS)),
+        virtual,
+        pd.concat(scored, ignore_index=True) if scored else None,
+        sum(f.wall_s for f in fits.values()),
+        {"Z": params},
     ), params
 
 
 def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
-    """The solution-friction model fitted (budget: the profile's knob ``sf_fit``) on the same training feeds as
-    :func:`run_dspmde`; real folds whose test feed has an ion without a fitted friction factor are skipped."""
-    budget = get(profile).settings.sf_fit
-    fit_v = friction.fit(split.virtual_trainval, seed=seed, **budget)
-    seconds, real, skipped = fit_v.wall_s, [], []
-    for key, train, test in split.real_folds:
-        fit_r = friction.fit(train, seed=seed, **budget)
-        seconds += fit_r.wall_s
-        unseen = sorted(set(test.arrays().species) - set(fit_r.model.species))
-        if unseen:
-            skipped.append(f"{key} (no friction factor for {', '.join(unseen)})")
-        else:
-            real.append(fitting.predictions(test, fit_r.model))
-    note = f"real folds not scorable: {'; '.join(skipped)}" if skipped else ""
+    """The solution-friction model fitted (budget: the profile's knob ``sf_fit``) on the virtual train + validation
+    feeds and scored on the virtual test feeds (its real-data row: :func:`real_transfer`)."""
+    fit_v = friction.fit(split.virtual_trainval, seed=seed, **get(profile).settings.sf_fit)
     return RowResult(
         "sf",
         f"d + 4 = {fit_v.n_params}",
         fitting.predictions(split.virtual_test, fit_v.model),
-        pd.concat(real, ignore_index=True) if real else None,
-        seconds,
+        None,
+        fit_v.wall_s,
         {"virtual fit": fit_v},
-        note,
     )
+
+
+def transfer_seeds(name: str, profile: str | Profile = "default", seed: int = 0, n: int | None = None) -> list[int]:
+    """The seeds :func:`real_transfer` calibrates registry model ``name`` with: ``n`` (default: the profile's knob
+    ``transfer_seeds``) consecutive seeds from ``seed`` for a learned model (its fine-tuning is stochastic),
+    ``[seed]`` for a mechanistic one (one eq. 11 fit from the paper's Table 2)."""
+    from . import calibration
+
+    n = get(profile).settings.transfer_seeds if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of transfer seeds must be a whole number ≥ 1, got {n!r}")
+    return list(range(seed, seed + n)) if calibration.calibrator(name).kind == "learned" else [seed]
+
+
+def real_transfer(
+    meas: Measurements,
+    names: Sequence[str] = TRANSFER_ROWS,
+    profile: str | Profile = "default",
+    *,
+    seed: int = 0,
+    n_seeds: int | None = None,
+    in_sample_seeds: int | None = None,
+) -> transfer.Benchmark:
+    """Table 1's real-data evaluation: :func:`nanoutils.transfer.benchmark` of the registry models ``names`` on
+    ``meas`` (leave one feed out, every fold calibrated as ``nanoutils calibrate NAME --profile`` does, and the
+    in-sample calibration), each with its :func:`transfer_seeds` (``n_seeds``: their number for a learned model,
+    default the profile's knob ``transfer_seeds``); the in-sample calibration with the first ``in_sample_seeds``
+    of them (default: the knob ``transfer_in_sample_seeds``). Learned models start from the profile's pre-trained
+    checkpoints (:func:`pretrain`'s, chapters 04 and 06), pre-trained first if absent."""
+    P = get(profile)
+    cap = P.settings.transfer_in_sample_seeds if in_sample_seeds is None else in_sample_seeds
+    seeds = {name: transfer_seeds(name, P, seed, n_seeds) for name in names}
+    return transfer.benchmark(
+        meas,
+        transfer.registry_rows(names, profile=P),
+        seeds=seeds,
+        in_sample={name: s[:cap] for name, s in seeds.items()},
+    )
+
+
+def best_by_kind(real: transfer.Benchmark, names: Sequence[str] = TRANSFER_ROWS) -> dict[str, str | None]:
+    """The best mechanistic and the best learned registry model of ``names`` in ``real`` (lowest mean over all
+    transfer folds among those that predicted every point, :meth:`nanoutils.transfer.Benchmark.best`; None where
+    none did): ``{"mechanistic": …, "learned": …}``."""
+    from . import calibration
+
+    kinds = {n: calibration.calibrator(n).kind for n in names}
+    return {kind: real.best([n for n in names if kinds[n] == kind]) for kind in ("mechanistic", "learned")}
 
 
 def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics.Score | None, int]:
@@ -359,71 +424,152 @@ def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics
     return metrics.rejection_error(frame[ok], n_boot=n_boot, seed=seed), int((~ok).sum())
 
 
-def table1(rows: Sequence[RowResult], *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Table 1: one row per entry of :data:`ROWS` in the paper's order (missing ones "not run"); columns:
-    parameters, virtual and real test error (pp) with their 95 % feed-bootstrap CI (NaN from a single feed)
-    and point counts, the error per study (pp), training time (s), the paper's parameter count and test error
-    (%), and a note."""
+#: Table 1's real-data columns: the transfer headline's (mean over seeds, its spread) in the table's words.
+REAL_COLUMNS = {
+    "ions seen": "real ions seen (pp)",
+    "all folds": "real all folds (pp)",
+    "in-sample": "real in-sample (pp)",
+}
+
+
+def label(name: str) -> str:
+    """A row's label in Table 1: :data:`LABELS`, else the registry name."""
+    return LABELS.get(name, name)
+
+
+def _real_columns(head: pd.Series | None) -> tuple[dict[str, Any], list[str]]:
+    """The real columns of one Table 1 row from its transfer headline row (None: not run), and its notes."""
+    if head is None:
+        return {**{c: np.nan for c in REAL_COLUMNS.values()}, "real seeds": ""}, []
+    rec: dict[str, Any] = {}
+    for key, col in REAL_COLUMNS.items():
+        rec[col], rec[col.replace("(pp)", "spread (pp)")] = head[f"{key} (pp)"], head[f"{key} spread"]
+    n = {k: int(head[k]) for k in ("seeds", "in-sample seeds", "NaN points", "folds not predicted", "folds")}
+    rec["real seeds"] = f"{n['seeds']} (in-sample {n['in-sample seeds']})"
+    note = (
+        f"real: {n['NaN points']} points not predicted over all seeds and folds, "
+        f"{n['folds not predicted']} of {n['folds']} folds wholly"
+    )
+    return rec, [note] if n["NaN points"] else []
+
+
+def _check_no_fold_scores(rows: Sequence[RowResult]) -> None:
+    """Table 1's real data are :func:`real_transfer`'s: refuse rows carrying chapter 05's pooled real folds."""
+    stale = [r.name for r in rows if r.real is not None]
+    if stale:
+        raise ValueError(
+            f"rows {stale} carry real-fold scores of chapter 05 (run them with real=False); "
+            "Table 1's real data are the transfer benchmark's"
+        )
+
+
+def table1(
+    rows: Sequence[RowResult], real: transfer.Benchmark | None = None, *, n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Table 1: one row per entry of :data:`ROWS` in the paper's order (missing ones "not run"), then the other
+    models of the real-data benchmark ``real`` (:func:`real_transfer`). Columns: parameters; virtual test error
+    (pp) with its 95 % feed-bootstrap CI and point count; the real transfer headline (:data:`REAL_COLUMNS`: mean
+    over "ions seen" folds, over all folds, in-sample, each the mean over seeds and its spread, the sample std
+    over seeds, NaN from one seed; the seeds); the virtual error per study (pp); training time on the virtual
+    split (s); the real calibrations' wall time (s); the paper's parameter count and test error (%); a note."""
     by_name = {r.name: r for r in rows}
     unknown = sorted(set(by_name) - set(ROWS))
     if unknown:
         raise ValueError(f"unknown Table 1 row(s) {unknown}; known: {', '.join(ROWS)}")
+    _check_no_fold_scores(rows)
+    head = real.headline() if real is not None else pd.DataFrame()
     out = []
-    for name in ROWS:
-        r = by_name.get(name) or not_run(name, "no result given")
-        rec: dict[str, Any] = {"model": LABELS[name], "parameters": r.parameters}
+    for name in [*ROWS, *(n for n in head.index if n not in ROWS)]:
+        r = by_name.get(name) or not_run(name, "no result given" if name in ROWS else "real-data transfer only")
+        rec: dict[str, Any] = {"model": label(name), "parameters": r.parameters}
         notes = [r.note] if r.note else []
-        for split, frame in (("virtual", r.virtual), ("real", r.real)):
-            s, n_bad = _scored(frame, n_boot, seed)
-            rec[f"{split} test error (pp)"] = s.value if s else np.nan
-            ci = s.ci if s and s.n_feeds > 1 else (np.nan, np.nan)
-            rec[f"{split} CI low (pp)"], rec[f"{split} CI high (pp)"] = ci
-            rec[f"{split} points"] = s.n_points if s else 0
-            rec.update({f"error {study} (pp)": v for study, v in (s.per_study.items() if s else ())})
-            if n_bad:
-                notes.append(f"{n_bad} unconverged {split} points left out")
+        s, n_bad = _scored(r.virtual, n_boot, seed)
+        rec["virtual test error (pp)"] = s.value if s else np.nan
+        rec["virtual CI low (pp)"], rec["virtual CI high (pp)"] = s.ci if s and s.n_feeds > 1 else (np.nan, np.nan)
+        rec["virtual points"] = s.n_points if s else 0
+        rec.update({f"error {study} (pp)": v for study, v in (s.per_study.items() if s else ())})
+        if n_bad:
+            notes.append(f"{n_bad} unconverged virtual points left out")
+        cols, real_notes = _real_columns(head.loc[name] if name in head.index else None)
+        rec.update(cols)
+        notes += real_notes
         rec["training time (s)"] = r.seconds
-        rec["paper parameters"], rec["paper test error (%)"] = PAPER[name]
+        rec["real calibration time (s)"] = head.loc[name, "calibration (s)"] if name in head.index else np.nan
+        rec["paper parameters"], rec["paper test error (%)"] = PAPER.get(name, ("", np.nan))
         rec["note"] = "; ".join(notes)
         out.append(rec)
     frame = pd.DataFrame(out).set_index("model")
+    tail = ["training time (s)", "real calibration time (s)", "paper parameters", "paper test error (%)", "note"]
     studies = sorted(c for c in frame.columns if c.startswith("error "))
-    first = [
-        c
-        for c in frame.columns
-        if not c.startswith("error ")
-        and c not in ("training time (s)", "paper parameters", "paper test error (%)", "note")
-    ]
-    return frame[first + studies + ["training time (s)", "paper parameters", "paper test error (%)", "note"]]
+    first = [c for c in frame.columns if not c.startswith("error ") and c not in tail]
+    return frame[first + studies + tail]
 
 
 #: What :func:`save_results` keeps of each row's ``info`` (JSON-serialisable entries).
 SAVED_INFO = ("lr", "validation loss per lr", "checkpoints", "history", "pre-training history", "Z")
-PREDICTIONS_CSV, RUNS_JSON = "table1_predictions.csv", "table1_runs.json"
+PREDICTIONS_CSV, RUNS_JSON, FOLDS_CSV = "table1_predictions.csv", "table1_runs.json", "transfer_folds.csv"
+#: Where :func:`save_results` puts the real-data transfer's calibrated models, under the results directory.
+TRANSFER_DIR = "transfer"
+_COLUMNS = ["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred"]
 
 
-def save_results(rows: Sequence[RowResult], directory: str | os.PathLike) -> list[Path]:
+def save_results(
+    rows: Sequence[RowResult],
+    directory: str | os.PathLike,
+    real: transfer.Benchmark | None = None,
+    *,
+    seed: int = 0,
+) -> list[Path]:
     """Write what the figures chapter needs of the Table 1 runs to ``directory``: every scored point
-    (``table1_predictions.csv``: model, split = virtual | real, feed_id, study, ion, Jv_um_s, R_meas, R_pred)
-    and per row the chosen settings, checkpoints, training histories and fitted Z (``table1_runs.json``)."""
+    (``table1_predictions.csv``: model, split = virtual | real | real in-sample, seed, feed_id, study, ion,
+    Jv_um_s, R_meas, R_pred; the virtual rows were run with ``seed``, the real ones are ``real``'s points), the
+    transfer folds (``transfer_folds.csv``), every model ``real`` calibrated (``transfer/``, in its registry
+    member format) and per row the chosen settings, checkpoints, training histories, fitted Z and the transfer
+    models' files by fold and seed (``table1_runs.json``, key ``"transfer models"``)."""
+    from . import calibration
+
+    _check_no_fold_scores(rows)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for r in rows:
-        for split, frame in (("virtual", r.virtual), ("real", r.real)):
-            if frame is None:
-                continue
-            f = frame.assign(Jv_um_s=frame["Jv_um_s"] if "Jv_um_s" in frame else frame["Jv_m_s"] * 1e6)
-            parts.append(
-                f[["feed_id", "study", "ion", "Jv_um_s", "R_meas", "R_pred"]].assign(model=r.name, split=split)
-            )
-    predictions = pd.concat(parts, ignore_index=True)
-    predictions = predictions[["model", "split", *predictions.columns[:-2]]]
+    parts = [
+        f.assign(
+            model=r.name, split="virtual", seed=seed, Jv_um_s=f["Jv_um_s"] if "Jv_um_s" in f else f["Jv_m_s"] * 1e6
+        )[["model", "split", "seed", *_COLUMNS]]
+        for r in rows
+        if (f := r.virtual) is not None
+    ]
+    info: dict[str, dict[str, Any]] = {r.name: {k: r.info[k] for k in SAVED_INFO if k in r.info} for r in rows}
     paths = [directory / PREDICTIONS_CSV, directory / RUNS_JSON]
-    predictions.to_csv(paths[0], index=False)
-    info = {r.name: {k: r.info[k] for k in SAVED_INFO if k in r.info} for r in rows}
+    if real is not None:
+        pts = real.points.assign(
+            split=real.points["split"].map({"transfer": "real", transfer.IN_SAMPLE: "real in-sample"})
+        )
+        parts.append(pts[["model", "split", "seed", *_COLUMNS]])
+        real.folds.to_csv(directory / FOLDS_CSV, index=False)
+        paths.append(directory / FOLDS_CSV)
+        (directory / TRANSFER_DIR).mkdir(exist_ok=True)
+        for (name, s, fold), model in real.models.items():
+            fmt = calibration.calibrator(name).member
+            path = directory / TRANSFER_DIR / f"{name}__{fold.replace('/', '_')}__seed{s}{fmt.suffix}"
+            fmt.save(model, path)
+            info.setdefault(name, {}).setdefault("transfer models", {}).setdefault(fold, {})[str(s)] = str(path)
+    pd.concat(parts, ignore_index=True).to_csv(paths[0], index=False)
     paths[1].write_text(json.dumps(info, indent=1, default=float))
     return paths
+
+
+def load_transfer_model(runs: Mapping[str, Any], name: str, fold: str, seed: int = 0) -> Any:
+    """The model of row ``name`` that the real-data transfer calibrated for ``fold`` (a held-out feed key or
+    ``"in-sample"``) with ``seed``, from :func:`load_results`' run information."""
+    from . import calibration
+
+    try:
+        path = runs[name]["transfer models"][fold][str(seed)]
+    except KeyError:
+        raise KeyError(
+            f"no transfer model of {name!r} for fold {fold!r}, seed {seed} in chapter 06's results"
+        ) from None
+    return calibration.calibrator(name).member.load(Path(path))
 
 
 def load_results(directory: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from . import fitting, ions
 from .measurements import Measurements
+from .profiles import Profile, get
 
 #: The variants: which isotherm and whether per-ion ΔW are fitted.
 VARIANTS = {
@@ -39,11 +40,17 @@ VARIANTS = {
 }
 #: Width of the Gaussian prior on each ΔW (k_B T).
 PRIOR_WIDTH = 1.0
-#: Fit budget on a few real feeds (about 60 s per fit on one free CPU core): n_cells = 10 pore cells (the
-#: χ² moves by < 1e-4 relative from 20 cells on the NF270 set), no annealing (from the paper's Table 2,
-#: annealing in 6–12 dimensions spent the budget without improving on it), then least squares with at
-#: most 25 Jacobians.
-BUDGET = {"anneal_maxiter": 0, "nm_maxiter": 25, "n_cells": 10, "local": "least-squares"}
+#: The fixed part of the fit budget on a few real feeds: n_cells = 10 pore cells (the χ² moves by < 1e-4
+#: relative from 20 cells on the NF270 set), no annealing (from the paper's Table 2, annealing in 6–12
+#: dimensions spent the budget without improving on it), then least squares; how many Jacobians it may
+#: take is the profile's knob ``dspmde_plus_fit`` (:func:`fit_budget`; default 25, about 60 s per fit on
+#: one free CPU core).
+FIXED_BUDGET = {"anneal_maxiter": 0, "n_cells": 10, "local": "least-squares"}
+
+
+def fit_budget(profile: str | Profile = "default") -> dict:
+    """The eq. 11 budget of a ``profile``: :data:`FIXED_BUDGET` with its knob ``dspmde_plus_fit``."""
+    return {**FIXED_BUDGET, **get(profile).settings.dspmde_plus_fit}
 
 
 def binding_ions(meas: Measurements) -> tuple[str, ...]:
@@ -72,11 +79,13 @@ def fit(
     seed: int = 0,
     prior_width: float = PRIOR_WIDTH,
     start: Mapping[str, float] | str | None = None,
+    profile: str | Profile = "default",
     **budget,
 ) -> fitting.FitResult:
-    """Fit ``variant`` (a key of :data:`VARIANTS`) to ``meas`` by eq. 11 with :data:`BUDGET` (overridable by
-    keyword) from ``start``: Z (default the paper's Table 2, NF270) with the isotherm at
-    :data:`nanoutils.fitting.ISOTHERM_START` and ΔW = 0 (the prior mean); ``"random"`` draws Z with ``seed``."""
+    """Fit ``variant`` (a key of :data:`VARIANTS`) to ``meas`` by eq. 11 with the ``profile``'s
+    :func:`fit_budget` (overridable by keyword) from ``start``: Z (default the paper's Table 2, NF270) with the
+    isotherm at :data:`nanoutils.fitting.ISOTHERM_START` and ΔW = 0 (the prior mean); ``"random"`` draws Z with
+    ``seed``."""
     if variant not in VARIANTS:
         raise fitting.FitError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     binding = binding_ions(meas) if variant in ("langmuir", "dspmde_plus") else ()
@@ -88,7 +97,7 @@ def fit(
         binding_ions=binding,
         partition_ions=partition_ions(meas) if variant == "dspmde_plus" else (),
         prior_width=prior_width,
-        **{**BUDGET, **budget},
+        **{**fit_budget(profile), **budget},
     )
 
 
@@ -99,11 +108,13 @@ def fitted(
     *,
     prior_width: float = PRIOR_WIDTH,
     with_uncertainty: bool = False,
+    profile: str | Profile = "default",
     **budget,
 ) -> fitting.FitResult:
-    """:func:`fit` of ``variant`` from its default start, reused for the same data, seed, prior and budget;
-    ``with_uncertainty`` adds the Gauss–Newton covariance (:func:`nanoutils.fitting.uncertainty`) once."""
-    options = {**BUDGET, **budget}
+    """:func:`fit` of ``variant`` from its default start (budget: the ``profile``'s :func:`fit_budget`, overridable
+    by keyword), reused for the same data, seed, prior and budget; ``with_uncertainty`` adds the Gauss–Newton
+    covariance (:func:`nanoutils.fitting.uncertainty`) once."""
+    options = {**fit_budget(profile), **budget}
     key = _key(meas, variant, seed, prior_width, tuple(sorted(options.items())))
     if key not in _CACHE:
         _CACHE[key] = fit(meas, variant=variant, seed=seed, prior_width=prior_width, with_uncertainty=False, **options)

@@ -100,12 +100,16 @@ def rejection_curves(
     """Rejection of every measured quantity of feed ``feed`` of ``meas`` (:class:`nanoutils.measurements.Measurements`)
     vs flux / ``flux_scale_m_s``: each model's curve (``predictors``: label → any model
     :func:`nanoutils.prediction.quantity_curves` takes, or a list of them — an ensemble drawn as its mean
-    with a ±2 std band; solid for the first, dashed, dotted … after) on ``n_points`` fluxes from 0 to
-    1.05 × the highest measured one, and the measurements with their σ_R."""
+    with a ±2 std band; solid for the first, dashed, dotted … after; None: a model that cannot predict this
+    feed, not drawn, its line style kept) on ``n_points`` fluxes from 0 to 1.05 × the highest measured one, and
+    the measurements with their σ_R."""
     arrays = meas.arrays()
     grid = np.linspace(0.0, 1.05 * arrays.Jv[arrays.flux_mask].max(), n_points)
     curves, bands = {}, {}
+    slot = {label: i for i, label in enumerate(predictors)}
     for label, model in predictors.items():
+        if model is None:
+            continue
         if isinstance(model, (list, tuple)):
             members = np.stack([prediction.quantity_curves(meas, m, grid) for m in model])
             curves[label], bands[label] = np.nanmean(members, axis=0), np.nanstd(members, axis=0)
@@ -119,14 +123,15 @@ def rejection_curves(
             continue
         color = f"C{q % 10}"
         label = ion_label(name) if name in ions.species() else name
-        for i, (name, R) in enumerate(curves.items()):
+        for first, (name, R) in enumerate(curves.items()):
+            i = slot[name]
             ax.plot(
                 x,
                 R[feed, :, q],
                 color=color,
                 ls=styles[i % len(styles)],
                 lw=1.4 if i == 0 else 1.1,
-                label=label if i == 0 else None,
+                label=label if first == 0 else None,
             )
             if name in bands:
                 spread = 2 * bands[name][feed, :, q]

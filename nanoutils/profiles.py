@@ -99,6 +99,16 @@ SETTINGS: dict[str, Knob] = {
         {"n_starts": 6, "max_nfev": 200},
         "fit budget of SDEM (calibrate --model sdem, sdem.fit)",
     ),
+    # Table 1's real column: the transfer benchmark (comparison.real_transfer)
+    "transfer_seeds": Knob(
+        1, 3, 5, "seeds per learned model in the real-data transfer, for its spread; smoke: 1 keeps CI fast (06)"
+    ),
+    "transfer_in_sample_seeds": Knob(
+        1,
+        1,
+        5,
+        "of those, the seeds of the in-sample calibration on all real feeds; default 1 keeps the series in 30 min (06)",
+    ),
     "dspmde_plus_fit": Knob(
         {"nm_maxiter": 3},
         {"nm_maxiter": 25},

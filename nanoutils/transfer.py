@@ -14,7 +14,9 @@ model is anything :func:`nanoutils.fitting.predictions` takes (a :class:`dspmde.
 DSPM-DE's ``solve``), a torch model (``.parameters()`` and ``.config.species``), or a list of such
 models (an ensemble: the mean is scored, the spread ``R_std`` gives a 95 % predictive interval with
 the measurement σ, and the share of measured points inside it is reported). Points a model cannot
-predict (NaN) are counted and named per fold, never dropped silently.
+predict (NaN) are counted and named per fold, never dropped silently; a model with ``missing_ions(ions)``
+(as :class:`nanoutils.friction.SFModel`, one parameter per ion) declines every feed holding an ion it
+has no parameter for: that feed's points are NaN.
 
 >>> from nanoutils import measurements, transfer, dspmde_plus
 >>> bench = transfer.benchmark(measurements.load_dataset("nf270_fdl2021"), dspmde_plus.CALIBRATIONS)  # doctest: +SKIP
@@ -23,6 +25,7 @@ predict (NaN) are counted and named per fold, never dropped silently.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +36,7 @@ import pandas as pd
 from . import fitting, ions
 from .measurements import Measurements
 from .metrics import rejection_error
+from .profiles import Profile
 
 Calibrate = Callable[[Measurements, int], object]
 SEEN = "ions seen"
@@ -93,16 +97,40 @@ def _torch_frame(meas: Measurements, model) -> pd.DataFrame:
     return fitting.prediction_frame(a, c_perm, np.isfinite(c_perm).all(axis=-1))
 
 
+def declined_feeds(meas: Measurements, model) -> list[str]:
+    """The feeds of ``meas`` the model (or any member of an ensemble) cannot predict: those with an ion its
+    ``missing_ions`` names (none for a model without that method)."""
+    if isinstance(model, (list, tuple)):
+        return list(dict.fromkeys(k for m in model for k in declined_feeds(meas, m)))
+    missing = getattr(model, "missing_ions", None)
+    return [] if missing is None else [k for k in meas.feed_keys if missing(feed_ions(meas, [k]))]
+
+
+def _declined_frame(meas: Measurements) -> pd.DataFrame:
+    """The frame of :func:`nanoutils.fitting.predictions` for feeds a model declines: every R_pred NaN."""
+    a = meas.arrays()
+    c_perm = np.full((*a.Jv.shape, len(a.species)), np.nan)
+    return fitting.prediction_frame(a, c_perm, np.zeros(a.Jv.shape, bool))
+
+
 def predict_points(meas: Measurements, model) -> pd.DataFrame:
-    """One row per measurement of ``meas`` with the model's R_pred (NaN where it cannot predict), the
-    frame of :func:`nanoutils.fitting.predictions`; an ensemble (list) adds R_std (see module docstring)."""
+    """One row per measurement of ``meas`` with the model's R_pred (NaN where it cannot predict, including
+    every point of a feed it declines, :func:`declined_feeds`), the frame of
+    :func:`nanoutils.fitting.predictions`; an ensemble (list) adds R_std (see module docstring)."""
     if isinstance(model, (list, tuple)):
         if not model:
             raise ValueError("an ensemble needs at least one member model, got an empty list")
         return _ensemble_frame([predict_points(meas, m) for m in model])
     if hasattr(model, "parameters") and hasattr(model, "config"):
         return _torch_frame(meas, model)
-    return fitting.predictions(meas, model)
+    declined = declined_feeds(meas, model)
+    if not declined:
+        return fitting.predictions(meas, model)
+    kept = [k for k in meas.feed_keys if k not in declined]
+    parts = [_declined_frame(meas.subset(declined))] + ([fitting.predictions(meas.subset(kept), model)] if kept else [])
+    order = {k: i for i, k in enumerate(meas.feed_keys)}
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.iloc[np.argsort(frame["feed_id"].map(order).to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def _fold_row(frame: pd.DataFrame) -> dict:
@@ -137,8 +165,10 @@ class Benchmark:
 
     def headline(self) -> pd.DataFrame:
         """Per model: (a) mean error over "ions seen" folds, (b) over all folds, (c) in-sample (pp), each
-        the mean over seeds with its spread (sample std, NaN for one seed), the number of folds of each
-        kind and of NaN points; ensembles add the mean interval coverage over transfer folds."""
+        the mean over seeds with its spread (sample std over seeds, NaN from one seed), the number of folds
+        of each kind, of transfer folds it could not predict at all (their mean leaves them out), of seeds
+        (transfer and in-sample) and of NaN points, and the summed calibration time (s); ensembles add the
+        mean interval coverage over transfer folds."""
         rows = []
         for name, g in self.folds.groupby("model", sort=False):
             per_seed = []
@@ -153,7 +183,8 @@ class Benchmark:
                     }
                 )
             ps = pd.DataFrame(per_seed)
-            t0 = g[(g["split"] == "transfer") & (g["seed"] == g["seed"].iloc[0])]
+            transfer = g[g["split"] == "transfer"]
+            t0 = transfer[transfer["seed"] == transfer["seed"].iloc[0]] if len(transfer) else transfer
             row = {
                 "model": name,
                 "ions seen (pp)": ps["seen"].mean(),
@@ -164,13 +195,24 @@ class Benchmark:
                 "in-sample spread": ps["in"].std(),
                 "folds ions seen": int((t0["ions"] == SEEN).sum()),
                 "folds": len(t0),
-                "seeds": len(ps),
+                "folds not predicted": int((t0["n_points"] == 0).sum()),
+                "seeds": transfer["seed"].nunique(),
+                "in-sample seeds": g.loc[g["split"] == IN_SAMPLE, "seed"].nunique(),
                 "NaN points": int(g["n_nan"].sum()),
+                "calibration (s)": float(g["calibrate_s"].sum()) if "calibrate_s" in g else np.nan,
             }
             if ps["cov"].notna().any():
                 row["95% interval coverage"] = ps["cov"].mean()
             rows.append(row)
         return pd.DataFrame(rows).set_index("model")
+
+    def best(self, names: Sequence[str]) -> str | None:
+        """The row of ``names`` with the lowest mean error over all transfer folds among those that predicted
+        every point (a mean over fewer points is not comparable); None when none did."""
+        head = self.headline()
+        ok = head.loc[[n for n in names if n in head.index]]
+        ok = ok[(ok["NaN points"] == 0) & ok["all folds (pp)"].notna()]
+        return None if ok.empty else str(ok["all folds (pp)"].idxmin())
 
     def _abs(self) -> pd.DataFrame:
         p = self.points[np.isfinite(self.points["R_pred"].to_numpy(float))]
@@ -189,7 +231,7 @@ class Benchmark:
         )
 
 
-def registry_rows(names: Sequence[str], *, profile: str = "default") -> dict[str, Calibrate]:
+def registry_rows(names: Sequence[str], *, profile: str | Profile = "default") -> dict[str, Calibrate]:
     """Rows of :func:`benchmark` for models of the calibrate registry (:data:`nanoutils.calibration.CALIBRATORS`):
     every fold calibrates exactly as ``nanoutils calibrate NAME --profile PROFILE`` does, one seed per run. A
     mechanistic bundle is scored by its fitted parameter set (its point estimate), a learned one by its members'
@@ -212,20 +254,31 @@ def benchmark(
     meas: Measurements,
     models: Mapping[str, Calibrate],
     *,
-    seeds: Sequence[int] = (0,),
-    in_sample: bool = True,
+    seeds: Sequence[int] | Mapping[str, Sequence[int]] = (0,),
+    in_sample: bool | Mapping[str, Sequence[int]] = True,
     keep_models: bool = True,
     held_out: Sequence[str] | None = None,
 ) -> Benchmark:
     """Leave-one-feed-out transfer of every model of ``models`` (row name → calibrate callable) on
-    ``meas``, for every seed of ``seeds``, plus the in-sample calibration if ``in_sample``. ``held_out``:
-    the feed keys to hold out in turn (default every feed). Every calibration is checked to hold no row
-    of its test feed (:class:`LeakageError`)."""
+    ``meas``, for every seed of ``seeds`` (one list for all rows, or a list per row name), plus the
+    in-sample calibration if ``in_sample`` (True: for every seed; a mapping: the seeds per row name, none
+    for a row it leaves out). ``held_out``: the feed keys to hold out in turn (default every feed). Every
+    calibration is checked to hold no row of its test feed (:class:`LeakageError`); the fold rows record its
+    wall time (``calibrate_s``)."""
     keys = meas.feed_keys
     if len(keys) < 2:
         raise ValueError(f"the transfer benchmark needs at least 2 feeds, got {list(keys)}")
     if not models:
         raise ValueError("no models to benchmark")
+    for what, given in (("seeds", seeds), ("in_sample", in_sample)):
+        extra = set(given) - set(models) if isinstance(given, Mapping) else set()
+        if extra:
+            raise ValueError(f"{what} names row(s) {sorted(extra)} not among the models {list(models)}")
+    per_row = seeds if isinstance(seeds, Mapping) else dict.fromkeys(models, seeds)
+    if isinstance(in_sample, Mapping):
+        in_seeds = {name: [int(s) for s in in_sample.get(name, ())] for name in models}
+    else:
+        in_seeds = {name: [int(s) for s in per_row.get(name, ())] if in_sample else [] for name in models}
     unknown = set(held_out or ()) - set(keys)
     if unknown:
         raise ValueError(f"held_out feed(s) {sorted(unknown)} not in the data; feeds: {list(keys)}")
@@ -234,21 +287,25 @@ def benchmark(
         train_keys = [k for k in keys if k != key]
         label, unseen = coverage(meas, key, train_keys)
         folds.append(("transfer", key, label, unseen, meas.subset(train_keys), meas.subset([key])))
-    if in_sample:
-        folds.append((IN_SAMPLE, IN_SAMPLE, SEEN, (), meas, meas))
+    whole = (IN_SAMPLE, IN_SAMPLE, SEEN, (), meas, meas)
     points, rows, kept = [], [], {}
     for name, calibrate in models.items():
-        for seed in seeds:
-            for split, fold, label, unseen, train, test in folds:
-                if split == "transfer":
-                    check_no_leak(train, [fold])
-                model = calibrate(train, int(seed))
-                if keep_models:
-                    kept[(name, int(seed), fold)] = model
-                frame = predict_points(test, model)
-                meta: dict[str, Any] = {"model": name, "seed": int(seed), "split": split, "fold": fold, "ions": label}
-                points.append(frame.assign(**meta))
-                rows.append({**meta, "unseen": ", ".join(unseen), **_fold_row(frame)})
+        runs = [(int(seed), f) for seed in per_row.get(name, ()) for f in folds]
+        runs += [(seed, whole) for seed in in_seeds[name]]
+        if not runs:
+            raise ValueError(f"row {name!r} has no seeds to run")
+        for seed, (split, fold, label, unseen, train, test) in runs:
+            if split == "transfer":
+                check_no_leak(train, [fold])
+            t0 = time.perf_counter()
+            model = calibrate(train, seed)
+            seconds = time.perf_counter() - t0
+            if keep_models:
+                kept[(name, seed, fold)] = model
+            frame = predict_points(test, model)
+            meta: dict[str, Any] = {"model": name, "seed": seed, "split": split, "fold": fold, "ions": label}
+            points.append(frame.assign(**meta))
+            rows.append({**meta, "unseen": ", ".join(unseen), **_fold_row(frame), "calibrate_s": seconds})
     first = ["model", "seed", "split", "fold", "ions"]
     frame = pd.concat(points, ignore_index=True)
     return Benchmark(frame[first + [c for c in frame.columns if c not in first]], pd.DataFrame(rows), kept)
@@ -265,7 +322,8 @@ def plot(
 ):
     """Per transfer fold, rejection vs flux (µm/s) of the held-out feed: the measurements ± σ and the
     curves of the models ``names`` (default all) calibrated without it (solid, dashed, …; an ensemble
-    with its ±2 R_std band), the rejection axis cut to the measurements' range. Returns the figure."""
+    with its ±2 R_std band; a model that declines the feed, :func:`declined_feeds`, is named in the panel
+    instead), the rejection axis cut to the measurements' range. Returns the figure."""
     import matplotlib.pyplot as plt
 
     from . import plotting
@@ -280,13 +338,18 @@ def plot(
     )
     labels = bench.folds.drop_duplicates("fold").set_index("fold")["ions"]
     for ax, key in zip(axes.flat, folds, strict=False):  # spare panels stay empty
-        predictors = {n: bench.models[(n, seed, key)] for n in names if (n, seed, key) in bench.models}
         test = meas.subset([key])
+        calibrated = {n: bench.models.get((n, seed, key)) for n in names}
+        declined = [n for n, m in calibrated.items() if m is not None and declined_feeds(test, m)]
+        predictors = {n: None if n in declined else m for n, m in calibrated.items()}
         plotting.rejection_curves(ax, test, predictors, n_points=n_points, flux_scale_m_s=1e-6)
+        if declined:
+            ax.text(0.02, 0.02, f"not predicted: {', '.join(declined)}", transform=ax.transAxes, fontsize=7)
         lo, hi = test.table["R"].min(), test.table["R"].max()
         pad = 0.25 * max(hi - lo, 0.2)
         ax.set(title=f"{key}\n({labels.get(key, '')})", xlabel="flux (µm/s)", ylim=(lo - pad, max(hi, 1.0) + pad))
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
     for ax in list(axes.flat)[len(folds) :]:
         ax.set_visible(False)
     styles = ("-", "--", ":", "-.")

@@ -1,12 +1,26 @@
 """nanoutils.comparison: Table 1 (issue 8)."""
 
 import glob
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
+from test_fitting import synthetic_csv
 
-from nanoutils import comparison, fitting, measurements, models, prediction, sampling, training
+from nanoutils import (
+    comparison,
+    fitting,
+    measurements,
+    metrics,
+    models,
+    prediction,
+    pretraining_set,
+    profiles,
+    sampling,
+    training,
+    transfer,
+)
 from nanoutils.training_data import TransportData
 
 
@@ -24,11 +38,7 @@ def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_r
     rows = [
         comparison.RowResult("resnet", "1,000", _frame([0.1, -0.3], ["a", "b"], "v1"), None, 2.0),
         comparison.RowResult(
-            "dspmde",
-            "4",
-            _frame([0.02, 0.04, 9.0], ["a", "a", "b"], "v2", [True, True, False]),
-            _frame([-0.2], ["r"], "fdl"),
-            1.0,
+            "dspmde", "4", _frame([0.02, 0.04, 9.0], ["a", "a", "b"], "v2", [True, True, False]), None, 1.0
         ),
         comparison.not_run("sf", "friction model missing"),
     ]
@@ -36,11 +46,11 @@ def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_r
     assert list(t.index) == [comparison.LABELS[n] for n in comparison.ROWS]
     resnet, dspm, sf, node = (t.loc[comparison.LABELS[n]] for n in ("resnet", "dspmde", "sf", "neural_ode"))
     assert resnet["virtual test error (pp)"] == pytest.approx(20.0) and resnet["virtual points"] == 2
-    assert np.isnan(resnet["real test error (pp)"]) and resnet["error v1 (pp)"] == pytest.approx(20.0)
+    assert resnet["error v1 (pp)"] == pytest.approx(20.0) and np.isnan(resnet["error v2 (pp)"])
     assert dspm["virtual test error (pp)"] == pytest.approx(3.0) and dspm["virtual points"] == 2
     assert "1 unconverged virtual points left out" in dspm["note"]
-    assert dspm["real test error (pp)"] == pytest.approx(20.0) and dspm["error fdl (pp)"] == pytest.approx(20.0)
-    assert np.isnan(dspm["real CI low (pp)"]), "no interval from a single feed"
+    assert np.isnan(dspm["real all folds (pp)"]) and dspm["real seeds"] == ""  # no transfer benchmark given
+    assert np.isnan(dspm["virtual CI low (pp)"]), "no interval from a single feed"
     assert (resnet["virtual CI low (pp)"], resnet["virtual CI high (pp)"]) == pytest.approx(
         (10.0, 30.0)
     )  # feeds of 10 and 30 pp
@@ -48,6 +58,8 @@ def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_r
     assert node["note"].startswith("not run") and node["paper test error (%)"] == 7.1
     with pytest.raises(ValueError, match="unknown Table 1 row"):
         comparison.table1([comparison.not_run("mlp", "x")])
+    with pytest.raises(ValueError, match="chapter 05"):  # pooled real folds are not Table 1's real data
+        comparison.table1([replace(rows[0], real=_frame([0.1], ["r"], "fdl"))])
 
 
 def _simulated(n=24, seed=0):
@@ -78,18 +90,23 @@ def test_deep_rows_are_deterministic_for_a_seed_on_cpu(tiny_splits, name):
         pre = comparison.pretrain(
             name, tiny_splits.simulated, "smoke", seed=3, device="cpu", **({"collocation": 2} if name == "pinn" else {})
         )
-        return comparison.run_deep(
+        return pre, comparison.run_deep(
             name, pre, tiny_splits, "smoke", seed=3, lrs=(1e-3, 3e-3), physics=physics, device="cpu"
         )
 
-    a, b = once(), once()
+    (pre, a), (_, b) = once(), once()
     assert a.info["lr"] in (1e-3, 3e-3) and a.info["validation loss per lr"] == b.info["validation loss per lr"]
-    assert len(a.real) == 75 and a.real.feed_id.nunique() == 3  # every real feed, each held out once
-    ta, tb = (comparison.table1([r], n_boot=100).drop(columns="training time (s)") for r in (a, b))
+    assert len(a.real) == 75 and a.real.feed_id.nunique() == 3  # every real feed, each held out once (chapter 05)
+    pd.testing.assert_frame_equal(a.real, b.real)
+    assert np.isfinite(metrics.rejection_error(a.real).value)
+    ta, tb = (comparison.table1([replace(r, real=None)], n_boot=100).drop(columns="training time (s)") for r in (a, b))
     pd.testing.assert_frame_equal(ta, tb)
-    assert np.isfinite(
-        ta.iloc[comparison.ROWS.index(name)][["virtual test error (pp)", "real test error (pp)"]].astype(float)
-    ).all()
+    assert np.isfinite(float(ta.iloc[comparison.ROWS.index(name)]["virtual test error (pp)"]))
+    only_virtual = comparison.run_deep(
+        name, pre, tiny_splits, "smoke", seed=3, lrs=(1e-3, 3e-3), physics=physics, device="cpu", real=False
+    )
+    assert only_virtual.real is None and set(only_virtual.info["checkpoints"]) == {"virtual"}
+    pd.testing.assert_frame_equal(only_virtual.virtual, a.virtual)
 
 
 def test_pinn_fine_tuning_uses_the_fitted_membrane_without_touching_the_pretrained_model(tiny_splits):
@@ -102,10 +119,9 @@ def test_pinn_fine_tuning_uses_the_fitted_membrane_without_touching_the_pretrain
     )
 
 
-def test_sf_row_skips_real_folds_with_ions_it_has_no_friction_factor_for(tiny_splits):
+def test_sf_row_is_fitted_and_scored_on_the_virtual_split_only(tiny_splits):
     row = comparison.run_sf(tiny_splits, "smoke")
-    assert "MgCl2" in row.note and "Mg2+" in row.note and "SO4-2" in row.note
-    assert set(row.real.feed_id) == {"fdl2021/NaCl-10mM"}
+    assert row.real is None and set(row.virtual.feed_id) == set(tiny_splits.virtual_test.feed_keys)
     assert row.parameters.startswith("d + 4") and row.seconds > 0
 
 
@@ -140,10 +156,12 @@ def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp
     ]
     np.testing.assert_allclose(expected, scored.R_pred, rtol=1e-5, atol=1e-6)
 
-    comparison.save_results([a, comparison.not_run("sf", "x")], tmp_path / "results")
+    with pytest.raises(ValueError, match="chapter 05"):  # Table 1's real data come from the transfer benchmark
+        comparison.save_results([a], tmp_path / "results")
+    comparison.save_results([replace(a, real=None), comparison.not_run("sf", "x")], tmp_path / "results", seed=1)
     points, runs = comparison.load_results(tmp_path / "results")
-    assert len(points) == len(a.virtual) + len(a.real) and set(points.split) == {"virtual", "real"}
-    np.testing.assert_allclose(points[points.split == "real"].R_pred, a.real.R_pred)
+    assert len(points) == len(a.virtual) and set(points.split) == {"virtual"} and set(points.seed) == {1}
+    np.testing.assert_allclose(points.R_pred, a.virtual.R_pred)
     assert runs["resnet"]["checkpoints"] == ckpts and runs["sf"] == {}
     assert len(runs["resnet"]["history"]["virtual"]) == len(b.info["history"]["virtual"]) > 0
     with pytest.raises(FileNotFoundError, match="chapter 06"):
@@ -173,3 +191,63 @@ def test_tuned_settings_replace_the_search_and_must_match_the_pretrained_model(t
     other = comparison.pretrain("resnet", tiny_splits.simulated, "smoke", seed=1, device="cpu")
     with pytest.raises(ValueError, match="do not match the pre-trained resnet"):
         comparison.run_deep("resnet", other, tiny_splits, "smoke", device="cpu", tuned=s)
+
+
+# Three feeds of one study: two NaCl feeds ("ions seen" when the other is held out) and MgCl2 (Mg2+ unseen).
+THREE_FEEDS = {"NaCl-5": "NaCl 5 mM", "NaCl-20": "NaCl 20 mM", "MgCl2": "MgCl2 5 mM + NaCl 1 mM"}
+
+
+@pytest.fixture(scope="module")
+def three_feeds(tmp_path_factory):
+    path = synthetic_csv(
+        tmp_path_factory.mktemp("feeds") / "three.csv", feeds=THREE_FEEDS, fluxes_um_s=(2.0, 10.0, 40.0)
+    )
+    return measurements.load_measurements(path)
+
+
+def test_real_transfer_gives_the_three_headline_figures_with_a_seed_spread(three_feeds, tmp_path):
+    P = profiles.Profile("smoke", root=tmp_path)
+    simulated = pretraining_set.split(pretraining_set.pretraining_set(profile=P, verbose=False))
+    ckpt = comparison.checkpoint_dir("resnet", P)
+    comparison.pretrain("resnet", simulated, P, run_dir=ckpt, device="cpu")  # chapter 06's pre-training
+    stamp = (ckpt / "last.pt").stat().st_mtime_ns
+    bench = comparison.real_transfer(three_feeds, ["resnet", "sf"], P, n_seeds=2)
+    # the transfer fine-tunes chapter 06's pre-trained weights: loaded, not trained again
+    assert (ckpt / "last.pt").stat().st_mtime_ns == stamp
+    assert not (P.run_dir / "checkpoints" / "calibrate").exists()
+    head = bench.headline()
+    net, sf = head.loc["resnet"], head.loc["sf"]
+    assert (net["seeds"], net["in-sample seeds"], net["folds"], net["folds ions seen"]) == (2, 1, 3, 2)
+    for col in ("ions seen", "all folds", "in-sample"):
+        assert np.isfinite(net[f"{col} (pp)"]) and net[f"{col} (pp)"] > 0
+    assert net["ions seen spread"] > 0 and net["all folds spread"] > 0  # two seeds fine-tune differently
+    assert np.isnan(net["in-sample spread"]) and net["NaN points"] == 0
+    n_mg_feed = len(three_feeds.subset(["synth/MgCl2"]))
+    assert (sf["seeds"], sf["folds not predicted"], sf["NaN points"]) == (
+        1,
+        1,
+        n_mg_feed,
+    )  # no friction factor for Mg2+
+    assert bench.best(["resnet", "sf"]) == "resnet"  # SF's mean leaves a fold out: not comparable
+    assert comparison.best_by_kind(bench, ["resnet", "sf"]) == {"mechanistic": None, "learned": "resnet"}
+
+    table = comparison.table1([], bench)
+    assert list(table.index) == [comparison.label(n) for n in comparison.ROWS]
+    row = table.loc[comparison.LABELS["resnet"]]
+    assert row["real all folds (pp)"] == pytest.approx(net["all folds (pp)"])
+    assert row["real ions seen spread (pp)"] == pytest.approx(net["ions seen spread"])
+    assert row["real seeds"] == "2 (in-sample 1)" and np.isnan(row["virtual test error (pp)"])
+    assert "1 of 3 folds wholly" in table.loc[comparison.LABELS["sf"], "note"]
+
+    comparison.save_results([], tmp_path / "results", bench)
+    points, runs = comparison.load_results(tmp_path / "results")
+    assert (points.split == "real").sum() == (bench.points.split == "transfer").sum()
+    key = "synth/MgCl2"
+    loaded = comparison.load_transfer_model(runs, "resnet", key, seed=1)
+    scored = bench.points.query("model == 'resnet' and seed == 1 and fold == @key")
+    again = transfer.predict_points(three_feeds.subset([key]), loaded)
+    np.testing.assert_allclose(again.R_pred, scored.R_pred, rtol=1e-6)
+    with pytest.raises(KeyError, match="seed 7"):
+        comparison.load_transfer_model(runs, "resnet", key, seed=7)
+    fig = transfer.plot(bench, three_feeds, ["sf", "resnet"], n_points=5)
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == len(three_feeds.feed_keys)

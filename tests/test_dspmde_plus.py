@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_fitting import TRUE_LANGMUIR, synthetic_csv
 
-from nanoutils import dspmde, dspmde_plus, fitting, ions, measurements, transfer
+from nanoutils import dspmde, dspmde_plus, fitting, ions, measurements, profiles, transfer
 
 FEEDS = [ions.Feed.from_salts(s) for s in ("NaCl 10 mM", "MgSO4 10 mM", "NaCl 20 mM + Na2SO4 5 mM + MgCl2 3 mM")]
 FLUXES = np.geomspace(1e-7, 1e-4, 5)
@@ -182,3 +182,14 @@ def test_variants_choose_binding_and_partition_ions_from_the_calibration_feeds(s
     assert res.model.prior_mean_ions(RECOVERY_IONS) == ("Mg2+",)
     with pytest.raises(fitting.FitError, match="unknown variant 'sdem'"):
         dspmde_plus.fit(no_mg, variant="sdem")
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_the_fit_budget_is_the_profiles_knob(profile, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(fitting, "fit", lambda meas, **kw: seen.update(kw))
+    dspmde_plus.fit(measurements.load_dataset("nf270_fdl2021"), profile=profile)
+    assert seen["nm_maxiter"] == profiles.SETTINGS["dspmde_plus_fit"][profiles.PROFILES.index(profile)]["nm_maxiter"]
+    assert {k: seen[k] for k in dspmde_plus.FIXED_BUDGET} == dspmde_plus.FIXED_BUDGET
+    dspmde_plus.fit(measurements.load_dataset("nf270_fdl2021"), profile=profile, nm_maxiter=1)
+    assert seen["nm_maxiter"] == 1  # a keyword still overrides it

@@ -168,3 +168,47 @@ def test_registry_rows_calibrate_as_the_cli_does_and_name_unknown_models(meas):
     model = rows["sdem"](nacl, 0)
     assert isinstance(model, sdem.SDEMModel)  # the bundle's point estimate, not its posterior draws
     assert set(model.permeance) == {"Na+", "Cl-"}
+
+
+def test_a_model_without_a_parameter_for_an_ion_declines_its_feeds_whole(meas):
+    from nanoutils import friction
+
+    sf = friction.SFModel(
+        {"Na+": 1.0, "Cl-": 2.0, "Mg2+": 3.0}, X=-20.0, water_fraction=0.5, thickness=1e-6, partition=0.8
+    )
+    assert sf.missing_ions(["Na+", "K+", "SO4-2"]) == ("K+", "SO4-2")
+    assert transfer.declined_feeds(meas, sf) == ["other-lab/K2SO4"] == transfer.declined_feeds(meas, [sf, sf])
+    points = transfer.predict_points(meas, sf)
+    declined = points["feed_id"] == "other-lab/K2SO4"
+    assert list(points["feed_id"]) == list(fitting.predictions(meas, ORACLE)["feed_id"])  # the data's row order
+    assert points.loc[declined, "R_pred"].isna().all() and np.isfinite(points.loc[~declined, "R_pred"]).all()
+    bench = transfer.benchmark(meas, {"sf": lambda train, seed: sf})
+    head = bench.headline().loc["sf"]
+    assert head["folds not predicted"] == 1 and head["NaN points"] == 2 * declined.sum()  # its fold and in-sample
+    fig = transfer.plot(bench, meas, ["sf"], n_points=5)
+    k2so4 = [ax for ax in fig.axes if ax.get_title().startswith("other-lab/K2SO4")][0]
+    assert any("not predicted: sf" in t.get_text() for t in k2so4.texts)
+
+
+def test_seeds_and_in_sample_calibrations_can_differ_per_row(meas):
+    calls = []
+
+    def recording(train, seed):
+        calls.append((seed, len(train.feed_keys)))
+        return ORACLE
+
+    bench = transfer.benchmark(
+        meas, {"a": recording, "b": oracle}, seeds={"a": (0, 1, 2), "b": (5,)}, in_sample={"a": (0,)}
+    )
+    assert sorted(calls) == sorted([(s, 3) for s in (0, 1, 2) for _ in range(4)] + [(0, 4)])
+    head = bench.headline()
+    assert (head.loc["a", "seeds"], head.loc["a", "in-sample seeds"]) == (3, 1)
+    assert (head.loc["b", "seeds"], head.loc["b", "in-sample seeds"]) == (1, 0) and np.isnan(
+        head.loc["b", "in-sample (pp)"]
+    )
+    assert (bench.folds["calibrate_s"] >= 0).all() and head.loc["a", "calibration (s)"] >= 0
+    assert bench.best(["a", "b"]) in ("a", "b") and bench.best(["c"]) is None
+    with pytest.raises(ValueError, match="'z'"):
+        transfer.benchmark(meas, {"a": oracle}, seeds={"z": (0,)})
+    with pytest.raises(ValueError, match="no seeds"):
+        transfer.benchmark(meas, {"a": oracle}, seeds={"a": ()}, in_sample=False)

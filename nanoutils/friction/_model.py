@@ -34,7 +34,7 @@ regresses those and reports a model with ε_w and Φ at fixed values.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -105,6 +105,10 @@ class SFModel:
         """Ions with a friction ratio."""
         return tuple(self.friction_ratio)
 
+    def missing_ions(self, species: Iterable[str]) -> tuple[str, ...]:
+        """The ions of ``species`` without a friction ratio: the model cannot predict a feed holding one."""
+        return tuple(n for n in (ions.canonical(s) for s in species) if n not in self.friction_ratio)
+
     @property
     def n_params(self) -> int:
         """Parameter count d + 4 (d friction ratios, X, ε_w, L, Φ)."""
@@ -148,9 +152,11 @@ class SFModel:
         table = [ions.get(s) for s in species]
         names = tuple(i.name for i in table)
         present = np.ones(len(names), bool) if present is None else np.asarray(present, bool)
-        missing = [n for n, p in zip(names, present, strict=True) if p and n not in self.friction_ratio]
+        missing = self.missing_ions(n for n, p in zip(names, present, strict=True) if p)
         if missing:
-            raise SFError(f"no friction ratio for ion(s) {missing}; the model has ratios for {list(self.species)}")
+            raise SFError(
+                f"no friction ratio for ion(s) {list(missing)}; the model has ratios for {list(self.species)}"
+            )
         r = np.array([self.friction_ratio.get(n, 0.0) for n in names])
         z = np.array([i.z for i in table], dtype=float)
         diff = np.array([i.diffusivity for i in table])
