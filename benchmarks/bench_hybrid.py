@@ -24,7 +24,7 @@ import pandas as pd
 from nanoutils import comparison, dspmde, finetuning, fitting, hybrid, measurements, metrics, plotting, report, transfer
 from nanoutils.profiles import get
 
-PATH = [("MgCl2", "MgCl2-10mM"), ("NaCl", "NaCl-10mM"), ("Na2SO4", "Na2SO4-10mM")]
+PATH = ("MgCl2-10mM", "NaCl-10mM", "Na2SO4-10mM")  # the held-out NaCl feed between the two others
 
 
 def real(args, P) -> None:
@@ -59,16 +59,7 @@ def real(args, P) -> None:
     per_fold = bench.folds.pivot_table(index="model", columns="fold", values="error_pp", aggfunc=["mean", "std"])
     print(report.markdown(per_fold.round(2)), "\n")
     if "hybrid_dspmde" in args.rows:
-        s = args.seeds[0]
-        key = {f.split("/")[-1]: f for f in meas.feed_keys}
-        fig = hybrid.plot_closure(
-            {
-                "all three feeds": bench.models[("hybrid_dspmde", s, transfer.IN_SAMPLE)],
-                "NaCl held out": bench.models[("hybrid_dspmde", s, key["NaCl-10mM"])],
-            },
-            [(label, meas.feeds[key[f]]) for label, f in PATH],
-            marks=("NaCl",),
-        )
+        fig = hybrid.transfer_closure(bench, meas, PATH, "NaCl-10mM", seed=args.seeds[0])
         print("figure:", plotting.save(fig, P.figures_dir, "05_hybrid_closure"))
 
 

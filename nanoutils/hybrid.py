@@ -177,3 +177,22 @@ def plot_closure(
     ax_w.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def transfer_closure(
+    bench, meas: Measurements, path: Sequence[str], held_out: str, *, seed: int = 0, name: str = "hybrid_dspmde"
+):
+    """:func:`plot_closure` of the models ``name`` of a :func:`nanoutils.transfer.benchmark` (``keep_models``):
+    calibrated on all feeds and without ``held_out`` (feed id, e.g. "NaCl-10mM"), along the feeds ``path`` (feed
+    ids of ``meas``, in order), the held-out feed marked. Returns the figure."""
+    from .transfer import IN_SAMPLE
+
+    keys = {k.split("/")[-1]: k for k in meas.feed_keys}
+    missing = [f for f in (*path, held_out) if f not in keys]
+    if missing:
+        raise ValueError(f"feed(s) {missing} not in the data; feeds: {list(keys)}")
+    models = {
+        "all feeds": bench.models[(name, seed, IN_SAMPLE)],
+        f"{held_out} held out": bench.models[(name, seed, keys[held_out])],
+    }
+    return plot_closure(models, [(f, meas.feeds[keys[f]]) for f in path], marks=(held_out,))

@@ -33,6 +33,7 @@ import pandas as pd
 from . import fitting, ions
 from .measurements import Measurements
 from .metrics import rejection_error
+from .profiles import Profile
 
 Calibrate = Callable[[Measurements, int], object]
 SEEN = "ions seen"
@@ -189,7 +190,7 @@ class Benchmark:
         )
 
 
-def registry_rows(names: Sequence[str], *, profile: str = "default") -> dict[str, Calibrate]:
+def registry_rows(names: Sequence[str], *, profile: str | Profile = "default") -> dict[str, Calibrate]:
     """Rows of :func:`benchmark` for models of the calibrate registry (:data:`nanoutils.calibration.CALIBRATORS`):
     every fold calibrates exactly as ``nanoutils calibrate NAME --profile PROFILE`` does, one seed per run. A
     mechanistic bundle is scored by its fitted parameter set (its point estimate), a learned one by its members'
