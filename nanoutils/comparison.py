@@ -51,6 +51,7 @@ LABELS = {
     "unet": "U-Net",
     "dspmde": "DSPM-DE (fitted Z)",
     "sf": "SF (solution friction)",
+    "hybrid_dspmde": "Hybrid (network closure + DSPM-DE)",
 }
 DEEP = ROWS[:4]
 #: The paper's Table 1: (parameter count, test error in %).
@@ -61,6 +62,7 @@ PAPER = {
     "unet": ("1.01 M", 10.2),
     "dspmde": ("4", 17.8),
     "sf": ("d + 4", 24.8),
+    "hybrid_dspmde": ("–", np.nan),  # not in the paper
 }
 
 
@@ -351,6 +353,28 @@ def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) 
     )
 
 
+def run_hybrid(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
+    """The hybrid model (:func:`nanoutils.hybrid.fit`: a dspmde_plus fit, then the closure network) trained on the
+    virtual training feeds (early stopping on the validation feeds) and on each real fold's training feeds, scored
+    like the deep models (:func:`nanoutils.finetuning.score`); parameters: network weights + fitted parameters."""
+    from . import hybrid
+
+    res_v, base_v = hybrid.fit(split.virtual_train, val_meas=split.virtual_val, profile=profile, seed=seed)
+    seconds, real = _seconds(res_v) + base_v.wall_s, []
+    for _, train, test in split.real_folds:
+        res_r, base_r = hybrid.fit(train, profile=profile, seed=seed)
+        seconds += _seconds(res_r) + base_r.wall_s
+        real.append(finetuning.score(res_r.model, test)[1])
+    return RowResult(
+        "hybrid_dspmde",
+        f"{models.n_parameters(res_v.model):,} + {len(base_v.names)}",
+        finetuning.score(res_v.model, split.virtual_test)[1],
+        pd.concat(real, ignore_index=True),
+        seconds,
+        {"best epoch": res_v.best_epoch},
+    )
+
+
 def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics.Score | None, int]:
     """The score of the converged rows and the number of unconverged rows left out."""
     if frame is None:
@@ -360,16 +384,17 @@ def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics
 
 
 def table1(rows: Sequence[RowResult], *, n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Table 1: one row per entry of :data:`ROWS` in the paper's order (missing ones "not run"); columns:
+    """Table 1: one row per entry of :data:`ROWS` in the paper's order (missing ones "not run"), then any other
+    row of :data:`LABELS` given (e.g. ``hybrid_dspmde``, :func:`run_hybrid`); columns:
     parameters, virtual and real test error (pp) with their 95 % feed-bootstrap CI (NaN from a single feed)
     and point counts, the error per study (pp), training time (s), the paper's parameter count and test error
     (%), and a note."""
     by_name = {r.name: r for r in rows}
-    unknown = sorted(set(by_name) - set(ROWS))
+    unknown = sorted(set(by_name) - set(LABELS))
     if unknown:
-        raise ValueError(f"unknown Table 1 row(s) {unknown}; known: {', '.join(ROWS)}")
+        raise ValueError(f"unknown Table 1 row(s) {unknown}; known: {', '.join(LABELS)}")
     out = []
-    for name in ROWS:
+    for name in (*ROWS, *(n for n in by_name if n not in ROWS)):
         r = by_name.get(name) or not_run(name, "no result given")
         rec: dict[str, Any] = {"model": LABELS[name], "parameters": r.parameters}
         notes = [r.note] if r.note else []
