@@ -9,7 +9,9 @@ calibration recorded (upper bounds on a shared machine). Writes the folds and he
 figure (in-sample and NaCl-fold models of the first seed) to the profile's figures directory.
 VIRTUAL: :func:`nanoutils.comparison.splits` (test = 25 % of the virtual feeds, validation = 20 % of the rest);
 the hybrid trained on the training feeds with early stopping on the validation feeds, scored on the test feeds
-(:func:`nanoutils.finetuning.score`), next to its base fit (dspmde_plus, with the film for observed rejections).
+(:func:`nanoutils.finetuning.score`), next to its base fit (dspmde_plus, with the film for observed rejections) and
+the hybrid with zero corrections (the base fit without the film: the hybrid, like every learned model, sees the bulk
+feed of an observed rejection).
 """
 
 from __future__ import annotations
@@ -21,7 +23,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from nanoutils import comparison, dspmde, finetuning, fitting, hybrid, measurements, metrics, plotting, report, transfer
+from nanoutils import (
+    comparison,
+    dspmde,
+    finetuning,
+    fitting,
+    hybrid,
+    measurements,
+    metrics,
+    models,
+    plotting,
+    report,
+    transfer,
+)
 from nanoutils.profiles import get
 
 PATH = ("MgCl2-10mM", "NaCl-10mM", "Na2SO4-10mM")  # the held-out NaCl feed between the two others
@@ -74,12 +88,14 @@ def virtual(args, P) -> None:
         seconds = time.perf_counter() - t0
         score, frame = finetuning.score(res.model, split.virtual_test)
         base_score = metrics.rejection_error(fitting.predictions(split.virtual_test, base.model))
+        zero = models.HybridDSPMDE(res.model.config).double()  # zero corrections: the base fit without its film
         rows.append(
             {
                 "seed": seed,
                 "hybrid test (pp)": str(score),
                 "NaN points": int(frame["R_pred"].isna().sum()),
                 "base dspmde_plus test (pp)": str(base_score),
+                "base without film = zero correction (pp)": str(finetuning.score(zero, split.virtual_test)[0]),
                 "best epoch": res.best_epoch,
                 "epochs run": len(res.history),
                 "seconds (base fit + training)": round(seconds),

@@ -1,10 +1,11 @@
 """The hybrid model: a network closure (X_d, ΔW_i per feed) in front of the differentiable DSPM-DE."""
 
 import numpy as np
-import pytest
+import pandas as pd
 import torch
 
-from nanoutils import bundle, calibration, dspmde, fitting, hybrid, ions, measurements, models, predict, training
+from nanoutils import bundle, dspmde, fitting, hybrid, ions, measurements, models, predict, training
+from nanoutils.__main__ import main
 from nanoutils.training_data import TransportData
 
 SPECIES = ions.species()
@@ -142,17 +143,28 @@ def test_regulariser_is_the_weighted_squared_correction():
     assert torch.equal(model.auxiliary_loss({"feed": feed, "species_mask": mask}, None), expect) and expect > 0
 
 
-def test_calibrated_bundle_round_trips_and_flags_an_unseen_ion(tmp_path):
-    real = measurements.load_dataset("nf270_fdl2021")
-    meas = real.subset([k for k in real.feed_keys if "NaCl" in k])
-    b = calibration.calibrate("hybrid_dspmde", meas, profile="smoke", seeds=1)
-    assert b.kind == "learned" and len(b.members) == 1
-    loaded = bundle.load(b.save(tmp_path / "hybrid"))
-    feeds = [meas.feeds[meas.feed_keys[0]], {"Na+": 10.0, "Cl-": 30.0, "Mg2+": 10.0}]
-    with pytest.warns(bundle.ExtrapolationWarning):
-        again = predict(feeds, [1e-5, 2e-5], loaded)
-    with pytest.warns(bundle.ExtrapolationWarning):
-        first = predict(feeds, [1e-5, 2e-5], b)
-    np.testing.assert_array_equal(again["R"], first["R"])
-    assert again.loc[again["feed_id"] == 1, "why"].str.contains("Mg2+ not in calibration data", regex=False).all()
-    assert not again.loc[again["feed_id"] == 0, "extrapolated"].any()
+def test_cli_calibrates_a_bundle_that_predicts_as_its_member_and_flags_an_unseen_ion(tmp_path, capsys):
+    """`calibrate --model hybrid_dspmde` on a tiny CSV (one NaCl feed, the real data's rows), then `predict`."""
+    real = measurements.MEASURED_DIR / "nf270_fdl2021.csv"
+    lines = real.read_text().splitlines()
+    data = tmp_path / "nacl.csv"
+    data.write_text("\n".join([lines[0], *[r for r in lines[1:] if ",NaCl-10mM," in r][:9]]) + "\n")
+    out = tmp_path / "hybrid"
+    args = ["calibrate", str(data), "--model", "hybrid_dspmde", "--profile", "smoke", "--seeds", "1", "--out", str(out)]
+    assert main(args) == 0
+    feeds = tmp_path / "feeds.csv"
+    feeds.write_text("feed_id,salts\nnacl,NaCl 10 mM + NaNO3 0.2 mM + NH4Cl 0.2 mM\nbrine,MgCl2 5 mM + NaCl 5 mM\n")
+    pred = tmp_path / "pred.csv"
+    assert (
+        main(["predict", "--model", str(out), "--feeds-csv", str(feeds), "--flux-lmh", "50", "--out", str(pred)]) == 0
+    )
+    frame = pd.read_csv(pred, keep_default_na=False)
+    loaded = bundle.load(out)
+    assert loaded.kind == "learned" and isinstance(loaded.members[0], models.HybridDSPMDE)
+    member = predict([ions.Feed.from_salts("NaCl 10 mM + NaNO3 0.2 mM + NH4Cl 0.2 mM")], [50 / 3.6e6], loaded.members)
+    nacl = frame[frame["feed_id"] == "nacl"].set_index("ion")["R"]
+    np.testing.assert_allclose(nacl[member["ion"]].to_numpy(), member["R"].to_numpy(), rtol=1e-9)
+    assert not frame.loc[frame["feed_id"] == "nacl", "extrapolated"].any()
+    brine = frame[frame["feed_id"] == "brine"]
+    assert brine["why"].str.contains("Mg2+ not in calibration data", regex=False).all()
+    assert "extrapolate" in capsys.readouterr().err
