@@ -353,23 +353,24 @@ def run_sf(split: Splits, profile: str | Profile = "default", *, seed: int = 0) 
     )
 
 
-def run_hybrid(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
+def run_hybrid(split: Splits, profile: str | Profile = "default", *, seed: int = 0, real: bool = True) -> RowResult:
     """The hybrid model (:func:`nanoutils.hybrid.fit`: a dspmde_plus fit, then the closure network) trained on the
-    virtual training feeds (early stopping on the validation feeds) and on each real fold's training feeds, scored
-    like the deep models (:func:`nanoutils.finetuning.score`); parameters: network weights + fitted parameters."""
+    virtual training feeds (early stopping on the validation feeds) and, with ``real``, on each real fold's training
+    feeds, scored like the deep models (:func:`nanoutils.finetuning.score`); parameters: network weights + fitted
+    parameters."""
     from . import hybrid
 
     res_v, base_v = hybrid.fit(split.virtual_train, val_meas=split.virtual_val, profile=profile, seed=seed)
-    seconds, real = _seconds(res_v) + base_v.wall_s, []
-    for _, train, test in split.real_folds:
+    seconds, scored = _seconds(res_v) + base_v.wall_s, []
+    for _, train, test in split.real_folds if real else ():
         res_r, base_r = hybrid.fit(train, profile=profile, seed=seed)
         seconds += _seconds(res_r) + base_r.wall_s
-        real.append(finetuning.score(res_r.model, test)[1])
+        scored.append(finetuning.score(res_r.model, test)[1])
     return RowResult(
         "hybrid_dspmde",
         f"{models.n_parameters(res_v.model):,} + {len(base_v.names)}",
         finetuning.score(res_v.model, split.virtual_test)[1],
-        pd.concat(real, ignore_index=True),
+        pd.concat(scored, ignore_index=True) if scored else None,
         seconds,
         {"best epoch": res_v.best_epoch},
     )
