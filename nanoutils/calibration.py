@@ -242,6 +242,24 @@ def _learned_fit(name: str) -> Callable[[Measurements, Profile, int], Fitted]:
     return fit
 
 
+def _hybrid_fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
+    """The hybrid model (:func:`nanoutils.hybrid.fit`): no pre-trained weights, so no pre-training domain (an ion
+    outside the calibration data is flagged by the bundle's domain and gets no ΔW correction)."""
+    from . import hybrid, pretraining_set
+
+    n_sim = profile.settings.hybrid["simulated_feeds"]
+    simulated = pretraining_set.split(pretraining_set.pretraining_set(profile=profile))["train"] if n_sim else None
+    res, base = hybrid.fit(meas, profile=profile, seed=seed, simulated=simulated, progress=True)
+    info = {
+        "base": "dspmde_plus",
+        "base_chi2": base.chi2,
+        "base_parameters": base.table().reset_index().to_dict("records"),
+        "epochs": len(res.history),
+        "final_train_loss": res.history[-1]["train_loss"],
+    }
+    return Fitted([res.model.cpu()], info)
+
+
 def _learned(name: str, label: str) -> Calibrator:
     return Calibrator(
         name,
@@ -300,6 +318,15 @@ CALIBRATORS: dict[str, Calibrator] = {
             "solution-friction model, one friction factor per ion (predicts only the ions of its data)",
             _sf_fit,
             json_member(friction.SFModel),
+        ),
+        Calibrator(
+            "hybrid_dspmde",
+            "learned",
+            "hybrid: a network maps the feed to bounded corrections of X_d and ΔW_i around a dspmde_plus fit, "
+            "DSPM-DE computes the permeate (one member per seed)",
+            _hybrid_fit,
+            TORCH_MEMBER,
+            default_seeds=3,
         ),
         _learned("neural_ode", "physics-constrained neural ODE"),
         _learned("pinn", "PINN (DSPM-DE residual, Table 2 Z)"),

@@ -59,11 +59,12 @@ LABELS = {
     "unet": "U-Net",
     "dspmde": "DSPM-DE (fitted Z)",
     "sf": "SF (solution friction)",
+    "hybrid_dspmde": "Hybrid (network closure + DSPM-DE)",
 }
 DEEP = ROWS[:4]
 #: The real-data transfer rows (:func:`real_transfer`): names of :data:`nanoutils.calibration.CALIBRATORS`, Table 1's
 #: rows first, then the transfer models without a virtual row. A newly registered model is one more name here.
-TRANSFER_ROWS = (*ROWS, "dspmde_plus", "sdem")
+TRANSFER_ROWS = (*ROWS, "hybrid_dspmde", "dspmde_plus", "sdem")
 #: The paper's Table 1: (parameter count, test error in %).
 PAPER = {
     "neural_ode": ("1.05 M", 7.1),
@@ -72,6 +73,7 @@ PAPER = {
     "unet": ("1.01 M", 10.2),
     "dspmde": ("4", 17.8),
     "sf": ("d + 4", 24.8),
+    "hybrid_dspmde": ("–", np.nan),  # not in the paper
 }
 
 
@@ -416,6 +418,24 @@ def best_by_kind(real: transfer.Benchmark, names: Sequence[str] = TRANSFER_ROWS)
     return {kind: real.best([n for n in names if kinds[n] == kind]) for kind in ("mechanistic", "learned")}
 
 
+def run_hybrid(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> RowResult:
+    """Table 1's virtual row of the hybrid model (:func:`nanoutils.hybrid.fit`: a dspmde_plus fit, then the closure
+    network) trained on the virtual training feeds with early stopping on the validation feeds, scored like the deep
+    models (:func:`nanoutils.finetuning.score`); parameters: network weights + fitted parameters. Its real-data
+    columns are :func:`real_transfer`'s (``hybrid_dspmde`` in :data:`TRANSFER_ROWS`)."""
+    from . import hybrid
+
+    res, base = hybrid.fit(split.virtual_train, val_meas=split.virtual_val, profile=profile, seed=seed)
+    return RowResult(
+        "hybrid_dspmde",
+        f"{models.n_parameters(res.model):,} + {len(base.names)}",
+        finetuning.score(res.model, split.virtual_test)[1],
+        None,
+        _seconds(res) + base.wall_s,
+        {"best epoch": res.best_epoch},
+    )
+
+
 def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics.Score | None, int]:
     """The score of the converged rows and the number of unconverged rows left out."""
     if frame is None:
@@ -473,13 +493,14 @@ def table1(
     over seeds, NaN from one seed; the seeds); the virtual error per study (pp); training time on the virtual
     split (s); the real calibrations' wall time (s); the paper's parameter count and test error (%); a note."""
     by_name = {r.name: r for r in rows}
-    unknown = sorted(set(by_name) - set(ROWS))
+    unknown = sorted(set(by_name) - set(LABELS))
     if unknown:
-        raise ValueError(f"unknown Table 1 row(s) {unknown}; known: {', '.join(ROWS)}")
+        raise ValueError(f"unknown Table 1 row(s) {unknown}; known: {', '.join(LABELS)}")
     _check_no_fold_scores(rows)
     head = real.headline() if real is not None else pd.DataFrame()
     out = []
-    for name in [*ROWS, *(n for n in head.index if n not in ROWS)]:
+    extra = [n for n in by_name if n not in ROWS]
+    for name in [*ROWS, *extra, *(n for n in head.index if n not in ROWS and n not in extra)]:
         r = by_name.get(name) or not_run(name, "no result given" if name in ROWS else "real-data transfer only")
         rec: dict[str, Any] = {"model": label(name), "parameters": r.parameters}
         notes = [r.note] if r.note else []

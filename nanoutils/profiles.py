@@ -109,6 +109,41 @@ SETTINGS: dict[str, Knob] = {
         5,
         "of those, the seeds of the in-sample calibration on all real feeds; default 1 keeps the series in 30 min (06)",
     ),
+    "hybrid": Knob(
+        {
+            "epochs": 4,
+            "batch_size": 64,
+            "lr": 1e-2,
+            "width": 8,
+            "x_range": 50.0,
+            "dw_range": 2.0,
+            "reg_weight": 1e-3,
+            "simulated_feeds": 0,
+        },
+        {
+            "epochs": 150,
+            "batch_size": 64,
+            "lr": 1e-2,
+            "width": 16,
+            "x_range": 50.0,
+            "dw_range": 2.0,
+            "reg_weight": 1e-3,
+            "simulated_feeds": 0,
+        },
+        {
+            "epochs": 400,
+            "batch_size": 64,
+            "lr": 1e-2,
+            "width": 32,
+            "x_range": 50.0,
+            "dw_range": 2.0,
+            "reg_weight": 1e-3,
+            "simulated_feeds": 0,
+        },
+        "hybrid_dspmde: eq. 5 loop (float64, one step per 64 feeds), closure network width, correction bounds "
+        "(X_d mol/m³, ΔW k_B T), regulariser weight toward the fitted dspmde_plus; no simulated feeds: the "
+        "regulariser anchors it to its own fit, Table 2 labels would pull it to another membrane (models, calibrate)",
+    ),
     "dspmde_plus_fit": Knob(
         {"nm_maxiter": 3},
         {"nm_maxiter": 25},
@@ -117,7 +152,7 @@ SETTINGS: dict[str, Knob] = {
     ),
 }
 #: Knobs whose ``epochs`` a profile's ``max_epochs`` caps.
-EPOCH_KNOBS = ("pretraining", "finetuning")
+EPOCH_KNOBS = ("pretraining", "finetuning", "hybrid")
 
 
 class ProfileError(ValueError):

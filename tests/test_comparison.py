@@ -44,6 +44,8 @@ def test_table1_keeps_the_paper_order_scores_with_the_metric_and_marks_missing_r
     ]
     t = comparison.table1(rows, n_boot=50)
     assert list(t.index) == [comparison.LABELS[n] for n in comparison.ROWS]
+    extra = comparison.table1([*rows, comparison.RowResult("hybrid_dspmde", "1 + 4", _frame([0.1], ["a"]), None, 1.0)])
+    assert list(extra.index)[-1] == comparison.LABELS["hybrid_dspmde"] and len(extra) == len(t) + 1
     resnet, dspm, sf, node = (t.loc[comparison.LABELS[n]] for n in ("resnet", "dspmde", "sf", "neural_ode"))
     assert resnet["virtual test error (pp)"] == pytest.approx(20.0) and resnet["virtual points"] == 2
     assert resnet["error v1 (pp)"] == pytest.approx(20.0) and np.isnan(resnet["error v2 (pp)"])
@@ -123,6 +125,15 @@ def test_sf_row_is_fitted_and_scored_on_the_virtual_split_only(tiny_splits):
     row = comparison.run_sf(tiny_splits, "smoke")
     assert row.real is None and set(row.virtual.feed_id) == set(tiny_splits.virtual_test.feed_keys)
     assert row.parameters.startswith("d + 4") and row.seconds > 0
+
+
+def test_hybrid_row_scores_the_virtual_test_feeds_and_joins_table1(tiny_splits):
+    row = comparison.run_hybrid(tiny_splits, "smoke")
+    assert row.real is None  # its real columns are the transfer benchmark's
+    assert set(row.virtual.feed_id) == set(tiny_splits.virtual_test.feed_keys)
+    assert np.isfinite(row.virtual.R_pred).all() and row.seconds > 0
+    t = comparison.table1([row], n_boot=50)
+    assert np.isfinite(t.loc[comparison.LABELS["hybrid_dspmde"], "virtual test error (pp)"])
 
 
 def test_fine_tuning_runs_resume_and_save_what_the_figures_need(tiny_splits, tmp_path):

@@ -42,6 +42,10 @@ def test_modules_read_their_sizes_from_the_table():
         assert models.build("neural_ode", p).config.method == s.neural_ode_solver["method"]
         assert models.build("pinn", p).config.width == s.resnet_width == models.build("resnet", p).config.width
         assert models.build("unet", p).config.width == s.unet_width
+        hybrid = models.build("hybrid_dspmde", p).config
+        assert (hybrid.width, hybrid.reg_weight, hybrid.x_range) == tuple(
+            s.hybrid[k] for k in ("width", "reg_weight", "x_range")
+        )
         assert training.TrainConfig.for_profile(p).epochs == s.pretraining["epochs"]
         assert training.TrainConfig.for_profile(p, "finetuning").patience == s.finetuning["patience"]
 

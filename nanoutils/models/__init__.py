@@ -22,6 +22,8 @@ from ._encoding import equivalent_scale as equivalent_scale
 from ._encoding import flux_encoding as flux_encoding
 from ._encoding import log_feed_feature as log_feed_feature
 from ._encoding import scale_feature as scale_feature
+from ._hybrid import HybridConfig as HybridConfig
+from ._hybrid import HybridDSPMDE as HybridDSPMDE
 from ._neural_ode import ODE_METHODS as ODE_METHODS
 from ._neural_ode import STATES as STATES
 from ._neural_ode import NeuralODE as NeuralODE
@@ -37,7 +39,7 @@ from ._unet import UNet as UNet
 from ._unet import UNetConfig as UNetConfig
 
 #: Any registered model: its ``config`` holds the ion order (``species``) and the sizes.
-Model = NeuralODE | ResNet | UNet
+Model = NeuralODE | ResNet | UNet | HybridDSPMDE
 
 #: Model classes by name.
 MODELS: dict[str, type[Model]] = {
@@ -45,6 +47,7 @@ MODELS: dict[str, type[Model]] = {
     "resnet": ResNet,
     "unet": UNet,
     "pinn": PINN,
+    "hybrid_dspmde": HybridDSPMDE,
 }
 
 
@@ -93,6 +96,8 @@ def n_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "FLUX_SCALE_M_S",
+    "HybridConfig",
+    "HybridDSPMDE",
     "MODELS",
     "ModelInputError",
     "NeuralODE",
