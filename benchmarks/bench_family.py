@@ -36,7 +36,7 @@ OUT = Path("runs/bench_family")
 def error_pp(model, data) -> float:
     """Mean absolute rejection error (pp) of ``model`` on ``data`` (simulated: every present ion, every flux)."""
     pred = training.predict_dataset(model, data).double().numpy()
-    return float(metrics.rejection_error(data.to_frame(pred), n_boot=0).value)
+    return float(metrics.rejection_error(data.to_frame(pred), n_boot=50).value)
 
 
 def main() -> None:
@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--single", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads while training (1 on a loaded machine)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     spec = pretraining_set.PretrainingSpec(
@@ -84,9 +85,11 @@ def main() -> None:
     print(f"split by membrane: {n_membranes} membranes, { {k: len(v) for k, v in parts.items()} } compositions")
     env.seed_everything(0)
     model = models.build("neural_ode", "default", width=args.width, membrane_code=membrane_family.N_CODE)
-    cfg = training.TrainConfig.for_profile("default", epochs=args.epochs)
+    cfg = training.TrainConfig.for_profile("default", epochs=args.epochs, threads=args.threads)
     t0 = time.perf_counter()
-    res = training.train(model, parts["train"], parts["val"], cfg, run_dir=OUT / "ckpt", resume=True, progress=False)
+    res = training.train(
+        model, parts["train"], parts["val"], cfg, run_dir=OUT / "ckpt", resume="if_compatible", progress=False
+    )
     train_s = sum(h["seconds"] for h in res.history)
     model = res.model.cpu()
     print(
@@ -125,7 +128,7 @@ def main() -> None:
 
     # 4. code inference on each test membrane's DSPM-DE labels, from the reference code
     ref = membrane_family.REFERENCE.code()
-    code_cfg = membrane_calibration.code_config("default", threads=2)
+    code_cfg = membrane_calibration.code_config("default", threads=args.threads)
     for code in np.unique(test.code, axis=0):
         rows = np.flatnonzero((test.code == code).all(1))
         one = replace(test.subset(rows), code=None)

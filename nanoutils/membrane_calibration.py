@@ -175,18 +175,20 @@ def calibrate(
     start: np.ndarray | None = None,
     activity: str = "pitzer",
     progress: bool = False,
+    **loop: Any,
 ) -> tuple[models.Model, list[Stage]]:
     """Both stages on ``model`` (changed in place) for the membrane of ``meas``: (a) the code from ``start``
     (default :func:`start_code`), then, with ``weights``, (b) the weights with eq. 5 noise (``simulated``: family
-    feeds mixed in, the profile's count). Returns the model and the report of each stage."""
+    feeds mixed in, the profile's count). ``loop``: :class:`TrainConfig` overrides for both stages (e.g.
+    ``threads``). Returns the model and the report of each stage."""
     P = get(profile)
     data = from_measurements(meas, tuple(model.config.species))
     start = start_code(meas, P, seed, activity) if start is None else start
-    res_a = infer_code(model, data, start, code_config(P, seed=seed), progress=progress)
+    res_a = infer_code(model, data, start, code_config(P, seed=seed, **loop), progress=progress)
     stages = [_stage("code", model, res_a, meas)]
     if weights:
         res_b = finetune_weights(
-            model, meas, profile=P, simulated=simulated, config=finetune_config(P, seed=seed), progress=progress
+            model, meas, profile=P, simulated=simulated, config=finetune_config(P, seed=seed, **loop), progress=progress
         )
         stages.append(_stage("code + weights", model, res_b, meas))
     return model, stages
