@@ -77,13 +77,19 @@ def code_config(profile: str | Profile, **overrides: Any) -> TrainConfig:
 
 
 def identifiable(species: tuple[str, ...]) -> np.ndarray:
-    """Which code entries (C,) bool data on ``species`` can move: Z, n and Γ always; a binding constant K[ion] or a
-    partition energy ΔW[ion] only where the ion is in the data (Adam scales every non-zero gradient to a full
-    step, so an entry the data do not see would drift; its gradient is zeroed instead)."""
+    """Which code entries (C,) bool data on ``species`` can move: Z and n always; a binding constant K[ion] or a
+    partition energy ΔW[ion] only where the ion is in the data, the site density Γ only where a binding ion is
+    (Adam scales every non-zero gradient to a full step, so an entry the data do not see would drift; its
+    gradient is zeroed instead)."""
     present = set(species)
-    return np.array(
-        [not (n.startswith(("K[", "dW[")) and n[n.index("[") + 1 : -1] not in present) for n in membrane_family.NAMES]
-    )
+    binds = bool(present & set(membrane_family.BINDING_IONS))
+
+    def free(name: str) -> bool:
+        if name == "sites":
+            return binds
+        return not (name.startswith(("K[", "dW[")) and name[name.index("[") + 1 : -1] not in present)
+
+    return np.array([free(n) for n in membrane_family.NAMES])
 
 
 def infer_code(

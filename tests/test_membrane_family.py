@@ -143,3 +143,5 @@ def test_identifiable_code_entries_follow_the_ions_in_the_data():
     free = dict(zip(membrane_family.NAMES, membrane_calibration.identifiable(("Na+", "Mg2+", "Cl-")), strict=True))
     assert free["r_p"] and free["sites"] and free["K[Mg2+]"] and free["dW[Cl-]"]
     assert not free["K[Ca2+]"] and not free["dW[SO4-2]"]
+    no_binding = membrane_calibration.identifiable(("Na+", "Cl-"))
+    assert not no_binding[membrane_family.NAMES.index("sites")] and no_binding[membrane_family.NAMES.index("n")]
