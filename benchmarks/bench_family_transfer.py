@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--profile", default="default")
     parser.add_argument("--rows", nargs="+", default=["code", "code + weights"], choices=["code", "code + weights"])
     parser.add_argument("--threads", type=int, default=1, help="torch threads while calibrating")
+    parser.add_argument("--held-out", nargs="+", default=None, help="feed keys to hold out (default all)")
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     base = training.load_model(args.checkpoint).cpu()
@@ -49,13 +50,14 @@ def main() -> None:
                 start=starts[key],
                 threads=args.threads,
             )
-            print(key, [(s.name, s.in_sample.value if s.in_sample else None, s.outside_prior) for s in stages])
+            summary = [(s.name, round(s.in_sample.value, 2) if s.in_sample else None, s.outside_prior) for s in stages]
+            print(key, summary, flush=True)
             return model
 
         return calibrate
 
     rows = {f"family neural ODE, {r}": row(r != "code") for r in args.rows}
-    bench = transfer.benchmark(meas, rows, seeds=args.seeds, in_sample=False)
+    bench = transfer.benchmark(meas, rows, seeds=args.seeds, in_sample=False, held_out=args.held_out)
     print(bench.folds[["model", "seed", "fold", "ions", "error_pp"]].to_string())
     print(bench.headline().round(2).to_string())
 

@@ -145,3 +145,13 @@ def test_identifiable_code_entries_follow_the_ions_in_the_data():
     assert not free["K[Ca2+]"] and not free["dW[SO4-2]"]
     no_binding = membrane_calibration.identifiable(("Na+", "Cl-"))
     assert not no_binding[membrane_family.NAMES.index("sites")] and no_binding[membrane_family.NAMES.index("n")]
+
+
+def test_concatenated_sets_give_rows_without_a_code_the_models_own():
+    feed = np.array([[10.0, 10.0]])
+    plain = TransportData(feed, feed > 0, np.array([[1e-5]]), np.full((1, 1, 2), 5.0), species=("Na+", "Cl-"))
+    coded = replace(plain, code=np.array([[0.2, -0.1, 0.4]]))
+    both = TransportData.concat([plain, coded])
+    assert np.isnan(both.code[0]).all() and np.array_equal(both.code[1], coded.code[0])
+    with pytest.raises(ValueError, match="neither finite nor all NaN"):
+        replace(plain, code=np.array([[np.nan, 0.0, 0.0]]))
