@@ -11,6 +11,9 @@ returns its members (what :func:`nanoutils.predict` averages):
   draws (``R_std`` adds the calibration residual scatter, :func:`nanoutils.bundle.residual_sd`);
   a parameter that ended at a bound is held there (its σ means nothing) and the fit's info says so.
   Members are saved as JSON (``to_dict`` / ``from_dict``).
+* **membrane family** (``neural_ode_family``, ``neural_ode_family_code``): a neural ODE pre-trained on a family of
+  membranes with the membrane code as an extra input; the code is inferred from the data, then (not in the
+  ``_code`` ablation) the weights fine-tuned (:mod:`nanoutils.membrane_calibration`).
 * **learned** (neural ODE, PINN, ResNet, U-Net): the profile's pre-trained weights (chapters 04 and 06
   checkpoints under ``runs/<profile>/checkpoints``; pre-trained first, with a progress bar, when absent), then
   eq. 5 fine-tuning on all the measurements (``finetuning.finetune``, the profile's schedule, no validation
@@ -218,26 +221,73 @@ def _pretrained(name: str, profile: Profile):
 
 def _learned_fit(name: str) -> Callable[[Measurements, Profile, int], Fitted]:
     def fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
-        from . import finetuning, models, pretraining_set, units
+        from . import finetuning, models, pretraining_set
 
         base, simulated, run_dir = _pretrained(name, profile)
         cfg = finetuning.finetune_config(profile, seed=seed)
         res = finetuning.finetune(
             models.clone(base), meas, None, profile=profile, simulated=simulated["train"], config=cfg, progress=True
         )
-        spec = pretraining_set.PretrainingSpec.for_profile(profile)
-        pre = {
-            "ions": list(base.config.species),
-            "c_mM": [spec.c_min, spec.c_max],
-            "flux_LMH": [0.0, float(units.m_s_to_lmh(spec.j_max))],
-            "T_C": [spec.temperature - 273.15] * 2,
-        }
         info = {
             "pretrained": str(run_dir),
             "epochs": len(res.history),
             "final_train_loss": res.history[-1]["train_loss"],
         }
-        return Fitted([res.model.cpu()], info, pre)
+        return Fitted([res.model.cpu()], info, _domain(base, pretraining_set.PretrainingSpec.for_profile(profile)))
+
+    return fit
+
+
+def _domain(model: Any, spec: Any) -> dict[str, Any]:
+    """The pre-training domain of a learned model's weights: its ions, the sampled concentration and flux ranges
+    and the temperature of the pre-training set ``spec``."""
+    from . import units
+
+    return {
+        "ions": list(model.config.species),
+        "c_mM": [spec.c_min, spec.c_max],
+        "flux_LMH": [0.0, float(units.m_s_to_lmh(spec.j_max))],
+        "T_C": [spec.temperature - 273.15] * 2,
+    }
+
+
+def pretrained_family(name: str, profile: Profile):
+    """The profile's ``name`` pre-trained on the membrane-family set (Pitzer–Kim labels; checkpoint
+    ``runs/<profile>/checkpoints/family/<name>``, trained when absent or stale), its split and specification."""
+    from . import comparison, membrane_family, pretraining_set
+
+    spec = pretraining_set.PretrainingSpec.for_profile(profile, family=True, activity="pitzer")
+    simulated = pretraining_set.split(pretraining_set.pretraining_set(spec, profile=profile))
+    run_dir = profile.run_dir / "checkpoints" / "family" / name
+    result = comparison.pretrain(
+        name,
+        simulated,
+        profile,
+        run_dir=run_dir,
+        resume="if_compatible",
+        progress=True,
+        membrane_code=membrane_family.N_CODE,
+    )
+    return result.model.cpu(), simulated, spec, run_dir
+
+
+def _family_fit(weights: bool) -> Callable[[Measurements, Profile, int], Fitted]:
+    def fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
+        from . import membrane_calibration, models
+
+        base, simulated, spec, run_dir = pretrained_family("neural_ode", profile)
+        model, stages = membrane_calibration.calibrate(
+            models.clone(base),
+            meas,
+            profile=profile,
+            seed=seed,
+            simulated=simulated["train"],
+            weights=weights,
+            activity=spec.activity,
+            progress=True,
+        )
+        info = {"pretrained": str(run_dir), "stages": [s.to_dict() for s in stages]}
+        return Fitted([model.cpu()], info, _domain(base, spec))
 
     return fit
 
@@ -329,6 +379,24 @@ CALIBRATORS: dict[str, Calibrator] = {
             default_seeds=3,
         ),
         _learned("neural_ode", "physics-constrained neural ODE"),
+        Calibrator(
+            "neural_ode_family",
+            "learned",
+            "neural ODE pre-trained on a membrane family (Pitzer–Kim labels): the membrane code inferred from the "
+            "data (from the DSPM-DE fit), then the weights fine-tuned by eq. 5 around it (one member per seed)",
+            _family_fit(weights=True),
+            TORCH_MEMBER,
+            default_seeds=3,
+        ),
+        Calibrator(
+            "neural_ode_family_code",
+            "learned",
+            "neural ODE pre-trained on a membrane family: only the membrane code inferred from the data "
+            "(weights as pre-trained; the ablation of neural_ode_family)",
+            _family_fit(weights=False),
+            TORCH_MEMBER,
+            default_seeds=1,
+        ),
         _learned("pinn", "PINN (DSPM-DE residual, Table 2 Z)"),
         _learned("resnet", "ResNet"),
         _learned("unet", "U-Net"),

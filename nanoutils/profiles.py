@@ -53,6 +53,14 @@ SETTINGS: dict[str, Knob] = {
     # chapter 03: the simulated pre-training set
     "pretraining_compositions": Knob(48, 4096, 32768, "Sobol feed compositions labelled by DSPM-DE (03)"),
     "pretraining_fluxes": Knob(6, 10, 16, "flux points per composition, J_max/n … J_max = 6e-5 m/s (03)"),
+    "family_membrane_block": Knob(
+        8,
+        32,
+        32,
+        "compositions labelled on each membrane drawn from the family prior (03, membrane_family): one batched "
+        "DSPM-DE call per membrane; with Pitzer activities a call of one composition costs ~10× a composition of "
+        "a 128-batch (benchmarks/RESULTS.md), so per-composition draws would not fit the default budget",
+    ),
     # networks: parameter counts of the baselines within ±15 % of the neural ODE's (tests/test_baselines.py)
     "neural_ode_width": Knob(16, 128, 584, "hidden width of the neural ODE; paper: ≈1.05 M parameters (04)"),
     "neural_ode_solver": Knob(
@@ -75,6 +83,12 @@ SETTINGS: dict[str, Knob] = {
         {"epochs": 120, "batch_size": 16, "lr": 1e-3, "patience": 30},
         {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "patience": 200},
         "eq. 5 fine-tuning loop; patience: early stopping on validation feeds (05, 06)",
+    ),
+    "code_calibration": Knob(
+        {"epochs": 3, "batch_size": 16, "lr": 3e-2},
+        {"epochs": 60, "batch_size": 16, "lr": 3e-2},
+        {"epochs": 200, "batch_size": 16, "lr": 1e-2},
+        "stage (a) of the membrane-family calibration: gradients on the membrane code alone (calibration)",
     ),
     "finetuning_simulated_feeds": Knob(4, 48, 512, "DSPM-DE feeds mixed into fine-tuning, weight 1 each (05, 06)"),
     # Table 1: the same budgets for every model
@@ -152,7 +166,7 @@ SETTINGS: dict[str, Knob] = {
     ),
 }
 #: Knobs whose ``epochs`` a profile's ``max_epochs`` caps.
-EPOCH_KNOBS = ("pretraining", "finetuning", "hybrid")
+EPOCH_KNOBS = ("pretraining", "finetuning", "hybrid", "code_calibration")
 
 
 class ProfileError(ValueError):

@@ -299,15 +299,7 @@ def predict_dataset(model: nn.Module, data: TransportData, batch_size: int = 256
     t = _tensors_cache or _tensors(data, p.device, p.dtype)
     model.eval()
     return torch.cat(
-        [
-            model(
-                t["feed"][i : i + batch_size],
-                t["species_mask"][i : i + batch_size],
-                t["flux"][i : i + batch_size],
-                t["flux_mask"][i : i + batch_size],
-            )
-            for i in range(0, len(data), batch_size)
-        ]
+        [model(*_inputs({k: v[i : i + batch_size] for k, v in t.items()})) for i in range(0, len(data), batch_size)]
     )
 
 
@@ -371,10 +363,17 @@ def save_model(model: nn.Module, path: str | os.PathLike, config: TrainConfig | 
 
 
 def _loss(model: nn.Module, b: dict[str, Tensor], target: Tensor) -> Tensor:
-    pred = model(b["feed"], b["species_mask"], b["flux"], b["flux_mask"])
+    pred = model(*_inputs(b))
     loss = masked_mse(_observe(pred, b.get("observation")), target, b["scale"], b["target_mask"], b["weight"])
     aux = getattr(model, "auxiliary_loss", None)  # e.g. a PINN residual or a soft charge penalty
     return loss + aux(b, pred) if aux is not None else loss
+
+
+def _inputs(b: dict[str, Tensor]) -> tuple[Tensor, ...]:
+    """The model's positional inputs from a batch: feed, species mask, flux, flux mask, and the membrane code
+    when the data carry one (a membrane-aware model, :mod:`nanoutils.membrane_family`)."""
+    base = (b["feed"], b["species_mask"], b["flux"], b["flux_mask"])
+    return (*base, b["code"]) if "code" in b else base
 
 
 def _tensors(
@@ -384,6 +383,8 @@ def _tensors(
     t = {a: v.to(dtype) if v.is_floating_point() else v for a, v in t.items()}
     z = torch.as_tensor(ions.charges(data.species), dtype=dtype, device=device)
     t["scale"] = LOSS_SCALES[loss_scale](t["feed"], z, t["species_mask"])
+    if data.code is not None:
+        t["code"] = torch.as_tensor(data.code, device=device, dtype=dtype)
     if data.observation is not None:
         t["observation"] = torch.as_tensor(data.observation, device=device, dtype=dtype)
         if t["scale"].ndim == 2:  # per-ion scales are linear in the feed: a quantity's scale is its feed value W c_f
@@ -453,6 +454,8 @@ def _fingerprint(*parts: TransportData | None, start: nn.Module | None = None) -
             h.update(np.ascontiguousarray(getattr(data, a)).tobytes())
         if data is not None and data.observation is not None:
             h.update(np.ascontiguousarray(data.observation).tobytes())
+        if data is not None and data.code is not None:
+            h.update(b"code" + np.ascontiguousarray(data.code).tobytes())
         h.update(b"|")
     for tensor in start.state_dict().values() if start is not None else ():
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())

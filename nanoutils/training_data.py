@@ -37,6 +37,8 @@ class TransportData:
     weight (N,) > 0 per-sample loss weight; metadata: JSON-serialisable dict.
     observation (N, Q, d) or None: targets are the quantities W c (then permeate, sigma and target_mask are
     (N, K, Q), and W must not weight absent species); None means W = identity (Q = d).
+    code (N, C) or None: the membrane code of each sample (:mod:`nanoutils.membrane_family`), the extra input of a
+    membrane-aware model; a NaN row means "the model's own code" (measured feeds of the membrane being calibrated).
     """
 
     feed: np.ndarray
@@ -51,6 +53,7 @@ class TransportData:
     species: tuple[str, ...] = field(default_factory=ions.species)
     metadata: dict[str, Any] = field(default_factory=dict)
     observation: np.ndarray | None = None
+    code: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.species = tuple(ions.canonical(s) for s in self.species)
@@ -73,6 +76,12 @@ class TransportData:
         default_target = observed[:, None, :] & self.flux_mask[:, :, None]
         self.target_mask = default_target if self.target_mask is None else np.asarray(self.target_mask, dtype=bool)
         self.weight = np.ones(n) if self.weight is None else np.asarray(self.weight, dtype=float)
+        if self.code is not None:
+            self.code = np.asarray(self.code, dtype=float)
+            if self.code.ndim != 2 or len(self.code) != n:
+                raise ModelInputError(f"code must have shape ({n}, C), got {self.code.shape}")
+            rows = np.isnan(self.code).all(1) | np.isfinite(self.code).all(1)
+            _no_bad(~rows[:, None], "a membrane code row is neither finite nor all NaN", axes="(sample, 0)")
         check_inputs(self.feed, self.species_mask, self.flux, self.flux_mask, self.species)
         for name in ("permeate", "sigma", "target_mask"):
             if getattr(self, name).shape != (n, k, d):
@@ -95,8 +104,13 @@ class TransportData:
         """The samples at ``index`` (same species, flux padding and metadata)."""
         idx = np.asarray(index)
         obs = None if self.observation is None else self.observation[idx]
+        code = None if self.code is None else self.code[idx]
         return TransportData(
-            **{a: getattr(self, a)[idx] for a in ARRAYS}, species=self.species, metadata=self.metadata, observation=obs
+            **{a: getattr(self, a)[idx] for a in ARRAYS},
+            species=self.species,
+            metadata=self.metadata,
+            observation=obs,
+            code=code,
         )
 
     @property
@@ -138,7 +152,7 @@ class TransportData:
             for a in ARRAYS
         }
         meta = metadata if metadata is not None else {"parts": [p.metadata for p in parts]}
-        return cls(**arrays, species=parts[0].species, metadata=meta, observation=obs)
+        return cls(**arrays, species=parts[0].species, metadata=meta, observation=obs, code=_codes(parts))
 
     def _observation(self) -> np.ndarray:
         """W (N, Q, d): ``observation``, or the identity on the present species where there is none."""
@@ -152,6 +166,7 @@ class TransportData:
             species=self.species,
             metadata=self.metadata,
             observation=self._observation(),
+            code=self.code,
         )
 
     def _padded_targets(self, q: int) -> TransportData:
@@ -160,7 +175,11 @@ class TransportData:
             for a in ARRAYS
         }
         return TransportData(
-            **arrays, species=self.species, metadata=self.metadata, observation=_pad_axis(self._observation(), q, 1)
+            **arrays,
+            species=self.species,
+            metadata=self.metadata,
+            observation=_pad_axis(self._observation(), q, 1),
+            code=self.code,
         )
 
     @classmethod
@@ -173,9 +192,11 @@ class TransportData:
         converged: np.ndarray,
         species: Sequence[str],
         metadata: dict[str, Any] | None = None,
+        code: np.ndarray | None = None,
     ) -> TransportData:
-        """A simulated set from N feeds labelled at M fluxes (m/s): unconverged points are dropped
-        (flux_mask False), compositions with none left are removed, and both are counted in metadata."""
+        """A simulated set from N feeds labelled at M fluxes (m/s), each on the membrane ``code`` (N, C) if given:
+        unconverged points are dropped (flux_mask False), compositions with none left are removed, and both are
+        counted in metadata."""
         converged = np.asarray(converged, dtype=bool)
         keep = converged.any(1)
         meta = dict(metadata or {})
@@ -195,6 +216,7 @@ class TransportData:
             permeate=perm[keep],
             species=tuple(species),
             metadata=meta,
+            code=None if code is None else np.asarray(code, dtype=float)[keep],
         )
 
     def to_frame(self, predicted: np.ndarray | None = None) -> pd.DataFrame:
@@ -236,6 +258,8 @@ class TransportData:
             arrays = {a: getattr(self, a) for a in ARRAYS}
             if self.observation is not None:
                 arrays["observation"] = self.observation
+            if self.code is not None:
+                arrays["code"] = self.code
             np.savez_compressed(fh, header=np.array(header), **arrays)
         return path
 
@@ -252,6 +276,7 @@ class TransportData:
                 species=tuple(header["species"]),
                 metadata=header["metadata"],
                 observation=obs,
+                code=f["code"] if "code" in f.files else None,
             )
 
 
@@ -266,6 +291,18 @@ def split_by_composition(
     n_val = min(max(1, round(val_fraction * len(groups))), len(groups) - 1)
     is_val = np.isin(group.ravel(), groups[:n_val])
     return data.subset(np.flatnonzero(~is_val)), data.subset(np.flatnonzero(is_val))
+
+
+def _codes(parts: Sequence[TransportData]) -> np.ndarray | None:
+    """The membrane codes of concatenated parts: None if no part has one, else NaN rows (the model's own code)
+    for the parts without."""
+    widths = {p.code.shape[1] for p in parts if p.code is not None}
+    if not widths:
+        return None
+    if len(widths) > 1:
+        raise ModelInputError(f"data sets to concatenate have membrane codes of different lengths {sorted(widths)}")
+    c = widths.pop()
+    return np.concatenate([p.code if p.code is not None else np.full((len(p), c), np.nan) for p in parts])
 
 
 def _pad_k(a: np.ndarray, k: int) -> np.ndarray:

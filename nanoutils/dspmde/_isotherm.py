@@ -14,7 +14,9 @@ Kinds, chosen by name from :data:`ISOTHERMS`:
   binding of ions on Γ sites (mol/m³ of pore volume), each bound ion adding its charge z_i
   (binding constants K_i in m³/mol; ions not named do not bind). Divalent cations binding to the
   carboxylate groups of polyamide can neutralise or reverse the charge, which is what NF270
-  shows with MgCl₂. Γ = 0 or all K_i = 0 recover the constant charge exactly.
+  shows with MgCl₂. Γ = 0 or all K_i = 0 recover the constant charge exactly. An exponent n ≠ 0
+  (default 0) scales the fixed part as in ``"freundlich"``: X = X_d (I_f/I_ref)^n + Γ Σ …, the
+  charge isotherm of the membrane family (:mod:`nanoutils.membrane_family`), which has both.
 
 X_d itself stays in :class:`~nanoutils.dspmde.Membrane` (mol/m³, signed).
 """
@@ -32,7 +34,7 @@ from .. import ions
 ISOTHERMS: dict[str, str] = {
     "constant": "X = X_d",
     "freundlich": "X = X_d (I_f/I_ref)^n, I_f the feed ionic strength",
-    "langmuir": "X = X_d + Γ Σ z_i K_i c_i / (1 + Σ K_j c_j), competitive ion binding",
+    "langmuir": "X = X_d (I_f/I_ref)^n + Γ Σ z_i K_i c_i / (1 + Σ K_j c_j), competitive ion binding (n = 0 default)",
 }
 
 
@@ -73,9 +75,11 @@ class ChargeIsotherm:
         return cls("freundlich", n=n, I_ref=I_ref)
 
     @classmethod
-    def langmuir(cls, sites: float, binding: Mapping[str, float]) -> ChargeIsotherm:
-        """X = X_d + Γ Σ z_i K_i c_i / (1 + Σ K_j c_j)."""
-        return cls("langmuir", sites=sites, binding=dict(binding))
+    def langmuir(
+        cls, sites: float, binding: Mapping[str, float], n: float = 0.0, I_ref: float = 10.0
+    ) -> ChargeIsotherm:
+        """X = X_d (I_f/I_ref)^n + Γ Σ z_i K_i c_i / (1 + Σ K_j c_j) (n = 0: X_d + Γ Σ …)."""
+        return cls("langmuir", n=n, I_ref=I_ref, sites=sites, binding=dict(binding))
 
     def charge(self, X_d: float, c_feed: np.ndarray, species: Sequence[str]) -> np.ndarray:
         """Membrane charge (mol/m³) for feeds ``c_feed`` (…, d) in mol/m³ of ``species``, shape (…)."""
@@ -87,4 +91,5 @@ class ChargeIsotherm:
             return X_d * (0.5 * (c @ z**2) / self.I_ref) ** self.n
         given = {ions.canonical(k): v for k, v in self.binding.items()}
         k = np.array([given.get(s, 0.0) for s in species])
-        return X_d + self.sites * (c @ (z * k)) / (1.0 + c @ k)
+        fixed = X_d * (0.5 * (c @ z**2) / self.I_ref) ** self.n if self.n != 0 else np.full(c.shape[:-1], float(X_d))
+        return fixed + self.sites * (c @ (z * k)) / (1.0 + c @ k)

@@ -18,7 +18,10 @@ Scaling (shared by every learned model):
   5.6e-5 m/s in FdL 2021), equal to the pre-training grid's top ``sampling.J_MAX_M_S``, so τ ∈ [0, 1]
   on the training grid (a neural ODE integrated past τ = 1 is extrapolating); its positional encoding is the shifted
   Legendre
-  polynomials ``P_k(2τ − 1)``, k = 1…degree (bounded by 1 on [0, 1]).
+  polynomials ``P_k(2τ − 1)``, k = 1…degree (bounded by 1 on [0, 1]);
+* a membrane-aware model (config ``membrane_code`` = C > 0) also takes the membrane's code, C scaled physical
+  parameters in [−1, 1] over the membrane family's prior (:mod:`nanoutils.membrane_family`), appended to the
+  per-sample features (:class:`MembraneCode`). A model with C = 0 has exactly the inputs and weights it had before.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .._inputs import ModelInputError as ModelInputError
 from .._inputs import check_inputs as check_inputs
@@ -79,6 +82,37 @@ def checked_tau(
     check_inputs(feed, species_mask, flux, flux_mask, species)
     fmask = torch.ones_like(flux, dtype=torch.bool) if flux_mask is None else flux_mask.bool()
     return torch.where(fmask, flux.to(dtype) / flux_scale, torch.zeros((), dtype=dtype, device=flux.device)), fmask
+
+
+class MembraneCode(nn.Module):
+    """The membrane-code input of a membrane-aware model: the batch's codes (B, C), or the model's own code
+    ``own`` (C,) — a parameter: the membrane it is calibrated to, inferred by gradients on it alone — for a batch
+    without codes or for rows of NaN (measured feeds of that membrane mixed with simulated ones)."""
+
+    def __init__(self, n_code: int):
+        super().__init__()
+        if n_code < 1:
+            raise ValueError(f"a membrane code needs ≥ 1 entry, got {n_code}")
+        self.own = nn.Parameter(torch.zeros(n_code))
+
+    def forward(self, code: Tensor | None, batch: int, dtype: torch.dtype) -> Tensor:
+        own = self.own.to(dtype)
+        if code is None:
+            return own.expand(batch, -1)
+        if code.shape != (batch, own.numel()):
+            raise ModelInputError(f"membrane code must have shape ({batch}, {own.numel()}), got {tuple(code.shape)}")
+        code = code.to(dtype)
+        return torch.where(torch.isnan(code), own.expand_as(code), code)
+
+
+def with_code(features: Tensor, code_input: MembraneCode | None, code: Tensor | None) -> Tensor:
+    """Per-sample ``features`` (B, F) with the membrane code appended (B, F + C) for a membrane-aware model;
+    unchanged for a model without one (then ``code`` must be None)."""
+    if code_input is None:
+        if code is not None:
+            raise ModelInputError("a membrane code was given to a model without a membrane-code input")
+        return features
+    return torch.cat([features, code_input(code, features.shape[0], features.dtype)], dim=-1)
 
 
 def static_features(feed: Tensor, mask: Tensor, z: Tensor) -> Tensor:

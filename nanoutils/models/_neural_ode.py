@@ -43,7 +43,16 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from .. import ions
 from ..profiles import SETTINGS, Profile, get
-from ._encoding import FLUX_SCALE_M_S, checked_tau, equivalent_scale, flux_encoding, log_feed_feature, scale_feature
+from ._encoding import (
+    FLUX_SCALE_M_S,
+    MembraneCode,
+    checked_tau,
+    equivalent_scale,
+    flux_encoding,
+    log_feed_feature,
+    scale_feature,
+    with_code,
+)
 from ._projection import project_electroneutral
 
 #: The torchdiffeq solvers (``odeint(method=...)``) a config may name: adaptive ones use rtol/atol, fixed-grid ones
@@ -83,7 +92,8 @@ class NeuralODEConfig:
     of direct backprop (the paper's choice; off by default in every profile
     because on a CPU the paper-size adjoint costs far more than direct backprop per batch,
     measured in benchmarks/RESULTS.md); adjoint_seminorm: the adjoint's step
-    control ignores parameter adjoints (Kidger et al. 2021); flux_scale: m/s.
+    control ignores parameter adjoints (Kidger et al. 2021); flux_scale: m/s; membrane_code: length C of the
+    membrane-code input (0: none, the single-membrane model; ``_encoding.MembraneCode``).
     """
 
     width: int = SETTINGS["neural_ode_width"].default
@@ -101,9 +111,12 @@ class NeuralODEConfig:
     adjoint_seminorm: bool = True
     flux_scale: float = FLUX_SCALE_M_S
     species: tuple[str, ...] = field(default_factory=ions.species)
+    membrane_code: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
+        if self.membrane_code < 0:
+            raise ValueError(f"membrane_code must be ≥ 0, got {self.membrane_code}")
         if self.width < 1 or self.depth < 2 or self.flux_degree < 1:
             raise ValueError(
                 f"need width ≥ 1, depth ≥ 2, flux_degree ≥ 1; got {self.width}, {self.depth}, {self.flux_degree}"
@@ -140,7 +153,7 @@ class _Dynamics(nn.Module):
     def __init__(self, cfg: NeuralODEConfig, z: Tensor):
         super().__init__()
         d = len(cfg.species)
-        n_in = 2 * d + (d if cfg.mask_features else 0) + 1 + cfg.flux_degree
+        n_in = 2 * d + (d if cfg.mask_features else 0) + 1 + cfg.flux_degree + cfg.membrane_code
         sizes = [n_in] + [cfg.width] * (cfg.depth - 1) + [d]
         layers: list[nn.Module] = []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -174,10 +187,10 @@ class _Bound(nn.Module):
 class NeuralODE(nn.Module):
     """Physics-constrained neural ODE mapping (feed, flux) to permeate concentrations.
 
-    ``model(feed, species_mask, flux, flux_mask)``: feed (B, d) mol/m³ in the order
+    ``model(feed, species_mask, flux, flux_mask, code)``: feed (B, d) mol/m³ in the order
     of ``config.species``, species_mask (B, d) bool, flux (B, K) m/s ≥ 0, flux_mask
-    (B, K) bool (padding) → permeate (B, K, d) mol/m³ (0 at padded points and
-    absent species).
+    (B, K) bool (padding), code (B, C) membrane codes or None (a membrane-aware model then uses its own)
+    → permeate (B, K, d) mol/m³ (0 at padded points and absent species).
     """
 
     Config = NeuralODEConfig
@@ -187,8 +200,16 @@ class NeuralODE(nn.Module):
         self.config = config or NeuralODEConfig()
         z = torch.tensor(ions.charges(self.config.species), dtype=torch.get_default_dtype())
         self.func = _Dynamics(self.config, z)
+        self.code = MembraneCode(self.config.membrane_code) if self.config.membrane_code else None
 
-    def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        feed: Tensor,
+        species_mask: Tensor,
+        flux: Tensor,
+        flux_mask: Tensor | None = None,
+        code: Tensor | None = None,
+    ) -> Tensor:
         cfg, dtype = self.config, self.func.z.dtype
         tau, fmask = checked_tau(feed, species_mask, flux, flux_mask, cfg.species, cfg.flux_scale, dtype)
         feed_in, feed = feed, feed.to(dtype)
@@ -198,7 +219,7 @@ class NeuralODE(nn.Module):
         u0 = feed * mask / a
         w = self.func.z * a * mask  # Σ w u = Σ z c
         features = [log_feed_feature(feed, mask), scale_feature(s)]
-        static = torch.cat([mask, *features] if cfg.mask_features else features, dim=-1)
+        static = with_code(torch.cat([mask, *features] if cfg.mask_features else features, dim=-1), self.code, code)
         t = torch.unique(torch.cat([tau.new_zeros(1), tau.reshape(-1)]))  # sorted, starts at 0
         sol = self._solve(_Bound(self.func, mask, static, w), u0, t)  # (T, B, d)
         idx = torch.searchsorted(t, tau)

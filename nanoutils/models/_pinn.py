@@ -69,6 +69,11 @@ class PINNConfig(ResNetConfig):
                 f"need collocation ≥ 1 and collocation_max > 0; got {self.collocation}, {self.collocation_max}"
             )
         dspmde.Membrane.nf270(**self.membrane)  # validates the overrides
+        if self.membrane_code and self.physics_weight:
+            raise ValueError(
+                "a PINN's DSPM-DE residual is for its one membrane (config.membrane); "
+                f"membrane_code = {self.membrane_code} needs physics_weight = 0"
+            )
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides) -> PINNConfig:

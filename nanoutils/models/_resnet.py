@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .. import ions
 from ..profiles import SETTINGS, Profile, get
-from ._encoding import FLUX_SCALE_M_S, checked_tau, flux_encoding, static_features
+from ._encoding import FLUX_SCALE_M_S, MembraneCode, checked_tau, flux_encoding, static_features, with_code
 from ._projection import project_electroneutral
 
 
@@ -50,9 +50,12 @@ class ResNetConfig:
     flux_degree: int = 4
     flux_scale: float = FLUX_SCALE_M_S
     species: tuple[str, ...] = field(default_factory=ions.species)
+    membrane_code: int = 0  # length of the membrane-code input (0: none; _encoding.MembraneCode)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
+        if self.membrane_code < 0:
+            raise ValueError(f"membrane_code must be ≥ 0, got {self.membrane_code}")
         if self.width < 1 or self.blocks < 0 or self.flux_degree < 1:
             raise ValueError(
                 f"need width ≥ 1, blocks ≥ 0, flux_degree ≥ 1; got {self.width}, {self.blocks}, {self.flux_degree}"
@@ -88,14 +91,22 @@ class ResNet(nn.Module):
         self.config = cfg = config or ResNetConfig()
         d = len(cfg.species)
         self.register_buffer("z", torch.tensor(ions.charges(cfg.species), dtype=torch.get_default_dtype()))
-        self.inp = nn.Linear(2 * d + 1 + cfg.flux_degree, cfg.width)
+        self.inp = nn.Linear(2 * d + 1 + cfg.flux_degree + cfg.membrane_code, cfg.width)
+        self.code = MembraneCode(cfg.membrane_code) if cfg.membrane_code else None
         self.blocks = nn.Sequential(*[_Block(cfg.width) for _ in range(cfg.blocks)])
         self.out = nn.Linear(cfg.width, d)
 
-    def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        feed: Tensor,
+        species_mask: Tensor,
+        flux: Tensor,
+        flux_mask: Tensor | None = None,
+        code: Tensor | None = None,
+    ) -> Tensor:
         cfg, dtype = self.config, self.z.dtype
         tau, fmask = checked_tau(feed, species_mask, flux, flux_mask, cfg.species, cfg.flux_scale, dtype)
-        static = static_features(feed.to(dtype), species_mask, self.z)  # (B, 2d + 1)
+        static = with_code(static_features(feed.to(dtype), species_mask, self.z), self.code, code)  # (B, 2d + 1 + C)
         x = torch.cat([static[:, None].expand(-1, tau.shape[1], -1), flux_encoding(tau, cfg.flux_degree)], -1)
         du = self.out(torch.tanh(self.blocks(self.inp(x))))  # (B, K, d)
         return anchored_permeate(feed, species_mask, self.z, du, tau, fmask, dtype)

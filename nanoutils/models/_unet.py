@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from .. import ions
 from ..profiles import SETTINGS, Profile, get
-from ._encoding import FLUX_SCALE_M_S, checked_tau, flux_encoding, static_features
+from ._encoding import FLUX_SCALE_M_S, MembraneCode, checked_tau, flux_encoding, static_features, with_code
 from ._resnet import anchored_permeate
 
 
@@ -37,9 +37,12 @@ class UNetConfig:
     flux_degree: int = 4
     flux_scale: float = FLUX_SCALE_M_S
     species: tuple[str, ...] = field(default_factory=ions.species)
+    membrane_code: int = 0  # length of the membrane-code input (0: none; _encoding.MembraneCode)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "species", tuple(ions.canonical(s) for s in self.species))
+        if self.membrane_code < 0:
+            raise ValueError(f"membrane_code must be ≥ 0, got {self.membrane_code}")
         if self.width < 1 or self.levels < 1 or self.flux_degree < 1:
             raise ValueError(
                 f"need width ≥ 1, levels ≥ 1, flux_degree ≥ 1; got {self.width}, {self.levels}, {self.flux_degree}"
@@ -75,12 +78,13 @@ class UNet(nn.Module):
         self.register_buffer("z", torch.tensor(ions.charges(cfg.species), dtype=torch.get_default_dtype()))
         ch = [cfg.width * 2**level for level in range(cfg.levels + 1)]
         self.down = nn.ModuleList(
-            [_double_conv(2 * d + 1 + cfg.flux_degree, ch[0])]
+            [_double_conv(2 * d + 1 + cfg.flux_degree + cfg.membrane_code, ch[0])]
             + [_double_conv(ch[i], ch[i + 1]) for i in range(cfg.levels)]
         )
         self.up = nn.ModuleList([nn.Conv1d(ch[i + 1], ch[i], 3, padding=1) for i in reversed(range(cfg.levels))])
         self.dec = nn.ModuleList([_double_conv(2 * ch[i], ch[i]) for i in reversed(range(cfg.levels))])
         self.head = nn.Conv1d(ch[0], d, 1)
+        self.code = MembraneCode(cfg.membrane_code) if cfg.membrane_code else None
 
     @property
     def grid(self) -> Tensor:
@@ -88,10 +92,10 @@ class UNet(nn.Module):
         cfg = self.config
         return torch.linspace(0, cfg.grid_max, cfg.grid_points, dtype=self.z.dtype, device=self.z.device)
 
-    def grid_output(self, feed: Tensor, species_mask: Tensor) -> Tensor:
-        """Δu on the flux grid, (B, d, G); feed in mol/m³ (already checked)."""
+    def grid_output(self, feed: Tensor, species_mask: Tensor, code: Tensor | None = None) -> Tensor:
+        """Δu on the flux grid, (B, d, G); feed in mol/m³ (already checked), code (B, C) or None."""
         cfg, dtype = self.config, self.z.dtype
-        static = static_features(feed.to(dtype), species_mask, self.z)
+        static = with_code(static_features(feed.to(dtype), species_mask, self.z), self.code, code)
         enc = flux_encoding(self.grid, cfg.flux_degree).T  # (degree, G)
         x = torch.cat([static[:, :, None].expand(-1, -1, cfg.grid_points), enc[None].expand(len(feed), -1, -1)], 1)
         skips = []
@@ -103,10 +107,17 @@ class UNet(nn.Module):
             x = dec(torch.cat([x, skip], 1))
         return self.head(x)
 
-    def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        feed: Tensor,
+        species_mask: Tensor,
+        flux: Tensor,
+        flux_mask: Tensor | None = None,
+        code: Tensor | None = None,
+    ) -> Tensor:
         cfg, dtype = self.config, self.z.dtype
         tau, fmask = checked_tau(feed, species_mask, flux, flux_mask, cfg.species, cfg.flux_scale, dtype)
-        g = self.grid_output(feed, species_mask)  # (B, d, G)
+        g = self.grid_output(feed, species_mask, code)  # (B, d, G)
         pos = tau.clamp(0, cfg.grid_max) / cfg.grid_max * (cfg.grid_points - 1)  # fractional grid index (B, K)
         lo = pos.floor().long().clamp(max=cfg.grid_points - 2)
         frac = (pos - lo.to(dtype))[:, None]  # (B, 1, K)
