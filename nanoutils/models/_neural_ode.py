@@ -36,6 +36,7 @@ through the solver (direct backprop) or through the continuous adjoint
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -43,8 +44,9 @@ from torchdiffeq import odeint, odeint_adjoint
 
 from .. import ions
 from ..profiles import SETTINGS, Profile, get
+from ._dopri5 import SolveStats, dopri5
 from ._encoding import FLUX_SCALE_M_S, checked_tau, equivalent_scale, flux_encoding, log_feed_feature, scale_feature
-from ._projection import project_electroneutral
+from ._projection import project_electroneutral, project_onto, unit_charge_direction
 
 #: The torchdiffeq solvers (``odeint(method=...)``) a config may name: adaptive ones use rtol/atol, fixed-grid ones
 #: (euler, midpoint, heun2, heun3, rk4, implicit/fixed Adams) ``step_size``.
@@ -65,6 +67,9 @@ ODE_METHODS = (
 )
 #: State scalings (module docstring).
 STATES = ("per_ion", "per_sample")
+#: Error norms of dopri5's step control: "rms" (torchdiffeq: one RMS over the whole batch × species tensor),
+#: "per_sample" (``_dopri5``: the largest over the batch of each sample's RMS over its present species).
+ERROR_NORMS = ("rms", "per_sample")
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,8 @@ class NeuralODEConfig:
     of direct backprop (the paper's choice; off by default in every profile
     because on a CPU the paper-size adjoint costs far more than direct backprop per batch,
     measured in benchmarks/RESULTS.md); adjoint_seminorm: the adjoint's step
-    control ignores parameter adjoints (Kidger et al. 2021); flux_scale: m/s.
+    control ignores parameter adjoints (Kidger et al. 2021); error_norm: dopri5's error norm (:data:`ERROR_NORMS`;
+    "per_sample" integrates with the fused solver of ``_dopri5``, direct backprop only); flux_scale: m/s.
     """
 
     width: int = SETTINGS["neural_ode_width"].default
@@ -99,6 +105,7 @@ class NeuralODEConfig:
     step_size: float | None = None
     adjoint: bool = False
     adjoint_seminorm: bool = True
+    error_norm: str = "rms"
     flux_scale: float = FLUX_SCALE_M_S
     species: tuple[str, ...] = field(default_factory=ions.species)
 
@@ -116,6 +123,13 @@ class NeuralODEConfig:
             raise ValueError(f"flux_scale, rtol and atol must be > 0; got {self.flux_scale}, {self.rtol}, {self.atol}")
         if not (self.charge_penalty >= 0 and self.charge_penalty < float("inf")):
             raise ValueError(f"charge_penalty must be finite and ≥ 0, got {self.charge_penalty}")
+        if self.error_norm not in ERROR_NORMS:
+            raise ValueError(f"unknown error_norm {self.error_norm!r}; choose one of {', '.join(ERROR_NORMS)}")
+        if self.error_norm == "per_sample" and (self.method != "dopri5" or self.adjoint):
+            raise ValueError(
+                f"error_norm='per_sample' is dopri5 with direct backprop; got method={self.method!r}, "
+                f"adjoint={self.adjoint}"
+            )
         if self.step_size is not None and not self.step_size > 0:
             raise ValueError(f"step_size must be > 0, got {self.step_size}")
 
@@ -130,6 +144,10 @@ class NeuralODEConfig:
         field integrated with dopri5 too."""
         s = get(profile).settings
         return replace(cls(width=s.neural_ode_width, **s.neural_ode_solver), **overrides)
+
+
+#: What one solve's evaluations share (:meth:`_Dynamics.context`): mask, first-layer static part, unit charge direction.
+_Context = tuple[Tensor, Tensor, Tensor | None]
 
 
 class _Dynamics(nn.Module):
@@ -153,10 +171,32 @@ class _Dynamics(nn.Module):
         self.nfe = 0
 
     def forward(self, tau: Tensor, u: Tensor, mask: Tensor, static: Tensor, w: Tensor) -> Tensor:
+        """du/dτ (B, d) at one τ: the network on [u ⊙ m, static, Legendre(τ)], projected."""
+        return self.bound(tau, u, self.context(mask, static, w))
+
+    def context(self, mask: Tensor, static: Tensor, w: Tensor) -> _Context:
+        """What stays fixed over one solve: the mask, the first layer's part from the static features (+ its
+        bias), (B, width), and the unit charge direction of the projection (``_projection``), (B, d), or None."""
+        first, d = self.first, mask.shape[-1]
+        pre = nn.functional.linear(static, first.weight[:, d : d + static.shape[-1]], first.bias)
+        return mask, pre, unit_charge_direction(w, mask) if self.cfg.project else None
+
+    @property
+    def first(self) -> nn.Linear:
+        """The network's first layer."""
+        return cast(nn.Linear, self.net[0])
+
+    def bound(self, tau: Tensor, u: Tensor, ctx: _Context) -> Tensor:
+        """:meth:`forward` with its :meth:`context`: the first layer is split into its u, static and τ columns,
+        so the static part is computed once per solve and the flux encoding once per τ, not per sample (the
+        same sums as on the concatenated input, in another order)."""
         self.nfe += 1
-        enc = flux_encoding(tau.reshape(1).to(u.dtype), self.cfg.flux_degree).expand(u.shape[0], -1)
-        out = self.net(torch.cat([u * mask, static, enc], dim=-1))
-        return project_electroneutral(out, w, mask) if self.cfg.project else out * mask
+        mask, pre, unit = ctx
+        first, d = self.first, mask.shape[-1]
+        enc = flux_encoding(tau.reshape(1).to(u.dtype), self.cfg.flux_degree)  # (1, degree)
+        w_u, w_tau = first.weight[:, :d], first.weight[:, first.in_features - self.cfg.flux_degree :]
+        out = self.net[1:](nn.functional.linear(u * mask, w_u) + pre + nn.functional.linear(enc, w_tau))
+        return project_onto(out, unit, mask) if unit is not None else out * mask
 
 
 class _Bound(nn.Module):
@@ -165,10 +205,11 @@ class _Bound(nn.Module):
 
     def __init__(self, func: _Dynamics, mask: Tensor, static: Tensor, w: Tensor):
         super().__init__()
-        self.func, self.mask, self.static, self.w = func, mask, static, w
+        self.func, self.mask = func, mask
+        self.ctx = func.context(mask, static, w)
 
     def forward(self, tau: Tensor, u: Tensor) -> Tensor:
-        return self.func(tau, u, self.mask, self.static, self.w)
+        return self.func.bound(tau, u, self.ctx)
 
 
 class NeuralODE(nn.Module):
@@ -187,6 +228,8 @@ class NeuralODE(nn.Module):
         self.config = config or NeuralODEConfig()
         z = torch.tensor(ions.charges(self.config.species), dtype=torch.get_default_dtype())
         self.func = _Dynamics(self.config, z)
+        #: Set to a :class:`SolveStats` to have the "per_sample" solver add each solve's steps to it.
+        self.stats: SolveStats | None = None
 
     def forward(self, feed: Tensor, species_mask: Tensor, flux: Tensor, flux_mask: Tensor | None = None) -> Tensor:
         cfg, dtype = self.config, self.func.z.dtype
@@ -240,6 +283,8 @@ class NeuralODE(nn.Module):
         cfg = self.config
         if t.numel() == 1:
             return u0[None]
+        if cfg.error_norm == "per_sample":
+            return dopri5(f, u0, t, rtol=cfg.rtol, atol=cfg.atol, weight=f.mask, stats=self.stats)
         kw = dict(rtol=cfg.rtol, atol=cfg.atol, method=cfg.method)
         if cfg.step_size is not None:
             kw["options"] = {"step_size": cfg.step_size, "interp": "cubic"}  # cubic Hermite between grid points
