@@ -4,16 +4,18 @@ For a trained checkpoint and a pre-training set, on a fixed set of training batc
 variant, all variants in one process so their ratios are comparable on a shared machine):
 
 * per batch: forward + backward seconds, f evaluations of the forward solve (with rejected steps), accepted and
-  rejected steps, the accepted step sizes along τ, and the split of the forward time between the network
-  (``func.net``), the rest of f (flux encoding, concatenation, projection) and the solver's own bookkeeping;
+  rejected steps (counted by the fused solver only), the accepted step sizes along τ, and the split of the forward
+  time between the network (layers 2…depth with their activations), the rest of f (the split first layer, flux
+  encoding, projection) and the solver's own bookkeeping;
 * on the held-out (test) split: the largest and mean difference in rejection from a float64 dopri5 solve at
-  rtol 1e-9 of the same weights (the solver's error), and the held-out rejection MAE against the simulated
-  labels with its bootstrap interval (``metrics.rejection_error``).
+  rtol 1e-7, atol 1e-9 (``--reference-rtol``; per-sample norm) of the same weights (the solver's error), and
+  the held-out rejection MAE against the simulated labels with its bootstrap interval (``metrics.rejection_error``).
 
-    PYTHONPATH=$PWD .venv/bin/python benchmarks/profile_neural_ode.py CHECKPOINT DATA.npz \\
-        [--batches 20] [--batch-size 32] [--variant NAME ...]
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/profile_neural_ode.py DATA.npz CHECKPOINT:VARIANT ... \\
+        [--batches 20] [--batch-size 32] [--stiffness-penalty MU]
 
-Variants are :data:`VARIANTS` (solver settings of the same weights).
+VARIANT is a name in :data:`VARIANTS` (solver settings applied to the checkpoint's weights); with
+``--stiffness-penalty`` the timed loss includes ``NeuralODE.stiffness`` (the training loss of a penalised profile).
 """
 
 from __future__ import annotations
@@ -29,23 +31,10 @@ from nanoutils.models._dopri5 import SolveStats
 
 #: Solver settings compared, as NeuralODEConfig overrides.
 VARIANTS: dict[str, dict] = {
-    "torchdiffeq rms, rtol 1e-4 atol 1e-6 (old paper)": {"method": "dopri5", "step_size": None},
-    "per-sample, rtol 1e-4 atol 1e-6": {"method": "dopri5", "step_size": None, "error_norm": "per_sample"},
-    "per-sample, rtol 1e-3 atol 1e-4": {
-        "method": "dopri5",
-        "step_size": None,
-        "error_norm": "per_sample",
-        "rtol": 1e-3,
-        "atol": 1e-4,
-    },
-    "per-sample, rtol 1e-3 atol 1e-3": {
-        "method": "dopri5",
-        "step_size": None,
-        "error_norm": "per_sample",
-        "rtol": 1e-3,
-        "atol": 1e-3,
-    },
-    "rk4 h=0.1 (old default)": {"method": "rk4", "step_size": 0.1},
+    "rms-1e-4": {"method": "dopri5", "step_size": None, "error_norm": "rms", "rtol": 1e-4, "atol": 1e-6},
+    "per-sample-1e-4": {"method": "dopri5", "step_size": None, "error_norm": "per_sample", "rtol": 1e-4, "atol": 1e-6},
+    "per-sample-1e-3": {"method": "dopri5", "step_size": None, "error_norm": "per_sample", "rtol": 1e-3, "atol": 1e-4},
+    "rk4-0.1": {"method": "rk4", "step_size": 0.1, "error_norm": "rms"},
 }
 
 
@@ -57,12 +46,25 @@ def with_solver(model: torch.nn.Module, **changes) -> torch.nn.Module:
 
 
 class Timer:
-    """Forward-hook timer of a module: total seconds inside it."""
+    """Seconds spent inside the modules (forward hooks) or the function (a wrapper) it was put on."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self) -> None:
         self.seconds, self._t0 = 0.0, 0.0
-        module.register_forward_pre_hook(self._pre)
-        module.register_forward_hook(self._post)
+
+    def modules(self, modules) -> Timer:
+        for m in modules:
+            m.register_forward_pre_hook(self._pre)
+            m.register_forward_hook(self._post)
+        return self
+
+    def wrap(self, fn):
+        def timed(*a, **k):
+            self._pre()
+            out = fn(*a, **k)
+            self._post()
+            return out
+
+        return timed
 
     def _pre(self, *_):
         self._t0 = time.perf_counter()
@@ -75,7 +77,8 @@ def profile_batches(model, data: training.TransportData, n_batches: int, batch_s
     """Per-batch means over the first ``n_batches`` of a fixed shuffle (seed 0) of ``data``."""
     t = training._tensors(data, torch.device("cpu"), next(model.parameters()).dtype)
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
-    net, dyn = Timer(model.func.net), Timer(model.func)
+    net, dyn = Timer().modules(model.func.net[1:]), Timer()  # layers 2…depth; the split first layer counts as f
+    model.func.bound = dyn.wrap(model.func.bound)
     rows = []
     for i in range(n_batches + 1):  # the first one warms up
         b = {k: v[order[i * batch_size : (i + 1) * batch_size]] for k, v in t.items()}
@@ -120,34 +123,35 @@ def accuracy(model, reference: np.ndarray, test: training.TransportData) -> dict
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoint")
     ap.add_argument("data")
+    ap.add_argument("runs", nargs="+", metavar="CHECKPOINT:VARIANT")
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--variant", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--stiffness-penalty", type=float, nargs="*", default=None, help="one weight per run")
     ap.add_argument("--no-accuracy", action="store_true")
+    ap.add_argument("--reference-rtol", type=float, default=1e-7, help="of the float64 reference (atol = rtol/100)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    base = training.load_model(args.checkpoint)
     parts = pretraining_set.split(training.TransportData.load(args.data))
-    print(
-        f"{models.n_parameters(base):,} parameters; {args.batches} batches of {args.batch_size}; {args.threads} threads"
-    )
-    ref = None
-    if not args.no_accuracy:
-        tight = with_solver(base, method="dopri5", step_size=None, rtol=1e-9, atol=1e-11).double()
-        ref = training.predict_dataset(tight, parts["test"], batch_size=256).numpy()
-    for name in args.variant:
-        model = with_solver(base, **VARIANTS[name])
+    mus = args.stiffness_penalty or [0.0] * len(args.runs)
+    print(f"{args.batches} batches of {args.batch_size}; {args.threads} threads")
+    for run, mu in zip(args.runs, mus, strict=True):
+        path, variant = run.rsplit(":", 1)
+        base = training.load_model(path)
+        model = with_solver(base, **VARIANTS[variant], stiffness_penalty=mu)
         r = profile_batches(model, parts["train"], args.batches, args.batch_size)
         line = (
-            f"{name}: {r['s_batch']:.3f} s/batch (fwd {r['s_forward']:.3f}: network {r['s_network']:.3f}, rest of f "
+            f"{path} [{variant}, stiffness penalty {mu:g}; {models.n_parameters(model):,} parameters]: "
+            f"{r['s_batch']:.3f} s/batch (fwd {r['s_forward']:.3f}: network {r['s_network']:.3f}, rest of f "
             f"{r['s_rest_of_f']:.3f}, solver {r['s_solver']:.3f}; bwd {r['s_backward']:.3f}); NFE fwd "
             f"{r['nfe_fwd']:.1f}, accepted {r['accepted']:.1f}, rejected {r['rejected']:.1f}, dt min "
             f"{r['dt_min']:.3f} median {r['dt_median']:.3f}"
         )
-        if ref is not None:
+        if not args.no_accuracy:
+            tol = {"rtol": args.reference_rtol, "atol": args.reference_rtol / 100}
+            tight = with_solver(base, method="dopri5", step_size=None, error_norm="per_sample", **tol)
+            ref = training.predict_dataset(tight.double(), parts["test"], batch_size=256).numpy()
             a = accuracy(model, ref, parts["test"])
             line += (
                 f"; test: solver error in R max {a['solver_err_max']:.1e} mean {a['solver_err_mean']:.1e}, "

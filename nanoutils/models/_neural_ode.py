@@ -65,6 +65,8 @@ ODE_METHODS = (
     "implicit_adams",
     "fixed_adams",
 )
+#: The adaptive ones among them (step control by rtol, atol and an error norm).
+ADAPTIVE = ("dopri8", "dopri5", "bosh3", "fehlberg2", "adaptive_heun")
 #: State scalings (module docstring).
 STATES = ("per_ion", "per_sample")
 #: Error norms of dopri5's step control: "rms" (torchdiffeq: one RMS over the whole batch × species tensor),
@@ -81,7 +83,8 @@ class NeuralODEConfig:
     flux_degree: Legendre encodings of τ; mask_features: also feed the species
     mask to f_θ; project: hard electroneutral projection (False only for the
     ablation); charge_penalty: weight λ of the soft electroneutrality penalty added to the loss by
-    :meth:`NeuralODE.auxiliary_loss` (the "soft" ablation, used with ``project=False``; 0 = off); method: a
+    :meth:`NeuralODE.auxiliary_loss` (the "soft" ablation, used with ``project=False``; 0 = off);
+    stiffness_penalty: weight μ of :meth:`NeuralODE.stiffness` in the loss (0 = off); method: a
     torchdiffeq solver name; rtol, atol: its tolerances on
     the scaled state; step_size: τ step of fixed-grid methods (rk4…; outputs off
     the grid by cubic Hermite interpolation); adjoint: continuous adjoint instead
@@ -99,6 +102,7 @@ class NeuralODEConfig:
     mask_features: bool = True
     project: bool = True
     charge_penalty: float = 0.0
+    stiffness_penalty: float = 0.0
     method: str = "dopri5"
     rtol: float = 1e-4
     atol: float = 1e-6
@@ -121,14 +125,15 @@ class NeuralODEConfig:
             raise ValueError(f"unknown ODE solver {self.method!r}; choose one of {', '.join(ODE_METHODS)}")
         if not self.flux_scale > 0 or not self.rtol > 0 or not self.atol > 0:
             raise ValueError(f"flux_scale, rtol and atol must be > 0; got {self.flux_scale}, {self.rtol}, {self.atol}")
-        if not (self.charge_penalty >= 0 and self.charge_penalty < float("inf")):
-            raise ValueError(f"charge_penalty must be finite and ≥ 0, got {self.charge_penalty}")
+        for name in ("charge_penalty", "stiffness_penalty"):
+            if not (getattr(self, name) >= 0 and getattr(self, name) < float("inf")):
+                raise ValueError(f"{name} must be finite and ≥ 0, got {getattr(self, name)}")
         if self.error_norm not in ERROR_NORMS:
             raise ValueError(f"unknown error_norm {self.error_norm!r}; choose one of {', '.join(ERROR_NORMS)}")
-        if self.error_norm == "per_sample" and (self.method != "dopri5" or self.adjoint):
+        if self.error_norm == "per_sample" and (self.method in ADAPTIVE and self.method != "dopri5" or self.adjoint):
             raise ValueError(
-                f"error_norm='per_sample' is dopri5 with direct backprop; got method={self.method!r}, "
-                f"adjoint={self.adjoint}"
+                f"error_norm='per_sample' is dopri5 with direct backprop (fixed-step methods have no error norm); "
+                f"got method={self.method!r}, adjoint={self.adjoint}"
             )
         if self.step_size is not None and not self.step_size > 0:
             raise ValueError(f"step_size must be > 0, got {self.step_size}")
@@ -143,7 +148,8 @@ class NeuralODEConfig:
         is then a trained RK4 discretisation of the field: notebook 04 reports the held-out error of the same
         field integrated with dopri5 too."""
         s = get(profile).settings
-        return replace(cls(width=s.neural_ode_width, **s.neural_ode_solver), **overrides)
+        cfg = cls(width=s.neural_ode_width, stiffness_penalty=s.neural_ode_stiffness_penalty, **s.neural_ode_solver)
+        return replace(cfg, **overrides)
 
 
 #: What one solve's evaluations share (:meth:`_Dynamics.context`): mask, first-layer static part, unit charge direction.
@@ -166,6 +172,7 @@ class _Dynamics(nn.Module):
             if i < cfg.depth - 1:
                 layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
+        self._after_first = tuple(layers[1:])  # the same modules (not registered twice): no slice per evaluation
         self.register_buffer("z", z)
         self.cfg = cfg
         self.nfe = 0
@@ -191,11 +198,17 @@ class _Dynamics(nn.Module):
         so the static part is computed once per solve and the flux encoding once per τ, not per sample (the
         same sums as on the concatenated input, in another order)."""
         self.nfe += 1
+        return self.field(tau, u, ctx)
+
+    def field(self, tau: Tensor, u: Tensor, ctx: _Context) -> Tensor:
+        """:meth:`bound` without the evaluation count: a pure function of tensors (what ``torch.compile`` wraps)."""
         mask, pre, unit = ctx
         first, d = self.first, mask.shape[-1]
-        enc = flux_encoding(tau.reshape(1).to(u.dtype), self.cfg.flux_degree)  # (1, degree)
+        enc = flux_encoding(tau.reshape(-1).to(u.dtype), self.cfg.flux_degree)  # (1 or B, degree)
         w_u, w_tau = first.weight[:, :d], first.weight[:, first.in_features - self.cfg.flux_degree :]
-        out = self.net[1:](nn.functional.linear(u * mask, w_u) + pre + nn.functional.linear(enc, w_tau))
+        out = nn.functional.linear(u * mask, w_u) + pre + nn.functional.linear(enc, w_tau)
+        for layer in self._after_first:
+            out = layer(out)
         return project_onto(out, unit, mask) if unit is not None else out * mask
 
 
@@ -236,14 +249,9 @@ class NeuralODE(nn.Module):
         tau, fmask = checked_tau(feed, species_mask, flux, flux_mask, cfg.species, cfg.flux_scale, dtype)
         feed_in, feed = feed, feed.to(dtype)
         mask = species_mask.to(dtype)
-        s = equivalent_scale(feed, self.func.z, mask)
-        a = self.state_scale(feed, mask)
-        u0 = feed * mask / a
-        w = self.func.z * a * mask  # Σ w u = Σ z c
-        features = [log_feed_feature(feed, mask), scale_feature(s)]
-        static = torch.cat([mask, *features] if cfg.mask_features else features, dim=-1)
+        f, a = self._bind(feed, mask)
         t = torch.unique(torch.cat([tau.new_zeros(1), tau.reshape(-1)]))  # sorted, starts at 0
-        sol = self._solve(_Bound(self.func, mask, static, w), u0, t)  # (T, B, d)
+        sol = self._solve(f, feed * mask / a, t)  # (T, B, d); u(0) = c_f / a
         idx = torch.searchsorted(t, tau)
         rows = torch.arange(feed.shape[0], device=feed.device)[:, None].expand_as(idx)
         u = sol[idx, rows]  # (B, K, d)
@@ -259,17 +267,49 @@ class NeuralODE(nn.Module):
         u = u0_64 + project_electroneutral(u.double() - u0_64, w64, mask[:, None])
         return (u * a64[:, None, :] * fmask[..., None].double()).to(dtype)
 
+    def _bind(self, feed: Tensor, mask: Tensor) -> tuple[_Bound, Tensor]:
+        """The dynamics bound to a batch (feed mol/m³ and float mask in the model's dtype) and its state scale a."""
+        s = equivalent_scale(feed, self.func.z, mask)
+        a = self.state_scale(feed, mask)
+        w = self.func.z * a * mask  # Σ w u = Σ z c
+        features = [log_feed_feature(feed, mask), scale_feature(s)]
+        static = torch.cat([mask, *features] if self.config.mask_features else features, dim=-1)
+        return _Bound(self.func, mask, static, w), a
+
     def auxiliary_loss(self, batch: dict[str, Tensor], pred: Tensor) -> Tensor:
-        """Soft electroneutrality penalty λ · mean over real flux points of (Σ z c / Σ |z| c_f)² (dimensionless;
-        0 when ``charge_penalty`` is 0); the training loop adds it to the data loss."""
+        """The penalties the training loop adds to the data loss: :meth:`stiffness` × ``stiffness_penalty`` and
+        the soft electroneutrality penalty λ · mean over real flux points of (Σ z c / Σ |z| c_f)² (dimensionless;
+        λ = ``charge_penalty``); 0 when both weights are 0."""
+        mu = self.config.stiffness_penalty
+        loss = mu * self.stiffness(batch, pred) if mu > 0 else pred.new_zeros(())
         lam = self.config.charge_penalty
         if lam == 0:
-            return pred.new_zeros(())
+            return loss
         z = self.func.z.to(pred.dtype)
         norm = (z.abs() * batch["feed"].to(pred.dtype)).sum(-1).clamp_min(torch.finfo(pred.dtype).tiny)
         rel = (pred * z).sum(-1) / norm[:, None]
         fmask = batch["flux_mask"].to(pred.dtype)
-        return lam * (rel**2 * fmask).sum() / fmask.sum().clamp_min(1.0)
+        return loss + lam * (rel**2 * fmask).sum() / fmask.sum().clamp_min(1.0)
+
+    def stiffness(self, batch: dict[str, Tensor], pred: Tensor) -> Tensor:
+        """Mean over the real flux points of ‖J ε‖² / n, J = ∂(du/dτ)/∂u at the predicted state u = c / a, ε a
+        random ±1 vector on the n present species (E‖J ε‖² = ‖J‖²_F, Hutchinson), J ε by a forward difference
+        (step 1e-3 in u), in (1/τ)². ‖J‖_F bounds the contraction rate |λ| of the learned field, which sets
+        dopri5's step (benchmarks/RESULTS.md): penalising it keeps the field cheap to integrate. Gradients reach the
+        weights through f only (the state is detached)."""
+        dtype = self.func.z.dtype
+        feed, mask = batch["feed"].to(dtype), batch["species_mask"].to(dtype)
+        fmask = batch["flux_mask"].reshape(-1)
+        k = batch["flux"].shape[1]
+        f, a = self._bind(feed.repeat_interleave(k, 0), mask.repeat_interleave(k, 0))
+        u = (pred.detach().to(dtype) / a.reshape(pred.shape[0], k, -1)).reshape(-1, pred.shape[-1])
+        tau = (batch["flux"].to(dtype) / self.config.flux_scale).reshape(-1)
+        eps = (torch.randint(0, 2, u.shape, device=u.device).to(dtype) * 2 - 1) * f.mask
+        h = 1e-3
+        jv = (f(tau, u + h * eps) - f(tau, u)) / h
+        n = f.mask.sum(-1).clamp_min(1.0)
+        per_point = (jv**2).sum(-1) / n
+        return (per_point * fmask).sum() / fmask.sum().clamp_min(1)
 
     def state_scale(self, feed: Tensor, mask: Tensor) -> Tensor:
         """Per-ion state scale a (B, d) in mol/m³, c = a ⊙ u: the feed itself (``per_ion``; 1 for absent
@@ -283,7 +323,7 @@ class NeuralODE(nn.Module):
         cfg = self.config
         if t.numel() == 1:
             return u0[None]
-        if cfg.error_norm == "per_sample":
+        if cfg.error_norm == "per_sample" and cfg.method == "dopri5":
             return dopri5(f, u0, t, rtol=cfg.rtol, atol=cfg.atol, weight=f.mask, stats=self.stats)
         kw = dict(rtol=cfg.rtol, atol=cfg.atol, method=cfg.method)
         if cfg.step_size is not None:
