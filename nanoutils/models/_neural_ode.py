@@ -27,8 +27,8 @@ round-off does not accumulate over the steps: the feed's net charge is
 conserved, so a float64 feed gives a float32 model's output a relative charge
 imbalance ≈ 1e-7 even where the permeate is 1 % of the feed. The output is c(Jv) = a ⊙ u(Jv / FLUX_SCALE_M_S) in
 mol/m³. A batch is
-integrated once (torchdiffeq, dopri5 by default) over the sorted union of its
-flux points, and each sample's points are read off that solution. Gradients go
+integrated once (torchdiffeq, dopri5 by default; with ``error_norm="per_sample"`` the fused dopri5 of
+``_dopri5``) over the sorted union of its flux points, and each sample's points are read off that solution. Gradients go
 through the solver (direct backprop) or through the continuous adjoint
 (``adjoint=True``).
 """
@@ -140,8 +140,10 @@ class NeuralODEConfig:
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides) -> NeuralODEConfig:
-        """The configuration of a run profile (knobs ``neural_ode_width`` and ``neural_ode_solver``), with
-        ``overrides``. The paper profile integrates with dopri5 (the paper's); smoke and default with classical
+        """The configuration of a run profile (knobs ``neural_ode_width``, ``neural_ode_solver`` and
+        ``neural_ode_stiffness_penalty``), with ``overrides``. The paper profile integrates with dopri5 (the
+        paper's; per-sample error norm, tolerances at the held-out accuracy, a stiffness penalty that keeps the
+        trained field cheap to integrate: benchmarks/RESULTS.md); smoke and default with classical
         RK4 in 10 steps over τ ∈ [0, 1] (on the default flux grid exactly; off it by cubic Hermite
         interpolation): on a 2-core CPU a trained model's dopri5 needs 2–3× the function evaluations (its
         steps shrink as the learned field sharpens), which does not fit the default time budget. The model
