@@ -57,6 +57,7 @@ def matched_rk4_step(model) -> tuple[float, float, float]:
 
 
 def _with(model, **changes):
+    changes = {"error_norm": "rms", **changes}  # torchdiffeq for every variant (the adjoint needs it)
     clone = models.from_spec({"name": "neural_ode", "config": {**models.spec(model)["config"], **changes}})
     clone.load_state_dict(model.state_dict())
     return clone.to(next(model.parameters()).dtype)

@@ -24,6 +24,7 @@ from ._encoding import log_feed_feature as log_feed_feature
 from ._encoding import scale_feature as scale_feature
 from ._hybrid import HybridConfig as HybridConfig
 from ._hybrid import HybridDSPMDE as HybridDSPMDE
+from ._neural_ode import ERROR_NORMS as ERROR_NORMS
 from ._neural_ode import ODE_METHODS as ODE_METHODS
 from ._neural_ode import STATES as STATES
 from ._neural_ode import NeuralODE as NeuralODE

@@ -29,14 +29,24 @@ def project_electroneutral(v: Tensor, z: Tensor, mask: Tensor) -> Tensor:
     Units are those of ``v``. Entries of absent species are exactly zero. Where no
     charged species is present the (masked) input is returned unchanged.
     """
-    m = mask.to(v.dtype)
-    v_m = v * m
-    z_m = z.to(v.dtype) * m
-    big = z_m.abs().amax(-1, keepdim=True)
+    return project_onto(v, unit_charge_direction(z.to(v.dtype), mask), mask)
+
+
+def unit_charge_direction(z: Tensor, mask: Tensor) -> Tensor:
+    """The charge weights on the present species scaled to unit length, z_m / |z_m| (..., d), 0 where no
+    charged species is present: what :func:`project_onto` needs, computed once for many projections."""
+    z_m = z * mask.to(z.dtype)
+    big = z_m.abs().amax(-1, keepdim=True)  # scaled by the largest entry first: no float32 under/overflow
     z_m = z_m / torch.where(big > 0, big, torch.ones_like(big))
-    zz = (z_m * z_m).sum(-1, keepdim=True)
-    coef = (z_m * v_m).sum(-1, keepdim=True) / torch.where(zz > 0, zz, torch.ones_like(zz))
-    return v_m - coef * z_m
+    norm = z_m.norm(dim=-1, keepdim=True)
+    return z_m / torch.where(norm > 0, norm, torch.ones_like(norm))
+
+
+def project_onto(v: Tensor, unit: Tensor, mask: Tensor) -> Tensor:
+    """v ⊙ m minus its component along the unit vector ``unit`` (from :func:`unit_charge_direction`)."""
+    v_m = v * mask.to(v.dtype)
+    unit = unit.to(v.dtype)
+    return v_m - (unit * v_m).sum(-1, keepdim=True) * unit
 
 
 def charge_imbalance(c: Tensor, z: Tensor) -> Tensor:
