@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,13 +255,21 @@ class TransportData:
             header = json.dumps({"format": FORMAT_VERSION, "species": list(self.species), "metadata": self.metadata})
         except TypeError as err:
             raise ValueError(f"metadata is not JSON-serialisable: {err}") from None
-        with open(path, "wb") as fh:
-            arrays = {a: getattr(self, a) for a in ARRAYS}
-            if self.observation is not None:
-                arrays["observation"] = self.observation
-            if self.code is not None:
-                arrays["code"] = self.code
-            np.savez_compressed(fh, header=np.array(header), **arrays)
+        arrays = {a: getattr(self, a) for a in ARRAYS}
+        if self.observation is not None:
+            arrays["observation"] = self.observation
+        if self.code is not None:
+            arrays["code"] = self.code
+        # a file of its own, then renamed: a reader (another process labelling the same cache) sees the old file
+        # or the whole new one, never a part
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, header=np.array(header), **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     @classmethod

@@ -82,6 +82,7 @@ def test_unknown_profile_and_device_are_refused():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("runs_smoke")
 def test_smoke_run_of_the_whole_series():
     smoke = profiles.get("smoke")
     shutil.rmtree(smoke.run_dir / "figures", ignore_errors=True)  # only this run's figures count below

@@ -36,6 +36,7 @@ def test_sized_config_takes_the_width_nearest_the_size_inside_the_parameter_band
                     assert in_band(n), (model, depth, size, n, ref)
 
 
+@pytest.mark.xdist_group("runs_smoke")  # labels the repository's smoke set, as the smoke series does
 def test_two_worker_processes_finish_one_file_backed_study_without_lost_or_duplicated_trials(tmp_path):
     pretraining_set.pretraining_set(profile="smoke", verbose=False)  # labelled once, not by both workers at a time
     journal = tmp_path / "tuning.log"
