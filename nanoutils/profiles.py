@@ -125,7 +125,8 @@ SETTINGS: dict[str, Knob] = {
         1,
         1,
         5,
-        "of those, the seeds of the in-sample calibration on all real feeds; default 1 keeps the series in 30 min (06)",
+        "of those, the seeds of the in-sample calibration on all real feeds; default 1 saves a quarter of the "
+        "learned calibrations (06)",
     ),
     "hybrid": Knob(
         {
