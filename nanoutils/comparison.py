@@ -396,13 +396,14 @@ def real_transfer(
     in-sample calibration), each with its :func:`transfer_seeds` (``n_seeds``: their number for a learned model,
     default the profile's knob ``transfer_seeds``); the in-sample calibration with the first ``in_sample_seeds``
     of them (default: the knob ``transfer_in_sample_seeds``). Learned models start from the profile's pre-trained
-    checkpoints (:func:`pretrain`'s, chapters 04 and 06), pre-trained first if absent."""
+    checkpoints (:func:`pretrain`'s, chapters 04 and 06), pre-trained first if absent. Mechanistic fits are kept in
+    ``runs/<profile>/calibrations/`` and reused (chapter 02 fits the same folds; :func:`transfer.registry_rows`)."""
     P = get(profile)
     cap = P.settings.transfer_in_sample_seeds if in_sample_seeds is None else in_sample_seeds
     seeds = {name: transfer_seeds(name, P, seed, n_seeds) for name in names}
     return transfer.benchmark(
         meas,
-        transfer.registry_rows(names, profile=P),
+        transfer.registry_rows(names, profile=P, cache=P.subdir("calibrations")),
         seeds=seeds,
         in_sample={name: s[:cap] for name, s in seeds.items()},
     )

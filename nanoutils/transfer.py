@@ -25,9 +25,14 @@ has no parameter for: that feed's points are NaN.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +41,7 @@ import pandas as pd
 from . import fitting, ions
 from .measurements import Measurements
 from .metrics import rejection_error
-from .profiles import Profile
+from .profiles import Profile, get
 
 Calibrate = Callable[[Measurements, int], object]
 SEEN = "ions seen"
@@ -231,19 +236,58 @@ class Benchmark:
         )
 
 
-def registry_rows(names: Sequence[str], *, profile: str | Profile = "default") -> dict[str, Calibrate]:
+@functools.cache
+def _source_digest() -> str:
+    """SHA-256 of the package's own files (code and packaged data): a cached calibration is stale when any changed."""
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def calibration_key(name: str, train: Measurements, profile: Profile, seed: int) -> str:
+    """Cache key of one calibration: model name, profile (and its epoch cap), seed, the training rows and the
+    package's files (:func:`_source_digest`) — everything a mechanistic fit depends on."""
+    h = hashlib.sha256()
+    for part in (name, profile.name, str(profile.max_epochs), str(seed), _source_digest()):
+        h.update(part.encode() + b"\0")
+    h.update(train.table.to_csv(index=False).encode())
+    return h.hexdigest()[:24]
+
+
+def registry_rows(
+    names: Sequence[str], *, profile: str | Profile = "default", cache: str | os.PathLike | None = None
+) -> dict[str, Calibrate]:
     """Rows of :func:`benchmark` for models of the calibrate registry (:data:`nanoutils.calibration.CALIBRATORS`):
     every fold calibrates exactly as ``nanoutils calibrate NAME --profile PROFILE`` does, one seed per run. A
     mechanistic bundle is scored by its fitted parameter set (its point estimate), a learned one by its members'
-    mean."""
+    mean. ``cache``: a directory where a mechanistic fit is stored under :func:`calibration_key` and reused by a
+    later call with the same key (chapters 02 and 06 fit the same folds); learned models, whose fits also depend
+    on checkpoint files, are always calibrated."""
     from . import calibration
 
+    P = get(profile)
+
     def row(name: str) -> Calibrate:
-        calibration.calibrator(name)  # an unknown name fails here, before any fit
+        cal = calibration.calibrator(name)  # an unknown name fails here, before any fit
 
         def calibrate(train: Measurements, seed: int) -> object:
-            fitted = calibration.calibrate(name, train, profile=profile, seeds=[seed])
-            return fitted.members[0] if fitted.point_estimate else fitted.model
+            path = None
+            if cache is not None and cal.kind == "mechanistic":
+                path = Path(cache) / name / f"{calibration_key(name, train, P, seed)}.json"
+                if path.exists():
+                    return cal.member.load(path)
+            fitted = calibration.calibrate(name, train, profile=P, seeds=[seed])
+            model = fitted.members[0] if fitted.point_estimate else fitted.model
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+                os.close(fd)
+                cal.member.save(model, Path(tmp))
+                os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+            return model
 
         return calibrate
 

@@ -98,21 +98,26 @@ def test_per_sample_norm_is_dopri5_with_direct_backprop_only():
 
 
 def test_stiffness_is_the_mean_squared_frobenius_norm_of_the_fields_jacobian():
-    """Hutchinson: E ‖J ε‖² = ‖J‖²_F for ±1 ε; averaged over draws it matches the exact Jacobian of du/dτ."""
+    """Hutchinson with one drawn flux point per sample: E ‖J ε‖² = ‖J‖²_F for ±1 ε, and the samples weighted by
+    their real points make the expectation the mean over every real point (a padded point counts nowhere)."""
     feed, mask = batch(3)
-    flux = torch.tensor([[1e-5, 4e-5]] * 3, dtype=torch.float64)
+    flux = torch.tensor([[1e-5, 4e-5, 6e-5]] * 3, dtype=torch.float64)
+    fmask = torch.tensor([[True, True, True], [True, False, False], [True, True, False]])
     torch.manual_seed(0)
     model = lively(models.build("neural_ode", "smoke", width=8, **PER_SAMPLE), 2.0).double()
     with torch.no_grad():
-        pred = model(feed, mask, flux)
-    b = {"feed": feed, "species_mask": mask, "flux": flux, "flux_mask": torch.ones_like(flux, dtype=torch.bool)}
-    estimate = torch.stack([model.stiffness(b, pred) for _ in range(400)]).mean()
-    f, a = model._bind(feed.repeat_interleave(2, 0), mask.repeat_interleave(2, 0).double())
-    u = (pred / a.reshape(3, 2, -1)).reshape(6, -1)
+        pred = model(feed, mask, flux, fmask)
+    b = {"feed": feed, "species_mask": mask, "flux": flux, "flux_mask": fmask}
+    estimate = torch.stack([model.stiffness(b, pred) for _ in range(2000)]).mean()
+    f, a = model._bind(feed.repeat_interleave(3, 0), mask.repeat_interleave(3, 0).double())
+    u = (pred / a.reshape(3, 3, -1)).reshape(9, -1)
     tau = (flux / model.config.flux_scale).reshape(-1)
     jac = torch.autograd.functional.jacobian(lambda v: f(tau, v).sum(0), u).permute(1, 0, 2)  # (rows, d, d)
-    exact = ((jac**2).sum((1, 2)) / mask.repeat_interleave(2, 0).sum(-1)).mean()
+    per_point = (jac**2).sum((1, 2)) / mask.repeat_interleave(3, 0).sum(-1)
+    exact = per_point[fmask.reshape(-1)].mean()
     assert exact > 1e-3
+    per_sample = (per_point.reshape(3, 3) * fmask).sum(-1) / fmask.sum(-1)
+    assert not torch.isclose(per_sample.mean(), exact, rtol=0.1)  # so an unweighted draw would fail below
     torch.testing.assert_close(estimate, exact, rtol=0.05, atol=0.0)
     penalised = models.build("neural_ode", "smoke", width=8, stiffness_penalty=0.5, **PER_SAMPLE).double()
     penalised.load_state_dict(model.state_dict())

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from test_fitting import TRUE, synthetic_csv
 
-from nanoutils import fitting, measurements, transfer
+from nanoutils import fitting, measurements, profiles, transfer
 
 matplotlib.use("Agg")
 
@@ -168,6 +168,28 @@ def test_registry_rows_calibrate_as_the_cli_does_and_name_unknown_models(meas):
     model = rows["sdem"](nacl, 0)
     assert isinstance(model, sdem.SDEMModel)  # the bundle's point estimate, not its posterior draws
     assert set(model.permeance) == {"Na+", "Cl-"}
+
+
+def test_a_cached_mechanistic_fit_is_reused_only_for_the_same_model_data_profile_and_seed(meas, tmp_path, monkeypatch):
+    from nanoutils import calibration
+
+    calls = []
+    real_calibrate = calibration.calibrate
+    monkeypatch.setattr(calibration, "calibrate", lambda *a, **k: calls.append(a[0]) or real_calibrate(*a, **k))
+    nacl = meas.subset([k for k in meas.feed_keys if "NaCl" in k])
+    rows = transfer.registry_rows(["sdem"], profile="smoke", cache=tmp_path)
+    first = rows["sdem"](nacl, 0)
+    again = transfer.registry_rows(["sdem"], profile="smoke", cache=tmp_path)["sdem"](nacl, 0)
+    assert calls == ["sdem"] and again == first  # read back, not refitted: the same permeances to the bit
+    rows["sdem"](nacl, 1)
+    rows["sdem"](meas.subset([k for k in meas.feed_keys if "NaCl-5" in k]), 0)
+    transfer.registry_rows(["sdem"], profile="default", cache=tmp_path)["sdem"](nacl, 0)
+    assert len(calls) == 4  # another seed, other rows, another profile: each fits
+    assert len(list((tmp_path / "sdem").glob("*.json"))) == 4
+    key = transfer.calibration_key("sdem", nacl, profiles.get("smoke"), 0)
+    (tmp_path / "sdem" / f"{key}.json").write_text("{not json")
+    with pytest.raises(calibration.CalibrationError, match=key):
+        rows["sdem"](nacl, 0)
 
 
 def test_a_model_without_a_parameter_for_an_ion_declines_its_feeds_whole(meas):
