@@ -194,6 +194,12 @@ def checkpoint_dir(name: str, profile: str | Profile = "default") -> Path:
     return ckpt / "neural_ode" if name == "neural_ode" else ckpt / "table1" / name
 
 
+def finetune_dir(name: str, profile: str | Profile = "default") -> Path:
+    """Where :func:`run_deep` keeps deep model ``name``'s fine-tuning runs for Table 1 (``checkpoints/table1/<name>/
+    finetune``): chapter 05 fine-tunes the neural ODE there, so chapter 06 loads that run instead of repeating it."""
+    return get(profile).run_dir / "checkpoints" / "table1" / name / "finetune"
+
+
 def _seconds(result: training.TrainResult) -> float:
     return float(sum(h["seconds"] for h in result.history))
 

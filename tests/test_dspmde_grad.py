@@ -126,3 +126,21 @@ def test_more_starts_never_end_worse_and_bad_count_is_rejected(real):
     assert len(two.trace) > len(one.trace)
     with pytest.raises(fitting.FitError, match="n_starts"):
         fitting.fit_gradient(real, n_starts=0)
+
+
+def test_fit_with_the_gradient_local_stage_continues_from_annealing_and_keeps_one_trace(real):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dspmde.ConvergenceWarning)
+        res = fitting.fit(real, seed=1, anneal_maxiter=1, nm_maxiter=20, local="gradient")
+        alone = fitting.fit_gradient(real, start=fitting.PAPER_TABLE2, max_nfev=20)
+    phases = list(dict.fromkeys(res.trace["phase"]))
+    assert phases == ["start", "annealing", "gauss-newton"]
+    assert res.trace["evaluation"].tolist() == list(range(1, len(res.trace) + 1))
+    assert res.chi2 <= res.trace.loc[res.trace.phase == "annealing", "objective"].min()
+    assert res.chi2 == pytest.approx(res.trace["best"].iloc[-1], rel=1e-12)
+    assert res.chi2 <= alone.chi2 * (1 + 1e-3)  # the same minimum on the real set as from Table 2
+    assert res.start == pytest.approx(fitting.fit(real, seed=1, anneal_maxiter=0, nm_maxiter=0).start)
+    with pytest.raises(fitting.FitError, match="local='gradient' fits Z alone"):
+        fitting.fit(real, isotherm="freundlich", local="gradient")
+    with pytest.raises(fitting.FitError, match="local='gradient' fits Z alone"):
+        fitting.fit(real, activity="pitzer", local="gradient")

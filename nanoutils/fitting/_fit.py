@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -130,7 +130,7 @@ def uncertainty(
 
 
 #: Local searches after the annealing (see :func:`fit`).
-LOCAL_METHODS = ("nelder-mead", "least-squares")
+LOCAL_METHODS = ("nelder-mead", "least-squares", "gradient")
 _JAC_STEP = 1e-3  # forward-difference step in the unit box (well above the solver's tolerance)
 
 
@@ -174,12 +174,21 @@ def fit(
     goes to :func:`dspmde.solve` (``"stokes_einstein"`` for data away from 25 °C). ``partition_ions`` adds
     a partition energy ΔW (k_B T) per ion with the Gaussian prior N(0, ``prior_width``²) as extra residuals
     (:class:`Spec`). ``local`` is the local search after annealing: ``"nelder-mead"`` (``nm_maxiter``
-    iterations) or ``"least-squares"`` (trust-region reflective on the residuals with a forward-difference
-    Jacobian, ``nm_maxiter`` Jacobians at most; fewer evaluations when there are many parameters)."""
+    iterations), ``"least-squares"`` (trust-region reflective on the residuals with a forward-difference
+    Jacobian, ``nm_maxiter`` Jacobians at most; fewer evaluations when there are many parameters) or
+    ``"gradient"`` (:func:`fit_gradient`'s trust region with exact implicit-differentiation Jacobians, ``nm_maxiter``
+    evaluations at most; Z only: constant charge, ideal activities, no temperature model)."""
     t0 = time.perf_counter()
     if local not in LOCAL_METHODS:
         raise FitError(f"unknown local method {local!r}; choose one of {', '.join(LOCAL_METHODS)}")
     spec = Spec(isotherm, binding_ions, temperature_model, partition_ions=partition_ions, prior_width=prior_width)
+    if local == "gradient" and (
+        spec.names != PARAMETERS or activity not in (None, "ideal") or temperature_model != "none"
+    ):
+        raise FitError(
+            "local='gradient' fits Z alone with ideal activities and no temperature model; got parameters "
+            f"{spec.names}, activity {activity!r}, temperature_model {temperature_model!r}"
+        )
     space = Space(bounds, spec.names)
     obj = Objective(meas, activity=activity, n_cells=n_cells)
     absent = [i for i in spec.binding_ions + spec.partition_ions if i not in obj.arrays.species]
@@ -209,6 +218,15 @@ def fit(
         da = dual_annealing(f, [(0.0, 1.0)] * dim, maxiter=int(anneal_maxiter), rng=seed, x0=u0, no_local_search=True)
         if da.fun < best_f:
             best_u, best_f = da.x, da.fun
+    if nm_maxiter and local == "gradient":
+        from ._gradient import fit_gradient
+
+        res = fit_gradient(
+            meas, bounds=bounds, start=space.from_unit(best_u), n_cells=n_cells, max_nfev=int(nm_maxiter)
+        )
+        trace = pd.concat([obj.trace_frame(), res.trace], ignore_index=True)
+        trace["evaluation"], trace["best"] = np.arange(1, len(trace) + 1), trace["objective"].cummin()
+        return replace(res, trace=trace, start=space.from_unit(u0), wall_s=time.perf_counter() - t0)
     if nm_maxiter and local == "least-squares":
         obj.phase = "least-squares"
         ls = least_squares(
