@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--single", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1, help="torch threads while training (1 on a loaded machine)")
+    parser.add_argument("--pretrain-only", action="store_true", help="stop after step 2 (the checkpoint is kept)")
     parser.add_argument(
         "--ideal-ablation",
         action="store_true",
@@ -111,6 +112,8 @@ def main() -> None:
         single = training.load_model(args.single).cpu()
         plain = replace(parts["test"], code=None)
         print(f"single-membrane checkpoint {args.single} on the same test membranes: {error_pp(single, plain):.2f} pp")
+    if args.pretrain_only:
+        return
 
     if args.ideal_ablation:
         ideal_spec = replace(spec, activity="ideal")
