@@ -71,7 +71,7 @@ def main() -> None:
 
     rows = {f"family neural ODE, {r}": row(r != "code") for r in args.rows}
     if args.virtual:
-        split = comparison.splits(args.profile)
+        split = comparison.splits(args.profile, simulated={})  # the VIRTUAL split only
         for name, calibrate in rows.items():
             for seed in args.seeds:
                 frame = transfer.predict_points(split.virtual_test, calibrate(split.virtual_trainval, seed))

@@ -277,7 +277,7 @@ def run_deep(
     ``tuned``: the settings of an Optuna study (:func:`nanoutils.tuning.best_settings`; ``pretrained`` made by
     :func:`pretrain` with ``**tuned.config``) replace the search by their learning rate and eq. 5 noise.
 
-    With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>/`` (``<set>``:
+    With ``run_dir`` every fine-tuning run keeps its checkpoints in ``run_dir/<set>_lr<lr>[_nonoise]/`` (``<set>``:
     ``virtual`` or the real test feed), ``resume`` continues or loads them as :func:`nanoutils.training.train`
     says (``"if_compatible"``: a run made with other settings, data or pre-trained weights is redone, with a
     warning), ``info["checkpoints"]`` maps ``"virtual"`` and each fold key to the run kept for scoring and
@@ -294,7 +294,8 @@ def run_deep(
     runs: list[training.TrainResult] = []
 
     def tune(train: Measurements, val: Measurements | None, lr: float, key: str) -> training.TrainResult:
-        where = None if run_dir is None else Path(run_dir) / f"{key.split('/')[-1]}_lr{lr:g}"
+        leaf = f"{key.split('/')[-1]}_lr{lr:g}" + ("" if noise else "_nonoise")  # eq. 5 noise is in no fingerprint
+        where = None if run_dir is None else Path(run_dir) / leaf
         res = finetune_run(
             _fresh(base, physics.get(key)),
             train,

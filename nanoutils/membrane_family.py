@@ -263,13 +263,18 @@ REFERENCE = FamilyMembrane(
 #: Parameters fitted on measured and simulated data that the prior must cover (SI), with where they come from.
 FITTED: dict[str, dict[str, float]] = {
     "Table 2 (paper)": {"r_p": 0.51e-9, "dx_e": 1.27e-6, "eps_p": 43.56, "X_d": -51.23},
-    "VIRTUAL, annealing + Nelder–Mead (figures/table2.md)": {
+    "VIRTUAL, annealing + Nelder–Mead (benchmarks/RESULTS.md; Table 2 until 2026-12)": {
         "r_p": 0.38e-9,
         "dx_e": 0.318e-6,
         "eps_p": 42.5,
         "X_d": -132.0,
     },
-    "VIRTUAL, gradient fit (benchmarks/RESULTS.md)": {"r_p": 0.95e-9, "dx_e": 0.44e-6, "eps_p": 30.2, "X_d": -17.2},
+    "VIRTUAL, annealing + gradient fit (figures/table2.md)": {
+        "r_p": 0.95e-9,
+        "dx_e": 0.44e-6,
+        "eps_p": 30.2,
+        "X_d": -17.2,
+    },
     "real NF270, constant charge (figures/table2.md)": {"r_p": 1.5e-9, "dx_e": 0.1e-6, "eps_p": 43.4, "X_d": -400.0},
     "real NF270, Langmuir Mg2+ (fitting.fit, isotherm='langmuir', Nelder–Mead 300 from Table 2)": {
         "r_p": 1.5e-9,

@@ -49,8 +49,8 @@ SETTINGS: dict[str, Knob] = {
         {"anneal_maxiter": 5, "nm_maxiter": 100, "local": "gradient"},
         {"anneal_maxiter": 100, "nm_maxiter": 200, "local": "gradient"},
         "eq. 11 budget of the Table 2 fits to a whole data set (02, fitting.fit): dual annealing, then the "
-        "exact-Jacobian trust region (local='gradient'), which on the VIRTUAL set reached χ² 6.84e5 in ≈ 50 s where "
-        "30 annealing + 300 Nelder–Mead iterations stopped at 7.97e5 after ≈ 355 s (benchmarks/RESULTS.md)",
+        "exact-Jacobian trust region (local='gradient'): χ² 6.84e5 on the VIRTUAL set, both Table 2 fits in 57 s, "
+        "where 30 annealing + 300 Nelder–Mead iterations stopped at 7.97e5 after 355 s (benchmarks/RESULTS.md)",
     ),
     # chapter 03: the simulated pre-training set
     "pretraining_compositions": Knob(48, 4096, 32768, "Sobol feed compositions labelled by DSPM-DE (03)"),

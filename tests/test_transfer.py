@@ -181,12 +181,21 @@ def test_a_cached_mechanistic_fit_is_reused_only_for_the_same_model_data_profile
     first = rows["sdem"](nacl, 0)
     again = transfer.registry_rows(["sdem"], profile="smoke", cache=tmp_path)["sdem"](nacl, 0)
     assert calls == ["sdem"] and again == first  # read back, not refitted: the same permeances to the bit
+    benches = [
+        transfer.benchmark(nacl, transfer.registry_rows(["sdem"], profile="smoke", cache=tmp_path), in_sample=False)
+        for _ in range(2)
+    ]
+    assert len(calls) == 3  # the two folds fitted once, then read back
+    fit_s = benches[0].folds["calibrate_s"]
+    assert (fit_s > 0).all() and benches[1].folds["calibrate_s"].tolist() == fit_s.tolist()  # their own fit time
     rows["sdem"](nacl, 1)
     rows["sdem"](meas.subset([k for k in meas.feed_keys if "NaCl-5" in k]), 0)
     transfer.registry_rows(["sdem"], profile="default", cache=tmp_path)["sdem"](nacl, 0)
-    assert len(calls) == 4  # another seed, other rows, another profile: each fits
-    assert len(list((tmp_path / "sdem").glob("*.json"))) == 4
-    key = transfer.calibration_key("sdem", nacl, profiles.get("smoke"), 0)
+    assert len(calls) == 5  # another seed and another profile fit; NaCl-5 alone was a fold's training set: read back
+    assert len(list((tmp_path / "sdem").glob("*.json"))) == 5
+    assert transfer.calibration_key("sdem", nacl, profiles.get("smoke", max_epochs=1), 0) == (
+        key := transfer.calibration_key("sdem", nacl, profiles.get("smoke"), 0)
+    )  # an epoch cap changes no mechanistic fit
     (tmp_path / "sdem" / f"{key}.json").write_text("{not json")
     with pytest.raises(calibration.CalibrationError, match=key):
         rows["sdem"](nacl, 0)

@@ -329,17 +329,18 @@ class NeuralODE(nn.Module):
         feed, mask = batch["feed"].to(dtype), batch["species_mask"].to(dtype)
         fmask = batch["flux_mask"].to(dtype)
         counts = fmask.sum(-1)
-        rows = torch.nonzero(counts > 0).squeeze(-1)
-        pick = torch.multinomial(fmask[rows], 1).squeeze(-1)  # one real flux point per sample
+        # one real flux point per sample (a sample with none draws its first and gets weight 0: no host sync)
+        pick = torch.multinomial(fmask + (counts == 0)[:, None].to(dtype), 1).squeeze(-1)
+        rows = torch.arange(feed.shape[0], device=feed.device)
         code = batch.get("code")
-        f, a = self._bind(feed[rows], mask[rows], None if code is None else code.to(dtype)[rows])
+        f, a = self._bind(feed, mask, None if code is None else code.to(dtype))
         u = pred.detach().to(dtype)[rows, pick] / a
         tau = batch["flux"].to(dtype)[rows, pick] / self.config.flux_scale
         eps = (torch.randint(0, 2, u.shape, device=u.device).to(dtype) * 2 - 1) * f.mask
         h = 1e-3
         jv = (f(tau, u + h * eps) - f(tau, u)) / h
         per_point = (jv**2).sum(-1) / f.mask.sum(-1).clamp_min(1.0)
-        return (per_point * counts[rows]).sum() / counts.sum().clamp_min(1.0)
+        return (per_point * counts).sum() / counts.sum().clamp_min(1.0)
 
     def state_scale(self, feed: Tensor, mask: Tensor) -> Tensor:
         """Per-ion state scale a (B, d) in mol/m³, c = a ⊙ u: the feed itself (``per_ion``; 1 for absent
