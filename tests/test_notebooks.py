@@ -48,6 +48,14 @@ def test_notebook_has_parameters_cell_and_kernel_metadata(path):
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
 
 
+# Tests that start Jupyter kernels share the smoke series' worker: jupyter_client picks "free" ports by binding and
+# releasing them, so two workers launching kernels at the same moment can collide, and a kernel that lost the race
+# leaves papermill waiting for it forever (seen once: the series stalled at notebook 02's kernel start while the
+# test below ran on the other worker).
+KERNELS = pytest.mark.xdist_group("runs_smoke")
+
+
+@KERNELS
 def test_runner_stops_at_first_failure_naming_notebook_and_cell(tmp_path):
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
@@ -82,7 +90,7 @@ def test_unknown_profile_and_device_are_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("runs_smoke")
+@KERNELS  # also: it writes the repository's runs/smoke, as the tuning test's labelling does
 def test_smoke_run_of_the_whole_series():
     smoke = profiles.get("smoke")
     shutil.rmtree(smoke.run_dir / "figures", ignore_errors=True)  # only this run's figures count below
@@ -96,6 +104,7 @@ def test_smoke_run_of_the_whole_series():
     assert committed <= made, f"not produced by the smoke run: {sorted(committed - made)}"
 
 
+@KERNELS
 def test_max_epochs_reaches_the_notebooks_that_declare_it_as_a_parameter(tmp_path):
     _notebook(tmp_path / "00_plain.ipynb", "assert 'max_epochs' not in globals()")
     nbformat.write(
