@@ -9,6 +9,7 @@ import warnings
 from pathlib import Path
 
 from . import ions
+from ._files import atomic_path
 from .env import DEVICES
 from .profiles import PROFILES, get, table
 
@@ -57,15 +58,6 @@ def _output_path(path: str) -> Path:
     return p
 
 
-def _write_csv_atomically(frame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _predict(args: argparse.Namespace) -> int:
     from . import dspmde, units
     from .prediction import predict, read_feeds_csv, to_csv_frame
@@ -106,7 +98,8 @@ def _predict(args: argparse.Namespace) -> int:
     if out is None:
         frame.to_csv(sys.stdout, index=False)
     else:
-        _write_csv_atomically(frame, out)
+        with atomic_path(out) as tmp:
+            frame.to_csv(tmp, index=False)
     return 0
 
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from . import env, ions, models
+from ._files import atomic_path
 from .models import ModelInputError, equivalent_scale
 from .profiles import SETTINGS, Profile, get
 from .training_data import ARRAYS as _ARRAYS
@@ -348,17 +349,16 @@ def save_model(model: nn.Module, path: str | os.PathLike, config: TrainConfig | 
     reads (the checkpoint of :func:`train` without optimiser and loop state); written to a temporary name first."""
     cfg = config or TrainConfig(dtype=str(next(model.parameters()).dtype).removeprefix("torch."))
     path = Path(path)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "model_spec": models.spec(model),
-            "train_config": asdict(cfg),
-            "nanoutils_format": FORMAT_VERSION,
-        },
-        tmp,
-    )
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "model_spec": models.spec(model),
+                "train_config": asdict(cfg),
+                "nanoutils_format": FORMAT_VERSION,
+            },
+            tmp,
+        )
     return path
 
 
@@ -410,9 +410,8 @@ def _save(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, state: dic
         "nanoutils_format": FORMAT_VERSION,
         "data_id": data_id,
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
+    with atomic_path(path) as tmp:  # a kill mid-write never leaves a broken checkpoint
+        torch.save(ckpt, tmp)
 
 
 def _restore(path: Path, model: nn.Module, opt, sched, cfg: TrainConfig, data_id: str) -> dict:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import ions
+from ._files import atomic_path
 from ._inputs import ModelInputError, check_inputs
 
 FORMAT_VERSION = 1
@@ -262,14 +262,8 @@ class TransportData:
             arrays["code"] = self.code
         # a file of its own, then renamed: a reader (another process labelling the same cache) sees the old file
         # or the whole new one, never a part
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, header=np.array(header), **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, header=np.array(header), **arrays)
         return path
 
     @classmethod

@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from . import fitting, ions
+from ._files import atomic_path
 from .measurements import Measurements
 from .metrics import rejection_error
 from .profiles import Profile, get
@@ -283,11 +283,10 @@ class _RegistryRow:
         self.seconds = time.perf_counter() - t0
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.with_suffix(".seconds").write_text(repr(self.seconds))
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-            os.close(fd)
-            self.cal.member.save(model, Path(tmp))
-            os.replace(tmp, path)  # atomic, and last: a model file always has its seconds beside it
+            with atomic_path(path.with_suffix(".seconds")) as tmp:
+                tmp.write_text(repr(self.seconds))
+            with atomic_path(path) as tmp:  # last: a model file always has its seconds beside it
+                self.cal.member.save(model, tmp)
         return model
 
 
@@ -300,12 +299,8 @@ def registry_rows(
     mean. ``cache``: a directory where a mechanistic fit is stored under :func:`calibration_key` and reused by a
     later call with the same key (chapters 02 and 06 fit the same folds), its fit time with it; learned models,
     whose fits also depend on checkpoint files, are always calibrated."""
-    P = get(profile)
-
-    def row(name: str) -> Calibrate:
-        return _RegistryRow(name, P, None if cache is None else Path(cache))
-
-    return {name: row(name) for name in names}
+    P, where = get(profile), None if cache is None else Path(cache)
+    return {name: _RegistryRow(name, P, where) for name in names}
 
 
 def benchmark(
