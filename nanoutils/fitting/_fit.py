@@ -221,12 +221,8 @@ def fit(
     if nm_maxiter and local == "gradient":
         from ._gradient import fit_gradient
 
-        res = fit_gradient(
-            meas, bounds=bounds, start=space.from_unit(best_u), n_cells=n_cells, max_nfev=int(nm_maxiter)
-        )
-        trace = pd.concat([obj.trace_frame(), res.trace], ignore_index=True)
-        trace["evaluation"], trace["best"] = np.arange(1, len(trace) + 1), trace["objective"].cummin()
-        return replace(res, trace=trace, start=space.from_unit(u0), wall_s=time.perf_counter() - t0)
+        res = fit_gradient(meas, bounds=bounds, start=space.from_unit(best_u), max_nfev=int(nm_maxiter), objective=obj)
+        return replace(res, start=space.from_unit(u0), wall_s=time.perf_counter() - t0)
     if nm_maxiter and local == "least-squares":
         obj.phase = "least-squares"
         ls = least_squares(

@@ -59,6 +59,7 @@ def fit_gradient(
     n_starts: int = 1,
     n_cells: int = 20,
     max_nfev: int = 100,
+    objective: Objective | None = None,
 ) -> FitResult:
     """Fit Z = {r_p, Δx_e, ε_p, X_d} (constant charge, ideal activities) to ``meas`` by eq. 11 with a
     trust-region Gauss–Newton method and exact residual Jacobians, from ``start`` (default: the random
@@ -66,12 +67,13 @@ def fit_gradient(
     (one DSPM-DE solve plus one linear solve per case each). The method is local and eq. 11 can have
     several minima: ``n_starts`` > 1 adds random starts (drawn with ``seed``) and keeps the best.
     Standard errors as :func:`uncertainty`: cov = s² (JᵀJ)⁻¹ in θ with s² = max(1, χ²/(n − p)), from the
-    Jacobian at the optimum."""
+    Jacobian at the optimum. ``objective``: an :class:`Objective` of ``meas`` to evaluate with, whose trace then
+    continues (:func:`fit`'s annealing stage passes its own); default a new one with ``n_cells``."""
     t0 = time.perf_counter()
     if int(n_starts) < 1:
         raise FitError(f"n_starts must be ≥ 1, got {n_starts!r}")
     space = Space(bounds, PARAMETERS)
-    obj = Objective(meas, n_cells=n_cells)
+    obj = Objective(meas, n_cells=n_cells) if objective is None else objective
     rng = np.random.default_rng(seed)
     starts = rng.uniform(0.0, 1.0, (int(n_starts), len(PARAMETERS)))  # the first is fit's random start
     if start is not None:
