@@ -29,7 +29,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -251,43 +251,56 @@ def _domain(model: Any, spec: Any) -> dict[str, Any]:
     }
 
 
-def pretrained_family(name: str, profile: Profile):
-    """The profile's ``name`` pre-trained on the membrane-family set (Pitzer–Kim labels; checkpoint
-    ``runs/<profile>/checkpoints/family/<name>``, trained when absent or stale), its split and specification."""
+class FamilyNetwork(NamedTuple):
+    """A pre-trained membrane-aware network: its training ``result`` (model on the CPU), the family set's split
+    (``{"train", "val", "test"}``, whole membranes apart), its specification and the checkpoint directory."""
+
+    result: Any
+    simulated: dict[str, Any]
+    spec: Any
+    run_dir: Path
+
+
+def pretrained_family(name: str, profile: str | Profile) -> FamilyNetwork:
+    """The profile's ``name`` pre-trained on the membrane-family set (knob ``family_set``, Pitzer–Kim labels; loop
+    ``family_pretraining``; checkpoint ``runs/<profile>/checkpoints/family/<name>``, trained when absent or stale)."""
     from . import comparison, membrane_family, pretraining_set
 
-    spec = pretraining_set.PretrainingSpec.for_profile(profile, family=True, activity="pitzer")
-    simulated = pretraining_set.split(pretraining_set.pretraining_set(spec, profile=profile))
-    run_dir = profile.run_dir / "checkpoints" / "family" / name
+    P = get(profile)
+    spec = pretraining_set.PretrainingSpec.for_profile(P, family=True, activity="pitzer")
+    simulated = pretraining_set.split(pretraining_set.pretraining_set(spec, profile=P))
+    run_dir = P.run_dir / "checkpoints" / "family" / name
     result = comparison.pretrain(
         name,
         simulated,
-        profile,
+        P,
         run_dir=run_dir,
         resume="if_compatible",
         progress=True,
+        stage="family_pretraining",
         membrane_code=membrane_family.N_CODE,
     )
-    return result.model.cpu(), simulated, spec, run_dir
+    result.model.cpu()
+    return FamilyNetwork(result, simulated, spec, run_dir)
 
 
 def _family_fit(weights: bool) -> Callable[[Measurements, Profile, int], Fitted]:
     def fit(meas: Measurements, profile: Profile, seed: int) -> Fitted:
         from . import membrane_calibration, models
 
-        base, simulated, spec, run_dir = pretrained_family("neural_ode", profile)
+        net = pretrained_family("neural_ode", profile)
         model, stages = membrane_calibration.calibrate(
-            models.clone(base),
+            models.clone(net.result.model),
             meas,
             profile=profile,
             seed=seed,
-            simulated=simulated["train"],
+            simulated=net.simulated["train"],
             weights=weights,
-            activity=spec.activity,
+            activity=net.spec.activity,
             progress=True,
         )
-        info = {"pretrained": str(run_dir), "stages": [s.to_dict() for s in stages]}
-        return Fitted([model.cpu()], info, _domain(base, spec))
+        info = {"pretrained": str(net.run_dir), "stages": [s.to_dict() for s in stages]}
+        return Fitted([model.cpu()], info, _domain(net.result.model, net.spec))
 
     return fit
 

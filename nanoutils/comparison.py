@@ -37,6 +37,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +61,15 @@ LABELS = {
     "dspmde": "DSPM-DE (fitted Z)",
     "sf": "SF (solution friction)",
     "hybrid_dspmde": "Hybrid (network closure + DSPM-DE)",
+    "neural_ode_family_code": "Family neural ODE, code only",
+    "neural_ode_family": "Family neural ODE, code + weights",
 }
 DEEP = ROWS[:4]
+#: The membrane-family neural ODE's rows (:func:`run_family`): stage (a) alone, and stages (a) + (b).
+FAMILY = ("neural_ode_family_code", "neural_ode_family")
 #: The real-data transfer rows (:func:`real_transfer`): names of :data:`nanoutils.calibration.CALIBRATORS`, Table 1's
 #: rows first, then the transfer models without a virtual row. A newly registered model is one more name here.
-TRANSFER_ROWS = (*ROWS, "hybrid_dspmde", "dspmde_plus", "sdem")
+TRANSFER_ROWS = (*ROWS, "hybrid_dspmde", *FAMILY, "dspmde_plus", "sdem")
 #: The paper's Table 1: (parameter count, test error in %).
 PAPER = {
     "neural_ode": ("1.05 M", 7.1),
@@ -74,6 +79,8 @@ PAPER = {
     "dspmde": ("4", 17.8),
     "sf": ("d + 4", 24.8),
     "hybrid_dspmde": ("–", np.nan),  # not in the paper
+    "neural_ode_family_code": ("–", np.nan),
+    "neural_ode_family": ("–", np.nan),
 }
 
 
@@ -165,15 +172,16 @@ def pretrain(
     resume: bool | str = False,
     device: str = "auto",
     progress: bool = False,
+    stage: str = "pretraining",
     **config: Any,
 ) -> training.TrainResult:
     """Pre-train model ``name`` (sized for ``profile``, config ``overrides``) on ``simulated["train"]``, best
-    epoch on ``simulated["val"]``, with ``TrainConfig.for_profile(profile, seed=seed)`` — chapter 04's
+    epoch on ``simulated["val"]``, with ``TrainConfig.for_profile(profile, stage, seed=seed)`` — chapter 04's
     procedure, so ``run_dir`` = chapter 04's checkpoint with ``resume=True`` loads its finished run
     (``resume`` as :func:`nanoutils.training.train`); ``progress`` shows a progress bar."""
     env.seed_everything(seed)
     model = models.build(name, profile, **config)
-    cfg = training.TrainConfig.for_profile(profile, seed=seed)
+    cfg = training.TrainConfig.for_profile(profile, stage, seed=seed)
     return training.train(
         model,
         simulated["train"],
@@ -442,6 +450,33 @@ def run_hybrid(split: Splits, profile: str | Profile = "default", *, seed: int =
         _seconds(res) + base.wall_s,
         {"best epoch": res.best_epoch},
     )
+
+
+def run_family(split: Splits, profile: str | Profile = "default", *, seed: int = 0) -> list[RowResult]:
+    """Table 1's virtual rows of the membrane-family neural ODE (:data:`FAMILY`): the network pre-trained on the
+    family set (:func:`nanoutils.calibration.pretrained_family`, chapter 04) calibrated as ``nanoutils calibrate
+    NAME`` does (:mod:`nanoutils.membrane_calibration`: the code alone, or the code and then the weights) on the
+    virtual training + validation feeds — the stages keep their last epoch, so like the DSPM-DE row it needs no
+    validation feeds — and scored on the virtual test feeds. Parameters: weights + code entries; seconds: the
+    family pre-training plus the calibration (wall). Their real-data columns are :func:`real_transfer`'s."""
+    from . import calibration, membrane_family
+
+    net = calibration.pretrained_family("neural_ode", profile)
+    rows = []
+    for name in FAMILY:
+        t0 = time.perf_counter()
+        fitted = calibration.calibrate(name, split.virtual_trainval, profile=profile, seeds=[seed])
+        rows.append(
+            RowResult(
+                name,
+                f"{models.n_parameters(net.result.model) - membrane_family.N_CODE:,} + {membrane_family.N_CODE}",
+                finetuning.score(fitted.members[0], split.virtual_test)[1],
+                None,
+                _seconds(net.result) + time.perf_counter() - t0,
+                {"stages": fitted.info[0]["stages"]},
+            )
+        )
+    return rows
 
 
 def _scored(frame: pd.DataFrame | None, n_boot: int, seed: int) -> tuple[metrics.Score | None, int]:

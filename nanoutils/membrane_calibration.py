@@ -18,7 +18,8 @@ names the parameters (:func:`nanoutils.membrane_family.outside_prior`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,8 @@ class MembraneCodeError(ValueError):
 @dataclass(frozen=True)
 class Stage:
     """One calibration stage: its name, the code after it (C,), the membrane that code stands for (SI), the
-    parameters outside the prior, epochs run, final training loss and in-sample score (pp)."""
+    parameters outside the prior, epochs run, final training loss, in-sample score (pp) and, when
+    :func:`calibrate` was given test feeds, the score on them (pp)."""
 
     name: str
     code: np.ndarray
@@ -48,6 +50,7 @@ class Stage:
     epochs: int
     final_loss: float
     in_sample: metrics.Score | None
+    held_out: metrics.Score | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary."""
@@ -59,6 +62,7 @@ class Stage:
             "epochs": self.epochs,
             "final_loss": self.final_loss,
             "in_sample_pp": None if self.in_sample is None else float(self.in_sample.value),
+            "held_out_pp": None if self.held_out is None else float(self.held_out.value),
         }
 
 
@@ -73,7 +77,7 @@ def code_input(model: models.Model) -> torch.nn.Parameter:
 def code_config(profile: str | Profile, **overrides: Any) -> TrainConfig:
     """Stage (a)'s loop: knob ``code_calibration`` of :data:`nanoutils.profiles.SETTINGS` (no early stopping: the
     last epoch is kept), with ``overrides``."""
-    return replace(TrainConfig(**get(profile).settings.code_calibration, restore_best=False), **overrides)
+    return TrainConfig.for_profile(profile, "code_calibration", **{"restore_best": False, **overrides})
 
 
 def identifiable(species: tuple[str, ...]) -> np.ndarray:
@@ -99,12 +103,15 @@ def infer_code(
     config: TrainConfig,
     *,
     free: np.ndarray | None = None,
+    floor: np.ndarray | None = None,
     progress: bool = False,
 ) -> TrainResult:
     """Stage (a): set ``model``'s own code to ``start`` (C,) and train it alone (weights frozen) on ``data``'s target
     means (rows of ``data`` without codes use the model's code) by the shared loop; entries where ``free`` (C,) is
-    False keep their start value (default: :func:`identifiable` from the species present in ``data``). The model
-    is changed in place."""
+    False keep their start value (default: :func:`identifiable` from the species present in ``data``). After every
+    epoch the code is raised to ``floor`` (C,) where below it — projected gradient descent on the physical bounds
+    (default :data:`nanoutils.membrane_family.CODE_FLOOR` for a family code, none for a code of another length).
+    The model is changed in place."""
     own = code_input(model)
     start = np.asarray(start, dtype=float)
     if start.shape != tuple(own.shape) or not np.isfinite(start).all():
@@ -115,9 +122,22 @@ def infer_code(
     mask = torch.as_tensor(np.asarray(free, dtype=bool), device=own.device)
     with torch.no_grad():
         own.copy_(torch.as_tensor(start, dtype=own.dtype))
+    if floor is None:
+        floor = membrane_family.CODE_FLOOR if own.numel() == membrane_family.N_CODE else np.full(own.numel(), -np.inf)
+    low = torch.as_tensor(np.asarray(floor, dtype=float), dtype=own.dtype, device=own.device)
+
+    def project(_record: dict[str, float]) -> None:
+        with torch.no_grad():
+            own.copy_(torch.maximum(own, low))
+
+    project({})
     hook = own.register_hook(lambda g: g * mask.to(g.dtype))
     try:
-        return _train_only(model, [own], lambda: train(model, data, None, config, progress=progress, check_start=True))
+        return _train_only(
+            model,
+            [own],
+            lambda: train(model, data, None, config, progress=progress, check_start=True, callback=project),
+        )
     finally:
         hook.remove()
 
@@ -142,21 +162,33 @@ def _train_only(model: models.Model, trainable: list[torch.nn.Parameter], run) -
             p.requires_grad_(flag)
 
 
+#: Start codes of this process, by (training rows, profile, seed, activity): a feed set's DSPM-DE fit is made once
+#: however many calibrations start from it (a transfer fold's code-only and code + weights rows).
+_STARTS: dict[str, np.ndarray] = {}
+
+
 def start_code(meas: Measurements, profile: str | Profile, seed: int, activity: str) -> np.ndarray:
     """Stage (a)'s start: the code of the DSPM-DE fit of ``meas`` (Z, eq. 11 from Table 2, the profile's
-    ``baseline_fit`` budget, ``activity`` as the family's labels; other family parameters at the reference)."""
-    res = fitting.fit(
-        meas,
-        start=fitting.PAPER_TABLE2,
-        seed=seed,
-        activity=activity,
-        with_uncertainty=False,
-        **get(profile).settings.baseline_fit,
-    )
-    return membrane_family.from_fit(res.params).code()
+    ``baseline_fit`` budget, ``activity`` as the family's labels; other family parameters at the reference),
+    computed once per process for the same rows, profile, seed and activity."""
+    P = get(profile)
+    h = hashlib.sha256(f"{P.name}\0{seed}\0{activity}\0".encode())
+    h.update(meas.table.to_csv(index=False).encode())
+    key = h.hexdigest()
+    if key not in _STARTS:
+        res = fitting.fit(
+            meas,
+            start=fitting.PAPER_TABLE2,
+            seed=seed,
+            activity=activity,
+            with_uncertainty=False,
+            **P.settings.baseline_fit,
+        )
+        _STARTS[key] = membrane_family.from_fit(res.params).code()
+    return _STARTS[key].copy()
 
 
-def _stage(name: str, model: models.Model, result: TrainResult, meas: Measurements) -> Stage:
+def _stage(name: str, model: models.Model, result: TrainResult, meas: Measurements, test: Measurements | None) -> Stage:
     code = code_input(model).detach().cpu().double().numpy().copy()
     in_sample, _ = score(model, meas)
     return Stage(
@@ -167,6 +199,7 @@ def _stage(name: str, model: models.Model, result: TrainResult, meas: Measuremen
         len(result.history),
         float(result.history[-1]["train_loss"]) if result.history else float("nan"),
         in_sample,
+        None if test is None else score(model, test)[0],
     )
 
 
@@ -180,21 +213,25 @@ def calibrate(
     weights: bool = True,
     start: np.ndarray | None = None,
     activity: str = "pitzer",
+    test: Measurements | None = None,
     progress: bool = False,
     **loop: Any,
 ) -> tuple[models.Model, list[Stage]]:
     """Both stages on ``model`` (changed in place) for the membrane of ``meas``: (a) the code from ``start``
     (default :func:`start_code`), then, with ``weights``, (b) the weights with eq. 5 noise (``simulated``: family
-    feeds mixed in, the profile's count). ``loop``: :class:`TrainConfig` overrides for both stages (e.g.
-    ``threads``). Returns the model and the report of each stage."""
+    feeds mixed in, the profile's count). ``test``: feeds kept out of both stages, scored after each. ``loop``:
+    :class:`TrainConfig` overrides for both stages (e.g. ``threads``). Returns the model and the report of each
+    stage."""
     P = get(profile)
+    if test is not None and set(test.feed_keys) & set(meas.feed_keys):
+        raise ValueError(f"test feeds {sorted(set(test.feed_keys) & set(meas.feed_keys))} are also calibration feeds")
     data = from_measurements(meas, tuple(model.config.species))
     start = start_code(meas, P, seed, activity) if start is None else start
     res_a = infer_code(model, data, start, code_config(P, seed=seed, **loop), progress=progress)
-    stages = [_stage("code", model, res_a, meas)]
+    stages = [_stage("code", model, res_a, meas, test)]
     if weights:
         res_b = finetune_weights(
             model, meas, profile=P, simulated=simulated, config=finetune_config(P, seed=seed, **loop), progress=progress
         )
-        stages.append(_stage("code + weights", model, res_b, meas))
+        stages.append(_stage("code + weights", model, res_b, meas, test))
     return model, stages

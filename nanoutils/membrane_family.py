@@ -126,6 +126,9 @@ PRIOR: dict[str, PriorBound] = {
 NAMES: tuple[str, ...] = tuple(PRIOR)
 #: Length of the membrane code.
 N_CODE = len(NAMES)
+#: The lowest code of each parameter that is physical, not only the prior's edge: Γ ≥ 0 (a density of sites, code
+#: −1); no floor elsewhere (a charge, an exponent or an energy of either sign is a membrane, if outside the prior).
+CODE_FLOOR = np.array([-1.0 if name == "sites" else -np.inf for name in NAMES])
 
 
 @dataclass(frozen=True)

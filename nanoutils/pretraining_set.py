@@ -87,7 +87,7 @@ class PretrainingSpec:
     test_fraction: float = 0.1
     activity: str = "ideal"
     family: bool = False
-    membrane_block: int = SETTINGS["family_membrane_block"].default
+    membrane_block: int = SETTINGS["family_set"].default["membrane_block"]
 
     def __post_init__(self) -> None:
         if self.activity not in ("ideal", "pitzer"):
@@ -106,14 +106,15 @@ class PretrainingSpec:
 
     @classmethod
     def for_profile(cls, profile: str | Profile, **overrides: Any) -> PretrainingSpec:
-        """The sizes of a run profile (knobs ``pretraining_compositions`` and ``pretraining_fluxes`` of
-        :data:`nanoutils.profiles.SETTINGS`; the flux grid runs from J_max/n to J_max), with ``overrides``."""
+        """The sizes of a run profile, with ``overrides``: knobs ``pretraining_compositions`` and
+        ``pretraining_fluxes`` of :data:`nanoutils.profiles.SETTINGS`, or knob ``family_set`` when ``family=True`` is
+        among the overrides (the flux grid runs from J_max/n to J_max)."""
         s = get(profile).settings
-        spec = cls(
-            n_compositions=s.pretraining_compositions,
-            n_flux=s.pretraining_fluxes,
-            membrane_block=s.family_membrane_block,
-        )
+        if overrides.get("family", False):
+            f = s.family_set
+            spec = cls(n_compositions=f["compositions"], n_flux=f["fluxes"], membrane_block=f["membrane_block"])
+        else:
+            spec = cls(n_compositions=s.pretraining_compositions, n_flux=s.pretraining_fluxes)
         return replace(spec, **overrides)
 
     def file_name(self) -> str:

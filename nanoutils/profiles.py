@@ -55,13 +55,13 @@ SETTINGS: dict[str, Knob] = {
     # chapter 03: the simulated pre-training set
     "pretraining_compositions": Knob(48, 4096, 32768, "Sobol feed compositions labelled by DSPM-DE (03)"),
     "pretraining_fluxes": Knob(6, 10, 16, "flux points per composition, J_max/n … J_max = 6e-5 m/s (03)"),
-    "family_membrane_block": Knob(
-        8,
-        32,
-        32,
-        "compositions labelled on each membrane drawn from the family prior (03, membrane_family): one batched "
-        "DSPM-DE call per membrane; with Pitzer activities a call of one composition costs ~10× a composition of "
-        "a 128-batch (benchmarks/RESULTS.md), so per-composition draws would not fit the default budget",
+    "family_set": Knob(
+        {"compositions": 48, "fluxes": 6, "membrane_block": 8},
+        {"compositions": 2048, "fluxes": 6, "membrane_block": 16},
+        {"compositions": 32768, "fluxes": 16, "membrane_block": 32},
+        "the membrane-family set (03, 04; membrane_family): Sobol compositions, fluxes, and compositions labelled on "
+        "each membrane drawn from the prior (one batched Pitzer DSPM-DE call per membrane: a call of one composition "
+        "costs ~10× a composition of a 128-batch, benchmarks/RESULTS.md); default: 128 membranes, ≈ 1 min of labelling",
     ),
     # networks: parameter counts of the baselines within ±15 % of the neural ODE's (tests/test_baselines.py)
     "neural_ode_width": Knob(16, 128, 584, "hidden width of the neural ODE; paper: ≈1.05 M parameters (04)"),
@@ -89,6 +89,12 @@ SETTINGS: dict[str, Knob] = {
         {"epochs": 120, "batch_size": 16, "lr": 1e-3, "patience": 30},
         {"epochs": 1000, "batch_size": 32, "lr": 1e-3, "patience": 200},
         "eq. 5 fine-tuning loop; patience: early stopping on validation feeds (05, 06)",
+    ),
+    "family_pretraining": Knob(
+        {"epochs": 4, "batch_size": 32, "lr": 3e-3},
+        {"epochs": 150, "batch_size": 128, "lr": 3e-3},
+        {"epochs": 1000, "batch_size": 32, "lr": 1e-3},
+        "eq. 4 pre-training loop of the membrane-aware neural ODE on the family set (04; training.TrainConfig)",
     ),
     "code_calibration": Knob(
         {"epochs": 3, "batch_size": 16, "lr": 3e-2},
@@ -173,7 +179,7 @@ SETTINGS: dict[str, Knob] = {
     ),
 }
 #: Knobs whose ``epochs`` a profile's ``max_epochs`` caps.
-EPOCH_KNOBS = ("pretraining", "finetuning", "hybrid", "code_calibration")
+EPOCH_KNOBS = ("pretraining", "finetuning", "hybrid", "code_calibration", "family_pretraining")
 
 
 class ProfileError(ValueError):

@@ -80,7 +80,7 @@ LOSS_SCALES: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 }
 
 #: Training stages with a loop knob in :data:`nanoutils.profiles.SETTINGS`.
-STAGES = ("pretraining", "finetuning")
+STAGES = ("pretraining", "finetuning", "family_pretraining", "code_calibration")
 
 
 @dataclass(frozen=True)

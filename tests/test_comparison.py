@@ -262,3 +262,20 @@ def test_real_transfer_gives_the_three_headline_figures_with_a_seed_spread(three
         comparison.load_transfer_model(runs, "resnet", key, seed=7)
     fig = transfer.plot(bench, three_feeds, ["sf", "resnet"], n_points=5)
     assert len([ax for ax in fig.axes if ax.get_visible()]) == len(three_feeds.feed_keys)
+
+
+def test_family_rows_calibrate_the_family_network_in_stages_and_join_table1(tiny_splits, tmp_path):
+    P = profiles.Profile("smoke", root=tmp_path)  # its own family set and checkpoint, beside no other run
+    code_only, both = comparison.run_family(tiny_splits, P)
+    assert (code_only.name, both.name) == comparison.FAMILY
+    assert [s["stage"] for s in code_only.info["stages"]] == ["code"]
+    assert [s["stage"] for s in both.info["stages"]] == ["code", "code + weights"]
+    # the same start and the same stage (a): the two rows share their code stage, then (b) moves the weights
+    assert code_only.info["stages"][0]["code"] == both.info["stages"][0]["code"]
+    assert code_only.info["stages"][0]["in_sample_pp"] != both.info["stages"][1]["in_sample_pp"]
+    for row in (code_only, both):
+        assert set(row.virtual.feed_id) == set(tiny_splits.virtual_test.feed_keys)
+        assert np.isfinite(row.virtual.R_pred).all() and row.real is None and row.parameters.endswith("+ 20")
+    assert (tmp_path / "runs" / "smoke" / "checkpoints" / "family" / "neural_ode" / "best.pt").exists()
+    t = comparison.table1([code_only, both], n_boot=50)
+    assert np.isfinite(t.loc[[comparison.LABELS[n] for n in comparison.FAMILY], "virtual test error (pp)"]).all()

@@ -157,3 +157,78 @@ def test_concatenated_sets_give_rows_without_a_code_the_models_own():
     assert np.isnan(both.code[0]).all() and np.array_equal(both.code[1], coded.code[0])
     with pytest.raises(ValueError, match="neither finite nor all NaN"):
         replace(plain, code=np.array([[np.nan, 0.0, 0.0]]))
+
+
+def test_the_start_code_is_fitted_once_per_rows_profile_seed_and_activity(monkeypatch):
+    from types import SimpleNamespace
+
+    from nanoutils import fitting, measurements
+
+    calls = []
+
+    def fake_fit(meas, **kwargs):
+        calls.append(kwargs["seed"])
+        return SimpleNamespace(params={**fitting.PAPER_TABLE2, "X_d": -100.0 - kwargs["seed"]})
+
+    monkeypatch.setattr(fitting, "fit", fake_fit)
+    monkeypatch.setattr(membrane_calibration, "_STARTS", {})
+    meas = measurements.load_dataset("nf270_fdl2021")
+    one, two = meas.subset(meas.feed_keys[:2]), meas.subset(meas.feed_keys[1:])
+    a = membrane_calibration.start_code(one, "smoke", 0, "pitzer")
+    a[:] = 9.0  # a caller changing its copy does not change the memo
+    again = membrane_calibration.start_code(one, "smoke", 0, "pitzer")
+    assert calls == [0] and not np.array_equal(again, a)
+    assert np.array_equal(again, membrane_family.from_fit({**fitting.PAPER_TABLE2, "X_d": -100.0}).code())
+    for args in [(two, "smoke", 0, "pitzer"), (one, "smoke", 1, "pitzer"), (one, "smoke", 0, "ideal")]:
+        membrane_calibration.start_code(*args)
+    assert len(calls) == 4
+
+
+def test_calibration_refuses_test_feeds_it_calibrates_on():
+    from nanoutils import measurements
+
+    meas = measurements.load_dataset("nf270_fdl2021")
+    with pytest.raises(ValueError, match="also calibration feeds"):
+        membrane_calibration.calibrate(
+            _tiny(membrane_family.N_CODE), meas, profile="smoke", test=meas.subset(meas.feed_keys[:1])
+        )
+
+
+def test_the_family_set_has_its_own_sizes_in_every_profile():
+    from nanoutils import profiles
+
+    for name in profiles.PROFILES:
+        knob = profiles.get(name).settings.family_set
+        spec = pretraining_set.PretrainingSpec.for_profile(name, family=True, activity="pitzer")
+        assert (spec.n_compositions, spec.n_flux, spec.membrane_block) == tuple(knob.values())
+        assert len(spec.membranes()) == -(-knob["compositions"] // knob["membrane_block"])
+        single = pretraining_set.PretrainingSpec.for_profile(name)
+        assert not single.family and single.n_compositions == profiles.get(name).settings.pretraining_compositions
+
+
+def test_code_inference_keeps_the_site_density_physical_where_the_data_would_push_it_negative():
+    torch.manual_seed(0)
+    cfg = models.NeuralODEConfig(
+        width=16,
+        species=("Na+", "Mg2+", "Cl-"),
+        membrane_code=membrane_family.N_CODE,
+        method="rk4",
+        step_size=0.1,
+    )
+    model = models.NeuralODE(cfg).double()
+    comp = sampling.random_mixtures(12, np.random.default_rng(1), cfg.species, c_min=1.0, c_max=100.0)
+    flux = np.tile(sampling.flux_grid(4), (12, 1))
+    sites = membrane_family.NAMES.index("sites")
+    truth = np.zeros(membrane_family.N_CODE)
+    truth[sites] = -2.0  # data made by the network at a negative site density
+    data = TransportData(comp.concentration, comp.mask, flux, np.zeros((12, 4, 3)), species=comp.species)
+    data.permeate = predict_dataset(model, replace(data, code=np.tile(truth, (12, 1)))).numpy()
+    free = np.zeros(membrane_family.N_CODE, bool)
+    free[sites] = True
+    tcfg = TrainConfig(epochs=100, batch_size=12, lr=1e-1, dtype="float64", restore_best=False, threads=1)
+    start = np.zeros(membrane_family.N_CODE)
+    membrane_calibration.infer_code(model, data, start, tcfg, free=free, floor=np.full(membrane_family.N_CODE, -np.inf))
+    assert model.code.own.detach()[sites] < -1.2, "unbounded, the code follows the data below Γ = 0"
+    membrane_calibration.infer_code(model, data, start, tcfg, free=free)
+    assert model.code.own.detach()[sites] == -1.0, "by default it stops at Γ = 0 (code −1)"
+    assert membrane_family.outside_prior(model.code.own.detach().numpy()) == []
