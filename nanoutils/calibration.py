@@ -261,9 +261,10 @@ class FamilyNetwork(NamedTuple):
     run_dir: Path
 
 
-def pretrained_family(name: str, profile: str | Profile) -> FamilyNetwork:
+def pretrained_family(name: str, profile: str | Profile, device: str = "auto") -> FamilyNetwork:
     """The profile's ``name`` pre-trained on the membrane-family set (knob ``family_set``, Pitzer–Kim labels; loop
-    ``family_pretraining``; checkpoint ``runs/<profile>/checkpoints/family/<name>``, trained when absent or stale)."""
+    ``family_pretraining`` on ``device``; checkpoint ``runs/<profile>/checkpoints/family/<name>``, trained when
+    absent or stale, else loaded)."""
     from . import comparison, membrane_family, pretraining_set
 
     P = get(profile)
@@ -276,6 +277,7 @@ def pretrained_family(name: str, profile: str | Profile) -> FamilyNetwork:
         P,
         run_dir=run_dir,
         resume="if_compatible",
+        device=device,
         progress=True,
         stage="family_pretraining",
         membrane_code=membrane_family.N_CODE,

@@ -13,7 +13,7 @@ Deep models (neural ODE, PINN, ResNet, U-Net; parameter counts matched within 15
 3. **scoring** by :func:`nanoutils.metrics.rejection_error` (through ``finetuning.score``) on the virtual
    test feeds.
 
-**Real data** (the FdL 2021 NF270 feeds): every row, and the mechanistic transfer models of
+**Real data** (the FdL 2021 NF270 feeds): every row, and the further transfer models of
 :data:`TRANSFER_ROWS`, by the transfer benchmark (:func:`real_transfer`, :mod:`nanoutils.transfer`): leave one
 feed out, each fold calibrated exactly as ``nanoutils calibrate NAME`` does (learned models: the profile's
 pre-trained weights, the checkpoints this module's :func:`pretrain` wrote, fine-tuned by eq. 5 with the

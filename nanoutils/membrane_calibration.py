@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from . import fitting, membrane_family, metrics, models
 from .finetuning import finetune, finetune_config, from_measurements, score
@@ -104,14 +105,15 @@ def infer_code(
     *,
     free: np.ndarray | None = None,
     floor: np.ndarray | None = None,
+    device: str = "auto",
     progress: bool = False,
 ) -> TrainResult:
     """Stage (a): set ``model``'s own code to ``start`` (C,) and train it alone (weights frozen) on ``data``'s target
-    means (rows of ``data`` without codes use the model's code) by the shared loop; entries where ``free`` (C,) is
-    False keep their start value (default: :func:`identifiable` from the species present in ``data``). After every
-    epoch the code is raised to ``floor`` (C,) where below it — projected gradient descent on the physical bounds
-    (default :data:`nanoutils.membrane_family.CODE_FLOOR` for a family code, none for a code of another length).
-    The model is changed in place."""
+    means (rows of ``data`` without codes use the model's code) by the shared loop on ``device``; entries where
+    ``free`` (C,) is False keep their start value (default: :func:`identifiable` from the species present in
+    ``data``). After every optimiser step the code is raised to ``floor`` (C,) where below it — projected gradient
+    descent on the physical bounds (default :data:`nanoutils.membrane_family.CODE_FLOOR` for a family code, none
+    for a code of another length), so every state the loop keeps is physical. The model is changed in place."""
     own = code_input(model)
     start = np.asarray(start, dtype=float)
     if start.shape != tuple(own.shape) or not np.isfinite(start).all():
@@ -119,27 +121,29 @@ def infer_code(
     if free is None:
         present = [bool(x) for x in np.asarray(data.species_mask, dtype=bool).sum(axis=0)]
         free = identifiable(tuple(s for i, s in enumerate(data.species) if present[i]))
-    mask = torch.as_tensor(np.asarray(free, dtype=bool), device=own.device)
-    with torch.no_grad():
-        own.copy_(torch.as_tensor(start, dtype=own.dtype))
     if floor is None:
         floor = membrane_family.CODE_FLOOR if own.numel() == membrane_family.N_CODE else np.full(own.numel(), -np.inf)
-    low = torch.as_tensor(np.asarray(floor, dtype=float), dtype=own.dtype, device=own.device)
+    mask = torch.as_tensor(np.asarray(free, dtype=bool))
+    low = torch.as_tensor(np.asarray(floor, dtype=float))
 
-    def project(_record: dict[str, float]) -> None:
+    def project(*_: Any) -> None:  # the loop may have moved the model to another device
         with torch.no_grad():
-            own.copy_(torch.maximum(own, low))
+            own.copy_(torch.maximum(own, low.to(own.device, own.dtype)))
 
-    project({})
-    hook = own.register_hook(lambda g: g * mask.to(g.dtype))
+    with torch.no_grad():
+        own.copy_(torch.as_tensor(start, dtype=own.dtype))
+    project()
+    hook = own.register_hook(lambda g: g * mask.to(g.device, g.dtype))
+    step_hook = register_optimizer_step_post_hook(project)
     try:
         return _train_only(
             model,
             [own],
-            lambda: train(model, data, None, config, progress=progress, check_start=True, callback=project),
+            lambda: train(model, data, None, config, device=device, progress=progress, check_start=True),
         )
     finally:
         hook.remove()
+        step_hook.remove()
 
 
 def finetune_weights(model: models.Model, meas: Measurements, **finetune_kwargs: Any) -> TrainResult:
@@ -214,12 +218,14 @@ def calibrate(
     start: np.ndarray | None = None,
     activity: str = "pitzer",
     test: Measurements | None = None,
+    device: str = "auto",
     progress: bool = False,
     **loop: Any,
 ) -> tuple[models.Model, list[Stage]]:
     """Both stages on ``model`` (changed in place) for the membrane of ``meas``: (a) the code from ``start``
     (default :func:`start_code`), then, with ``weights``, (b) the weights with eq. 5 noise (``simulated``: family
-    feeds mixed in, the profile's count). ``test``: feeds kept out of both stages, scored after each. ``loop``:
+    feeds mixed in, the profile's count), both on ``device``. ``test``: feeds kept out of both stages, scored after
+    each. ``loop``:
     :class:`TrainConfig` overrides for both stages (e.g. ``threads``). Returns the model and the report of each
     stage."""
     P = get(profile)
@@ -227,11 +233,17 @@ def calibrate(
         raise ValueError(f"test feeds {sorted(set(test.feed_keys) & set(meas.feed_keys))} are also calibration feeds")
     data = from_measurements(meas, tuple(model.config.species))
     start = start_code(meas, P, seed, activity) if start is None else start
-    res_a = infer_code(model, data, start, code_config(P, seed=seed, **loop), progress=progress)
+    res_a = infer_code(model, data, start, code_config(P, seed=seed, **loop), device=device, progress=progress)
     stages = [_stage("code", model, res_a, meas, test)]
     if weights:
         res_b = finetune_weights(
-            model, meas, profile=P, simulated=simulated, config=finetune_config(P, seed=seed, **loop), progress=progress
+            model,
+            meas,
+            profile=P,
+            simulated=simulated,
+            config=finetune_config(P, seed=seed, **loop),
+            device=device,
+            progress=progress,
         )
         stages.append(_stage("code + weights", model, res_b, meas, test))
     return model, stages

@@ -11,13 +11,14 @@ specification as metadata under ``runs/<profile>/data/`` (:meth:`PretrainingSpec
 same specification loads the file instead (it prints "cache hit" or "cache miss"
 with the reason). :func:`split` cuts train/validation/test by composition.
 
-Two switches choose the labels. ``activity``: ``"ideal"`` (default, what the notebooks use today) or
+Two switches choose the labels. ``activity``: ``"ideal"`` (default; the single-membrane set of chapters 03–06) or
 ``"pitzer"`` (Pitzer–Kim activity coefficients in eq. 8, the paper's choice; about 2× the ideal cost at a
 128-composition batch, benchmarks/RESULTS.md). ``family``: False labels every composition on ``membrane``
 (Table 2's Z); True labels each block of ``membrane_block`` compositions on its own membrane drawn from the
 membrane family's prior (:mod:`nanoutils.membrane_family`; Sobol draws seeded with ``seed + 1``), and the set
 carries each sample's membrane code (``TransportData.code``), the extra input of a membrane-aware model; the
-prior is then part of the cache key. The single-membrane, ideal set has the cache key and file it always had.
+prior is then part of the cache key (the family set of chapters 04–06 is Pitzer-labelled, sized by the knob
+``family_set``). The single-membrane, ideal set has the cache key and file it always had.
 
 Labelling runs in chunks of :data:`CHUNK` compositions (the batched solver's rounding depends on the batch,
 so the chunks are fixed whatever runs them): one after the other (``scheduler=None``) or in parallel with

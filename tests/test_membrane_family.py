@@ -8,6 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from nanoutils import dspmde, ions, membrane_calibration, membrane_family, models, pretraining_set, sampling
 from nanoutils.training import TrainConfig, predict_dataset
@@ -225,10 +226,39 @@ def test_code_inference_keeps_the_site_density_physical_where_the_data_would_pus
     data.permeate = predict_dataset(model, replace(data, code=np.tile(truth, (12, 1)))).numpy()
     free = np.zeros(membrane_family.N_CODE, bool)
     free[sites] = True
-    tcfg = TrainConfig(epochs=100, batch_size=12, lr=1e-1, dtype="float64", restore_best=False, threads=1)
+    tcfg = TrainConfig(epochs=40, batch_size=3, lr=1e-1, dtype="float64", threads=1)  # 4 steps an epoch
     start = np.zeros(membrane_family.N_CODE)
-    membrane_calibration.infer_code(model, data, start, tcfg, free=free, floor=np.full(membrane_family.N_CODE, -np.inf))
-    assert model.code.own.detach()[sites] < -1.2, "unbounded, the code follows the data below Γ = 0"
-    membrane_calibration.infer_code(model, data, start, tcfg, free=free)
-    assert model.code.own.detach()[sites] == -1.0, "by default it stops at Γ = 0 (code −1)"
-    assert membrane_family.outside_prior(model.code.own.detach().numpy()) == []
+    below: list[float] = []
+
+    def watch(*_):  # before every optimiser step: the state the last step (and its projection) left
+        below.append(float(model.code.own.detach()[sites]))
+
+    handle = register_optimizer_step_pre_hook(watch)
+    try:
+        unbounded = np.full(membrane_family.N_CODE, -np.inf)
+        membrane_calibration.infer_code(model, data, start, tcfg, free=free, floor=unbounded)
+        assert min(below) < -1.2, "unbounded, the code follows the data below Γ = 0"
+        below.clear()
+        membrane_calibration.infer_code(model, data, start, tcfg, free=free)
+    finally:
+        handle.remove()
+    assert len(below) == 160 and min(below) == -1.0, "by default every step stops at Γ = 0 (code −1)"
+    assert (
+        model.code.own.detach()[sites] == -1.0 and membrane_family.outside_prior(model.code.own.detach().numpy()) == []
+    )
+
+
+def test_test_feeds_are_only_scored_after_each_stage():
+    from nanoutils import measurements
+
+    meas = measurements.load_dataset("nf270_fdl2021")
+    train, test = meas.subset(meas.feed_keys[1:]), meas.subset(meas.feed_keys[:1])
+    torch.manual_seed(0)
+    base = models.build("neural_ode", "smoke", membrane_code=membrane_family.N_CODE)
+    start = np.zeros(membrane_family.N_CODE)
+    kwargs = {"profile": "smoke", "start": start, "weights": False, "threads": 1}
+    a, stages_a = membrane_calibration.calibrate(models.clone(base), train, test=test, **kwargs)
+    b, stages_b = membrane_calibration.calibrate(models.clone(base), train, **kwargs)
+    assert torch.equal(a.code.own, b.code.own) and not torch.equal(a.code.own, base.code.own)
+    assert stages_b[0].held_out is None and stages_a[0].in_sample.value == stages_b[0].in_sample.value
+    assert stages_a[0].held_out.n_feeds == 1 and np.isfinite(stages_a[0].to_dict()["held_out_pp"])
