@@ -225,9 +225,8 @@ def calibrate(
     """Both stages on ``model`` (changed in place) for the membrane of ``meas``: (a) the code from ``start``
     (default :func:`start_code`), then, with ``weights``, (b) the weights with eq. 5 noise (``simulated``: family
     feeds mixed in, the profile's count), both on ``device``. ``test``: feeds kept out of both stages, scored after
-    each. ``loop``:
-    :class:`TrainConfig` overrides for both stages (e.g. ``threads``). Returns the model and the report of each
-    stage."""
+    each. ``loop``: :class:`TrainConfig` overrides for both stages (e.g. ``threads``). Returns the model and the
+    report of each stage."""
     P = get(profile)
     if test is not None and set(test.feed_keys) & set(meas.feed_keys):
         raise ValueError(f"test feeds {sorted(set(test.feed_keys) & set(meas.feed_keys))} are also calibration feeds")
