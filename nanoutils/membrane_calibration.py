@@ -18,7 +18,6 @@ names the parameters (:func:`nanoutils.membrane_family.outside_prior`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,9 +175,7 @@ def start_code(meas: Measurements, profile: str | Profile, seed: int, activity: 
     ``baseline_fit`` budget, ``activity`` as the family's labels; other family parameters at the reference),
     computed once per process for the same rows, profile, seed and activity."""
     P = get(profile)
-    h = hashlib.sha256(f"{P.name}\0{seed}\0{activity}\0".encode())
-    h.update(meas.table.to_csv(index=False).encode())
-    key = h.hexdigest()
+    key = f"{P.name}\0{seed}\0{activity}\0{meas.digest()}"
     if key not in _STARTS:
         res = fitting.fit(
             meas,

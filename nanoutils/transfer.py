@@ -249,11 +249,12 @@ def _source_digest() -> str:
 
 def calibration_key(name: str, train: Measurements, profile: Profile, seed: int) -> str:
     """Cache key of one mechanistic calibration: model name, profile (its fit budgets; an epoch cap changes none),
-    seed, the training rows and the package's files (:func:`_source_digest`) — everything such a fit depends on."""
+    seed, the training rows (:meth:`Measurements.digest`: not where they were read from) and the package's files
+    (:func:`_source_digest`) — everything such a fit depends on."""
     h = hashlib.sha256()
     for part in (name, profile.name, str(seed), _source_digest()):
         h.update(part.encode() + b"\0")
-    h.update(train.table.to_csv(index=False).encode())
+    h.update(train.digest().encode())
     return h.hexdigest()[:24]
 
 

@@ -334,3 +334,19 @@ def test_line_numbers_count_blank_lines(tmp_path):
     with pytest.raises(measurements.MeasurementValueError, match=r"line 8, column 'Jv_um_s', value '-12'"):
         measurements.load_measurements(path)
     assert measurements.load_measurements(write(tmp_path / "ok.csv", GOOD)).table["line"].max() == 7
+
+
+def test_the_digest_follows_the_rows_not_where_they_were_read_from(tmp_path):
+    src = measurements.MEASURED_DIR / "nf270_fdl2021.csv"
+    (tmp_path / "a").mkdir()
+    copy = tmp_path / "a" / src.name
+    copy.write_text(src.read_text())
+    here, there = measurements.load_measurements(src), measurements.load_measurements(copy)
+    assert here.table["file"].iloc[0] != there.table["file"].iloc[0]
+    assert here.digest() == there.digest()
+    text = src.read_text()
+    assert text.count(",0.43114,") == 1  # one rejection of the NaCl feed
+    changed = tmp_path / "changed.csv"
+    changed.write_text(text.replace(",0.43114,", ",0.44114,"))
+    assert measurements.load_measurements(changed).digest() != here.digest()
+    assert here.subset(here.feed_keys[:1]).digest() != here.digest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -92,6 +93,11 @@ class Measurements:
 
     def __repr__(self) -> str:
         return f"Measurements({len(self)} rows, {len(self.feeds)} feeds, studies {list(self.studies)})"
+
+    def digest(self) -> str:
+        """SHA-256 of the rows, every column but ``file`` (the path they were read from): the same data read from
+        another copy or checkout have the same digest (calibration caches key on it)."""
+        return hashlib.sha256(self.table.drop(columns="file").to_csv(index=False).encode()).hexdigest()
 
     def subset(self, feed_keys: Iterable[str]) -> Measurements:
         """The rows of the given feeds only (their report is recomputed)."""
