@@ -20,6 +20,35 @@ NOTEBOOK_DIR = ROOT / "notebooks"
 _NOTEBOOK_RE = re.compile(r"^(\d\d)_.+\.ipynb$")
 
 
+def _kernel_manager() -> type:
+    """The kernel manager the runner starts kernels with: on POSIX one whose kernel talks over Unix sockets
+    (transport "ipc") instead of TCP ports. With TCP, jupyter_client picks free ports, frees them and the kernel
+    binds them later; clean-clone CI runs hung at the start of a notebook with papermill waiting on an idle kernel
+    while other tests ran beside it, under ipykernel 7 and 6 alike, which fits a message lost in that window. Unix
+    sockets have no such window. Windows has no ipc transport and keeps TCP."""
+    import os
+    import sys
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    if sys.platform == "win32":
+        return AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:  # an absolute, unique socket prefix (jupyter_client's is "kernel-ipc" in the cwd)
+            return os.path.join(tempfile.gettempdir(), f"nanoutils-kernel-{uuid.uuid4().hex[:16]}")
+
+    return IPCKernelManager
+
+
 class SeriesError(RuntimeError):
     """A notebook of the series failed; the message names the notebook and the cell."""
 
@@ -91,6 +120,7 @@ def run_series(
                 str(run.output),
                 parameters=parameters,
                 kernel_name="python3",
+                kernel_manager_class=_kernel_manager(),
                 progress_bar=progress_bar,
                 cwd=str(notebook_dir),
             )

@@ -1,6 +1,8 @@
 """Notebook hygiene and the smoke run of the whole series through the runner."""
 
+import os
 import shutil
+import sys
 
 import nbformat
 import pytest
@@ -146,3 +148,13 @@ def test_training_notebooks_take_max_epochs_into_their_profile(path):
     exec([c for c in nb.cells if "parameters" in c.metadata.get("tags", [])][0].source, namespace)
     assert "max_epochs" in namespace and namespace["max_epochs"] is None
     assert any("max_epochs=max_epochs" in c.source for c in nb.cells if c.cell_type == "code")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows has no ipc transport; the runner keeps TCP there")
+def test_the_runner_starts_kernels_on_unix_sockets_each_with_its_own_absolute_path():
+    from nanoutils.runner import _kernel_manager
+
+    cls = _kernel_manager()
+    a, b = cls(kernel_name="python3"), cls(kernel_name="python3")
+    assert a.transport == b.transport == "ipc"
+    assert os.path.isabs(a.ip) and a.ip != b.ip  # not jupyter_client's shared "kernel-ipc" in the cwd
