@@ -186,10 +186,10 @@ def test_the_start_code_is_fitted_once_per_rows_profile_seed_and_activity(monkey
 
 
 def test_calibration_refuses_test_feeds_it_calibrates_on():
-    from nanoutils import measurements
+    from nanoutils import measurements, transfer
 
     meas = measurements.load_dataset("nf270_fdl2021")
-    with pytest.raises(ValueError, match="also calibration feeds"):
+    with pytest.raises(transfer.LeakageError, match=f"{meas.feed_keys[0]}.*reached the calibration data"):
         membrane_calibration.calibrate(
             _tiny(membrane_family.N_CODE), meas, profile="smoke", test=meas.subset(meas.feed_keys[:1])
         )
